@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Command line: argparse, and the mapping of errors to exit codes.
+
+Exit codes: 0 ok; 1 a change is planned (plan) or an operation failed;
+2 invalid configuration or usage. A user's mistake never shows a traceback.
+
+Each subcommand lives in its own module with `add_arguments(parser)` and
+`run(args) -> int`, imported only when that subcommand runs: `status` and
+`check` must not pay for pyroute2, which `apply` and the daemon need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ib40d import __version__
+from ib40d.config import DEFAULT_CONFIG, Config, ConfigError, load
+from ib40d.errors import UserError
+from ib40d.sysroot import SysRoot
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "check": ("ib40d.cmd_check", "validate the configuration; report every problem"),
+    "plan": ("ib40d.cmd_plan", "show what apply would change (dry run)"),
+    "apply": ("ib40d.cmd_apply", "make the machine match the configuration"),
+    "status": ("ib40d.status", "one screen: links, bond, IPoIB, IB ports"),
+    "doctor": ("ib40d.doctor", "find what limits the link (PCIe, mode, MTU, SM, sysctl)"),
+    "bench": ("ib40d.bench", "iperf3 sweep against a peer (or --serve)"),
+    "porttype": ("ib40d.porttype", "set the card's port types (ib/eth/auto)"),
+    "opensm-gate": ("ib40d.opensm", "start opensm on IB ports that need a subnet manager"),
+    "sync": ("ib40d.sync", "write generated files (udev rules, sysctl switch) from the config"),
+    "daemon": ("ib40d.daemon", "systemd service: apply at boot and on hotplug (Type=notify)"),
+    "link-ready": ("ib40d.linkready", "ask the daemon to apply one link (used by ib40-link@.service)"),
+}
+
+
+def config_path(args: argparse.Namespace) -> str:
+    """-c FILE as given; otherwise /etc/ib40.conf under --root."""
+    if getattr(args, "config", None):
+        return args.config
+    return str(SysRoot(args.root).path(DEFAULT_CONFIG))
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load the config the subcommand was pointed at. Raises ConfigError."""
+    return load(config_path(args))
+
+
+def sysroot(args: argparse.Namespace) -> SysRoot:
+    return SysRoot(args.root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=os.environ.get("IB40_ROOT", "/"), metavar="DIR",
+                        help="read and write /sys, /proc, /etc, /run under DIR (default /)")
+    common.add_argument("-c", "--config", metavar="FILE",
+                        help=f"configuration file (default {DEFAULT_CONFIG} under --root)")
+    parser = argparse.ArgumentParser(prog="ib40d", description="Mellanox 40G VPI ports from /etc/ib40.conf")
+    parser.add_argument("--version", action="version", version=f"ib40d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Two passes: the first finds the subcommand, whose module then adds its
+    # own arguments; only that module is imported.
+    first, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(first._module)
+    subparser = parser._subparsers._group_actions[0].choices[first.command]
+    module.add_arguments(subparser)
+    args = parser.parse_args(argv)
+    try:
+        return module.run(args)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        n = len(e.problems)
+        print(f"ib40d: {n} problem{'s' if n != 1 else ''} in the configuration; nothing was changed", file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(f"ib40d {first.command}: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `ib40d status | head`: the reader went away; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

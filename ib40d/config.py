@@ -1,0 +1,655 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Parse and validate /etc/ib40.conf (and /etc/ib40.conf.d/*.conf).
+
+Pure: `parse_texts()` takes file names and their text and returns a Config or
+raises ConfigError carrying every problem found, each as
+"FILE:LINE: [section] key: message". Reading the files from disk is the only
+I/O here (`load()`), kept at the edge.
+
+The format is INI-like and strict on purpose: a typo in a network config must
+stop the apply, not be ignored. configparser is not used because it loses line
+numbers and silently merges duplicates.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CONFIG = "/etc/ib40.conf"
+
+# The kernel's IFNAMSIZ is 16 including the NUL; dev_valid_name() refuses
+# "", ".", "..", and names containing "/", ":" or white space.
+IFNAMSIZ = 16
+
+BOND_MODES = {
+    "balance-rr": 0,
+    "active-backup": 1,
+    "balance-xor": 2,
+    "broadcast": 3,
+    "802.3ad": 4,
+    "balance-tlb": 5,
+    "balance-alb": 6,
+}
+# ARP monitoring works for these modes only (kernel bonding.rst: "ARP
+# monitoring ... does not work with 802.3ad, balance-tlb and balance-alb").
+ARP_MONITOR_MODES = {"balance-rr", "active-backup", "balance-xor", "broadcast"}
+PORT_TYPES = ("ib", "eth", "auto")
+IPOIB_MODES = ("connected", "datagram")
+OPENSM_START = ("auto", "always", "never")
+MTU_MIN, MTU_MAX = 68, 65520
+# Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
+# IPoIB header; only connected mode reaches 65520.
+IPOIB_DATAGRAM_MTU_MAX = 4092
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, already formatted."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Address:
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    broadcast: ipaddress.IPv4Address | None = None
+
+    @property
+    def cidr(self) -> str:
+        return str(self.interface)
+
+    @property
+    def family(self) -> int:
+        return self.interface.version
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    pci: str | None = None  # normalized "0000:05:00.0"; None = the only one present
+    port1: str | None = None  # "ib" | "eth" | "auto" | None (leave alone)
+    port2: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    name: str
+    mac: str | None = None  # lower case "00:02:c9:3e:ca:b1"
+    mtu: int | None = None
+    txqueuelen: int | None = None
+    addresses: tuple[Address, ...] | None = None  # None: addresses not managed
+    kind: str = "ether"  # "ether" for [link], "ipoib" for [ipoib]
+
+
+@dataclass(frozen=True)
+class IPoIBConfig(LinkConfig):
+    mode: str | None = None  # "connected" | "datagram" | None (leave alone)
+    guid: str | None = None  # port GUID "0002:c903:003f:02f1" (last 8 bytes of the address)
+    kind: str = "ipoib"
+
+
+@dataclass(frozen=True)
+class BondConfig:
+    name: str
+    slaves: tuple[str, ...] = ()
+    mode: str | None = None
+    miimon: int | None = None
+    updelay: int | None = None
+    downdelay: int | None = None
+    use_carrier: bool | None = None
+    arp_interval: int | None = None
+    arp_ip_target: tuple[str, ...] | None = None
+    mtu: int | None = None
+    addresses: tuple[Address, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OpensmConfig:
+    start: str = "auto"
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class SysctlConfig:
+    tuning: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    files: tuple[str, ...] = ()
+    card: CardConfig | None = None
+    links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
+    bonds: dict[str, BondConfig] = field(default_factory=dict)
+    opensm: OpensmConfig = OpensmConfig()
+    sysctl: SysctlConfig = SysctlConfig()
+    # where each "section" / "section key" was last set: for messages after parsing
+    origins: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ipoibs(self) -> dict[str, IPoIBConfig]:
+        return {n: l for n, l in self.links.items() if isinstance(l, IPoIBConfig)}
+
+    def names(self) -> list[str]:
+        """Every link name the config manages, links before bonds."""
+        return list(self.links) + list(self.bonds)
+
+    def bond_of(self, link: str) -> BondConfig | None:
+        for bond in self.bonds.values():
+            if link in bond.slaves:
+                return bond
+        return None
+
+    def origin(self, section: str, key: str | None = None) -> str:
+        return self.origins.get(f"{section} {key}" if key else section, "")
+
+
+# ---------------------------------------------------------------- raw parsing
+
+
+@dataclass
+class _Value:
+    text: str
+    where: str  # "FILE:LINE"
+
+
+@dataclass
+class _Section:
+    kind: str  # "card", "link", "bond", "ipoib", "opensm", "sysctl"
+    name: str | None
+    where: str
+    keys: dict[str, _Value] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"[{self.kind} {self.name}]" if self.name else f"[{self.kind}]"
+
+
+_SECTION_KEYS = {
+    "card": {"pci", "port1", "port2"},
+    "link": {"mac", "mtu", "txqueuelen", "address", "netmask", "broadcast"},
+    "ipoib": {"mode", "mtu", "txqueuelen", "address", "netmask", "broadcast", "guid"},
+    "bond": {
+        "slaves", "mode", "miimon", "updelay", "downdelay", "use_carrier",
+        "arp_interval", "arp_ip_target", "mtu", "address", "netmask", "broadcast",
+    },
+    "opensm": {"start", "priority"},
+    "sysctl": {"tuning"},
+}
+_NAMED_SECTIONS = {"link", "ipoib", "bond"}
+
+_SECTION_RE = re.compile(r"^\[\s*([A-Za-z0-9_-]+)(?:\s+(\S+))?\s*\]$")
+_KEY_RE = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*)$")
+# An inline comment starts at " ;" or " #" (a value never contains either).
+_INLINE_COMMENT_RE = re.compile(r"\s[;#].*$")
+
+
+def _strip_comment(line: str) -> str:
+    stripped = line.strip()
+    if not stripped or stripped[0] in "#;":
+        return ""
+    return _INLINE_COMMENT_RE.sub("", stripped).strip()
+
+
+def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
+    sections: list[_Section] = []
+    seen_headers: dict[str, str] = {}
+    current: _Section | None = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        where = f"{fname}:{lineno}"
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        if line.startswith("["):
+            m = _SECTION_RE.match(line)
+            if not m:
+                problems.append(f"{where}: malformed section header {line!r} (expected [type] or [type NAME])")
+                current = None
+                continue
+            kind, name = m.group(1), m.group(2)
+            if kind not in _SECTION_KEYS:
+                known = ", ".join(f"[{k}]" for k in _SECTION_KEYS)
+                problems.append(f"{where}: [{kind}{' ' + name if name else ''}]: unknown section (known: {known})")
+                current = None
+                continue
+            if kind in _NAMED_SECTIONS and not name:
+                problems.append(f"{where}: [{kind}]: needs a link name, as in [{kind} NAME]")
+                current = None
+                continue
+            if kind not in _NAMED_SECTIONS and name:
+                problems.append(f"{where}: [{kind} {name}]: [{kind}] takes no name")
+                current = None
+                continue
+            current = _Section(kind, name, where)
+            if current.label in seen_headers:
+                problems.append(f"{where}: {current.label}: duplicate section (first at line {seen_headers[current.label]})")
+            else:
+                seen_headers[current.label] = str(lineno)
+            sections.append(current)
+            continue
+        m = _KEY_RE.match(line)
+        if not m:
+            ctx = f" {current.label}" if current else ""
+            problems.append(f"{where}:{ctx} expected 'key = value', got {line!r}")
+            continue
+        key, value = m.group(1).lower(), m.group(2).strip()
+        if current is None:
+            problems.append(f"{where}: {key}: key outside any section")
+            continue
+        if key not in _SECTION_KEYS[current.kind]:
+            known = ", ".join(sorted(_SECTION_KEYS[current.kind]))
+            problems.append(f"{where}: {current.label} {key}: unknown key (known: {known})")
+            continue
+        if key in current.keys:
+            first = current.keys[key].where.rsplit(":", 1)[1]
+            problems.append(f"{where}: {current.label} {key}: duplicate key (first at line {first})")
+            continue
+        if value == "":
+            problems.append(f"{where}: {current.label} {key}: empty value")
+            continue
+        current.keys[key] = _Value(value, where)
+    return sections
+
+
+def _merge(files_sections: list[list[_Section]]) -> list[_Section]:
+    """Drop-ins re-open sections of earlier files: later keys win."""
+    merged: dict[str, _Section] = {}
+    for sections in files_sections:
+        for s in sections:
+            if s.label in merged:
+                merged[s.label].keys.update(s.keys)
+            else:
+                merged[s.label] = _Section(s.kind, s.name, s.where, dict(s.keys))
+    return list(merged.values())
+
+
+# ------------------------------------------------------------ value checking
+
+
+class _Checker:
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+
+    def err(self, where: str, section: _Section, key: str | None, msg: str) -> None:
+        label = f"{section.label} {key}" if key else section.label
+        self.problems.append(f"{where}: {label}: {msg}")
+
+    def integer(self, s: _Section, key: str, lo: int, hi: int) -> int | None:
+        v = s.keys.get(key)
+        if v is None:
+            return None
+        try:
+            n = int(v.text, 10)
+        except ValueError:
+            self.err(v.where, s, key, f"{v.text!r} is not a whole number")
+            return None
+        if not lo <= n <= hi:
+            self.err(v.where, s, key, f"{n} is out of range {lo}..{hi}")
+            return None
+        return n
+
+    def choice(self, s: _Section, key: str, choices) -> str | None:
+        v = s.keys.get(key)
+        if v is None:
+            return None
+        text = v.text.lower()
+        if text not in choices:
+            self.err(v.where, s, key, f"{v.text!r} is not one of: {', '.join(choices)}")
+            return None
+        return text
+
+    def boolean(self, s: _Section, key: str) -> bool | None:
+        v = s.keys.get(key)
+        if v is None:
+            return None
+        text = v.text.lower()
+        if text in ("1", "yes", "true", "on"):
+            return True
+        if text in ("0", "no", "false", "off"):
+            return False
+        self.err(v.where, s, key, f"{v.text!r} is not a boolean (yes/no, true/false, 1/0, on/off)")
+        return None
+
+    def mac(self, s: _Section, key: str) -> str | None:
+        v = s.keys.get(key)
+        if v is None:
+            return None
+        if not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", v.text):
+            self.err(v.where, s, key, f"{v.text!r} is not a MAC address like 00:02:c9:3e:ca:b1")
+            return None
+        mac = v.text.lower()
+        if int(mac[:2], 16) & 1:
+            self.err(v.where, s, key, f"{v.text!r} is a multicast address, not a port's MAC")
+            return None
+        return mac
+
+    def guid(self, s: _Section, key: str) -> str | None:
+        """A port GUID as ibstat prints it (0x0002c903003f02f1) or as sysfs
+        does (0002:c903:003f:02f1); returned in sysfs form."""
+        v = s.keys.get(key)
+        if v is None:
+            return None
+        text = v.text.lower()
+        digits = None
+        if re.fullmatch(r"0x[0-9a-f]{16}", text):
+            digits = text[2:]
+        elif re.fullmatch(r"[0-9a-f]{4}(:[0-9a-f]{4}){3}", text):
+            digits = text.replace(":", "")
+        if digits is None:
+            self.err(v.where, s, key, f"{v.text!r} is not a port GUID like 0x0002c903003f02f1")
+            return None
+        return ":".join(digits[i:i + 4] for i in range(0, 16, 4))
+
+    def addresses(self, s: _Section) -> tuple[Address, ...] | None:
+        v = s.keys.get("address")
+        nm = s.keys.get("netmask")
+        bc = s.keys.get("broadcast")
+        if v is None:
+            for other in (nm, bc):
+                if other is not None:
+                    key = "netmask" if other is nm else "broadcast"
+                    self.err(other.where, s, key, "needs an address = in the same section")
+            return None
+        result: list[Address] = []
+        words = v.text.split()
+        for word in words:
+            if nm is not None:
+                if "/" in word:
+                    self.err(nm.where, s, "netmask", f"given together with a prefix length in address {word!r}: use one")
+                    return None
+                if len(words) > 1:
+                    self.err(nm.where, s, "netmask", "netmask only goes with a single address")
+                    return None
+                try:
+                    iface = ipaddress.IPv4Interface(f"{word}/{nm.text}")
+                except ValueError:
+                    self.err(nm.where, s, "netmask", f"{nm.text!r} is not a valid IPv4 netmask for {word!r}")
+                    return None
+            else:
+                if "/" not in word:
+                    self.err(v.where, s, "address", f"{word!r} needs a prefix length (10.30.0.2/16) or a netmask = key")
+                    continue
+                try:
+                    iface = ipaddress.ip_interface(word)
+                except ValueError:
+                    self.err(v.where, s, "address", f"{word!r} is not an address in CIDR form like 10.30.0.2/16")
+                    continue
+            if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
+                self.err(v.where, s, "address", f"{word!r} is the network address of {iface.network}, not a host")
+                continue
+            result.append(Address(iface))
+        if len({a.interface.ip for a in result}) != len(result):
+            self.err(v.where, s, "address", "the same address is listed twice")
+        if bc is not None:
+            v4 = [a for a in result if a.family == 4]
+            if len(v4) != 1:
+                self.err(bc.where, s, "broadcast", "broadcast needs exactly one IPv4 address in this section")
+                return tuple(result)
+            try:
+                baddr = ipaddress.IPv4Address(bc.text)
+            except ValueError:
+                self.err(bc.where, s, "broadcast", f"{bc.text!r} is not an IPv4 address")
+                return tuple(result)
+            if baddr not in v4[0].interface.network:
+                self.err(bc.where, s, "broadcast", f"{baddr} is outside {v4[0].interface.network}")
+                return tuple(result)
+            result = [Address(a.interface, baddr) if a is v4[0] else a for a in result]
+        return tuple(result)
+
+
+def _valid_ifname(name: str) -> str | None:
+    """Why the kernel would refuse this interface name, or None."""
+    if len(name.encode()) >= IFNAMSIZ:
+        return f"longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
+    if name in (".", ".."):
+        return "'.' and '..' are not valid interface names"
+    bad = [c for c in name if c in "/:" or c.isspace()]
+    if bad:
+        return f"contains {bad[0]!r}, which the kernel refuses in interface names"
+    if not name.isascii() or not name.isprintable():
+        return "must be printable ASCII"
+    return None
+
+
+def _normalize_pci(text: str) -> str | None:
+    m = re.fullmatch(r"(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
+    if not m:
+        return None
+    domain = (m.group(1) or "0000").lower()
+    return f"{domain}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}"
+
+
+def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]) -> Config:
+    chk = _Checker(problems)
+    card = None
+    links: dict[str, LinkConfig] = {}
+    bonds: dict[str, BondConfig] = {}
+    opensm = OpensmConfig()
+    sysctl = SysctlConfig()
+    origins: dict[str, str] = {}
+    name_sections: dict[str, _Section] = {}
+    macs: dict[str, _Section] = {}
+
+    for s in sections:
+        origins[s.name or s.kind] = s.where
+        for key, v in s.keys.items():
+            origins[f"{s.name or s.kind} {key}"] = v.where
+        if s.name is not None:
+            why = _valid_ifname(s.name)
+            if why:
+                chk.err(s.where, s, None, f"interface name {s.name!r}: {why}")
+                continue
+            if s.name in name_sections:
+                other = name_sections[s.name]
+                chk.err(s.where, s, None, f"{s.name} is already configured by {other.label} at {other.where}")
+                continue
+            name_sections[s.name] = s
+
+        if s.kind == "card":
+            pci = None
+            if "pci" in s.keys:
+                v = s.keys["pci"]
+                pci = _normalize_pci(v.text)
+                if pci is None:
+                    chk.err(v.where, s, "pci", f"{v.text!r} is not a PCI address like 0000:05:00.0")
+            p1 = chk.choice(s, "port1", PORT_TYPES)
+            p2 = chk.choice(s, "port2", PORT_TYPES)
+            if p1 == "eth" and p2 == "ib":
+                v = s.keys["port1"]
+                chk.err(v.where, s, "port1", "port1 = eth with port2 = ib is refused by the mlx4 driver "
+                        "(port 1 can be Ethernet only when port 2 is too); use port2 = eth or auto, or swap the cables")
+            card = CardConfig(pci, p1, p2)
+
+        elif s.kind in ("link", "ipoib"):
+            common = dict(
+                name=s.name,
+                mtu=chk.integer(s, "mtu", MTU_MIN, MTU_MAX),
+                txqueuelen=chk.integer(s, "txqueuelen", 0, 2**32 - 1),
+                addresses=chk.addresses(s),
+            )
+            if s.kind == "link":
+                mac = chk.mac(s, "mac")
+                if mac:
+                    if mac in macs:
+                        chk.err(s.keys["mac"].where, s, "mac", f"{mac} is also the MAC of {macs[mac].label}")
+                    macs[mac] = s
+                links[s.name] = LinkConfig(mac=mac, **common)
+            else:
+                mode = chk.choice(s, "mode", IPOIB_MODES)
+                mtu = common["mtu"]
+                if mtu is not None and mtu > IPOIB_DATAGRAM_MTU_MAX and mode != "connected":
+                    v = s.keys["mtu"]
+                    why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
+                    chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
+                            "set mode = connected (up to 65520) or mtu <= 4092")
+                links[s.name] = IPoIBConfig(mode=mode, guid=chk.guid(s, "guid"), **common)
+
+        elif s.kind == "bond":
+            bonds[s.name] = _build_bond(chk, s)
+
+        elif s.kind == "opensm":
+            opensm = OpensmConfig(
+                start=chk.choice(s, "start", OPENSM_START) or "auto",
+                priority=chk.integer(s, "priority", 0, 15),
+            )
+
+        elif s.kind == "sysctl":
+            tuning = chk.boolean(s, "tuning")
+            sysctl = SysctlConfig(tuning=True if tuning is None else tuning)
+
+    _check_bonds(chk, bonds, links, name_sections)
+    return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
+
+
+def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
+    mode = None
+    if "mode" in s.keys:
+        v = s.keys["mode"]
+        text = v.text.lower()
+        by_number = {str(n): m for m, n in BOND_MODES.items()}
+        mode = by_number.get(text, text)
+        if mode not in BOND_MODES:
+            chk.err(v.where, s, "mode", f"{v.text!r} is not a bonding mode ({', '.join(BOND_MODES)})")
+            mode = None
+    miimon = chk.integer(s, "miimon", 0, 2**31 - 1)
+    updelay = chk.integer(s, "updelay", 0, 2**31 - 1)
+    downdelay = chk.integer(s, "downdelay", 0, 2**31 - 1)
+    arp_interval = chk.integer(s, "arp_interval", 0, 2**31 - 1)
+    for key, value in (("updelay", updelay), ("downdelay", downdelay)):
+        if not value:
+            continue
+        v = s.keys[key]
+        if not miimon:
+            chk.err(v.where, s, key, f"{key} needs miimon > 0 (it counts MII monitor intervals)")
+        elif value % miimon:
+            chk.err(v.where, s, key, f"{value} is not a multiple of miimon {miimon}; "
+                    f"the kernel would round it down to {value - value % miimon}")
+    targets = None
+    if "arp_ip_target" in s.keys:
+        v = s.keys["arp_ip_target"]
+        targets = []
+        for word in v.text.split():
+            try:
+                targets.append(str(ipaddress.IPv4Address(word)))
+            except ValueError:
+                chk.err(v.where, s, "arp_ip_target", f"{word!r} is not an IPv4 address")
+        if len(targets) > 16:
+            chk.err(v.where, s, "arp_ip_target", "at most 16 targets (BOND_MAX_ARP_TARGETS)")
+        targets = tuple(targets)
+    if arp_interval:
+        v = s.keys["arp_interval"]
+        if miimon:
+            chk.err(v.where, s, "arp_interval", "ARP monitoring and miimon exclude each other "
+                    "(the kernel turns miimon off when arp_interval is set); set miimon = 0")
+        if not targets:
+            chk.err(v.where, s, "arp_interval", "needs arp_ip_target = the peer's address(es)")
+        if mode is not None and mode not in ARP_MONITOR_MODES:
+            chk.err(v.where, s, "arp_interval", f"ARP monitoring does not work in mode {mode}")
+    elif targets:
+        chk.err(s.keys["arp_ip_target"].where, s, "arp_ip_target", "needs arp_interval > 0")
+    slaves: tuple[str, ...] = ()
+    if "slaves" not in s.keys:
+        chk.err(s.where, s, None, "needs slaves = the links to bond")
+    else:
+        v = s.keys["slaves"]
+        names = v.text.replace(",", " ").split()
+        if len(set(names)) != len(names):
+            chk.err(v.where, s, "slaves", "a link is listed twice")
+        slaves = tuple(dict.fromkeys(names))
+    return BondConfig(
+        name=s.name, slaves=slaves, mode=mode, miimon=miimon, updelay=updelay,
+        downdelay=downdelay, use_carrier=chk.boolean(s, "use_carrier"),
+        arp_interval=arp_interval, arp_ip_target=targets,
+        mtu=chk.integer(s, "mtu", MTU_MIN, MTU_MAX), addresses=chk.addresses(s),
+    )
+
+
+def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
+    owner: dict[str, str] = {}
+    for bond in bonds.values():
+        s = name_sections[bond.name]
+        slaves_v = s.keys.get("slaves")
+        kinds = set()
+        for slave in bond.slaves:
+            where = slaves_v.where
+            if slave not in links:
+                if slave in bonds:
+                    chk.err(where, s, "slaves", f"{slave} is a bond; ib40 does not nest bonds")
+                else:
+                    chk.err(where, s, "slaves", f"{slave} is neither a [link {slave}] nor an [ipoib {slave}] section")
+                continue
+            if slave in owner:
+                chk.err(where, s, "slaves", f"{slave} is already a slave of {owner[slave]}")
+                continue
+            owner[slave] = bond.name
+            link = links[slave]
+            kinds.add(link.kind)
+            ls = name_sections[slave]
+            if link.addresses is not None:
+                chk.err(ls.keys["address"].where, ls, "address",
+                        f"{slave} is a slave of {bond.name}: put the address on {bond.name}, never on a slave")
+            if link.mtu is not None and bond.mtu is not None and link.mtu != bond.mtu:
+                chk.err(ls.keys["mtu"].where, ls, "mtu",
+                        f"{link.mtu} differs from {bond.name} mtu {bond.mtu}; the bond sets its slaves' MTU")
+        if "ipoib" in kinds:
+            if len(kinds) > 1:
+                chk.err(slaves_v.where, s, "slaves", "IPoIB and Ethernet links cannot be slaves of the same bond")
+            elif bond.mode != "active-backup":
+                where = s.keys["mode"].where if "mode" in s.keys else s.where
+                key = "mode" if "mode" in s.keys else None
+                shown = bond.mode or "balance-rr (the default)"
+                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {shown}; set mode = active-backup")
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def parse_texts(named_texts: list[tuple[str, str]]) -> Config:
+    """Parse (file name, text) pairs, main file first. Raises ConfigError."""
+    problems: list[str] = []
+    per_file = [_parse_file(name, text, problems) for name, text in named_texts]
+    files = tuple(name for name, _ in named_texts)
+    config = _build(_merge(per_file), files, problems)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: _problem_order(p, files)))
+    return config
+
+
+def _problem_order(problem: str, files: tuple[str, ...]) -> tuple[int, int]:
+    """Sort problems by file (main first, then drop-ins) and line."""
+    for i, name in enumerate(files):
+        m = re.match(re.escape(name) + r":(\d+):", problem)
+        if m:
+            return (i, int(m.group(1)))
+    return (len(files), 0)
+
+
+def parse_text(text: str, fname: str = "ib40.conf") -> Config:
+    return parse_texts([(fname, text)])
+
+
+def config_files(path: str | Path) -> list[Path]:
+    """The main file, then its drop-ins (path + ".d/*.conf") in name order."""
+    path = Path(path)
+    dropin_dir = Path(str(path) + ".d")
+    dropins = sorted(p for p in dropin_dir.glob("*.conf") if p.is_file()) if dropin_dir.is_dir() else []
+    return [path, *dropins]
+
+
+def load(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read and parse the config and its drop-ins. A missing main file or an
+    unreadable one is a ConfigError naming it, like any other problem."""
+    named: list[tuple[str, str]] = []
+    problems = []
+    for p in config_files(path):
+        try:
+            named.append((str(p), p.read_text()))
+        except FileNotFoundError:
+            problems.append(f"{p}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}")
+    if problems:
+        raise ConfigError(problems)
+    return parse_texts(named)
