@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Run a plan through the netlink adapter and sysfs, then verify.
+
+`converge()` is what `ib40d apply` and the daemon call: observe, plan, execute,
+observe again and plan again — a non-empty second plan means the kernel did
+not take what we asked, and is reported as such. A refused request stops the
+run with one line naming the link and the errno, and the result says what was
+done and what was not.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from ib40d.actions import Action
+from ib40d.config import Config
+from ib40d.netlink_errors import NetlinkRefused
+from ib40d.observe import observe
+from ib40d.plan import Plan, make_plan
+from ib40d.sysroot import SysRoot
+
+
+@dataclass
+class ApplyResult:
+    planned: list[Action] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    not_converged: list[Action] = field(default_factory=list)
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.not_converged
+
+    @property
+    def not_done(self) -> list[Action]:
+        done = set(map(id, self.done))
+        return [a for a in self.planned if id(a) not in done]
+
+    def to_json(self) -> dict:
+        return {
+            "ok": self.ok,
+            "writes": self.writes,
+            "done": [a.to_json() for a in self.done],
+            "not_done": [a.to_json() for a in self.not_done] if self.error else [],
+            "not_converged": [a.to_json() for a in self.not_converged],
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+class _Indexes:
+    """name -> ifindex, refreshed when a name is missing (a bond we just made)."""
+
+    def __init__(self, nl):
+        self.nl = nl
+        self.map: dict[str, int] = {}
+
+    def __call__(self, name: str) -> int:
+        if name not in self.map:
+            self.map = {l.name: l.index for l in self.nl.dump_links()}
+        if name not in self.map:
+            raise NetlinkRefused(errno.ENODEV, f"find {name}")
+        return self.map[name]
+
+
+def _ipoib_mode(root: SysRoot, name: str, mode: str) -> None:
+    try:
+        root.write_sysfs(f"/sys/class/net/{name}/mode", mode)
+    except OSError as e:
+        if e.errno == errno.EINVAL and mode == "connected":
+            raise NetlinkRefused(e.errno, f"set {name} to connected mode",
+                                 "this card or kernel has no IPoIB connected mode (mlx5 enhanced IPoIB "
+                                 f"does not); set mode = datagram and mtu <= 4092 in [ipoib {name}]") from None
+        raise NetlinkRefused(e.errno or errno.EIO, f"set {name} to {mode} mode") from None
+
+
+def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: ApplyResult) -> None:
+    name = action.target
+    kind = action.kind
+    if kind == "bond.create":
+        nl.create_bond(name, action.params["options"])
+    elif kind == "bond.set":
+        nl.set_bond(index(name), name, action.params["options"])
+    elif kind == "bond.use_carrier":
+        try:
+            nl.set_bond(index(name), name, {"use_carrier": action.params["value"]})
+        except NetlinkRefused as e:
+            # Kernels from 6.x on deprecate use_carrier; not worth failing a bond for.
+            result.warnings.append(f"{name}: use_carrier not set: {e}")
+    elif kind == "link.up":
+        nl.set_state(index(name), name, True)
+    elif kind == "link.down":
+        nl.set_state(index(name), name, False)
+    elif kind == "link.mtu":
+        nl.set_mtu(index(name), name, action.changes[0].new)
+    elif kind == "link.txqueuelen":
+        nl.set_txqueuelen(index(name), name, action.changes[0].new)
+    elif kind == "link.enslave":
+        master = action.params["master"]
+        nl.set_master(index(name), name, index(master), master)
+    elif kind == "link.release":
+        nl.set_master(index(name), name, 0, None)
+    elif kind == "ipoib.mode":
+        index(name)  # ENODEV early if it went away
+        _ipoib_mode(root, name, action.changes[0].new)
+    elif kind == "addr.add":
+        nl.add_address(index(name), name, action.params["cidr"], action.params["broadcast"])
+    elif kind == "addr.del":
+        nl.del_address(index(name), name, action.params["cidr"])
+    else:
+        raise ValueError(f"unknown action kind {kind}")
+
+
+def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
+    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes))
+    index = _Indexes(nl)
+    for action in plan.actions:
+        try:
+            execute_action(action, nl, root, index, result)
+        except NetlinkRefused as e:
+            result.error = f"{action.target}: {e}"
+            break
+        result.done.append(action)
+    return result
+
+
+def converge(cfg: Config, nl, root: SysRoot, only: str | None = None) -> ApplyResult:
+    plan = make_plan(cfg, observe(nl, root), only)
+    writes_before = nl.writes
+    result = execute(plan, nl, root)
+    if result.error is None and plan.actions:
+        again = make_plan(cfg, observe(nl, root), only)
+        result.not_converged = again.actions
+    result.writes = nl.writes - writes_before
+    return result

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d apply`: make the machine match the configuration, then verify."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ib40d.cli import load_config, sysroot
+from ib40d.errors import UserError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--link", metavar="NAME", help="only NAME (and its bond, or a bond's slaves)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def report(result, out=sys.stdout) -> None:
+    for action in result.done:
+        print(f"done: {action.describe()}", file=out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=out)
+    for note in result.notes:
+        print(f"note: {note}", file=out)
+    if result.error:
+        print(f"error: {result.error}", file=out)
+        for action in result.not_done:
+            print(f"not done: {action.describe()}", file=out)
+    for action in result.not_converged:
+        print(f"not converged: {action.describe()} (the kernel did not keep it)", file=out)
+    if result.ok:
+        n = len(result.done)
+        print(f"applied {n} change{'s' if n != 1 else ''} ({result.writes} netlink/sysfs writes)"
+              if n else "nothing to do: the machine matches the configuration", file=out)
+
+
+def run(args) -> int:
+    cfg = load_config(args)  # before any netlink: an invalid config touches nothing
+    root = sysroot(args)
+    if args.link and args.link not in cfg.names():
+        raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
+    from ib40d.apply import converge
+    from ib40d.netlink import Netlink
+
+    nl = Netlink()
+    try:
+        result = converge(cfg, nl, root, args.link)
+    finally:
+        nl.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        report(result)
+    return 0 if result.ok else 1

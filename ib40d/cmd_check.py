@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d check`: validate the configuration, report every problem at once."""
+
+from __future__ import annotations
+
+from ib40d.cli import load_config
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def summary(cfg) -> str:
+    ether = [n for n, l in cfg.links.items() if l.kind == "ether"]
+    parts = [f"{len(ether)} link{'s' if len(ether) != 1 else ''}",
+             f"{len(cfg.bonds)} bond{'s' if len(cfg.bonds) != 1 else ''}",
+             f"{len(cfg.ipoibs)} IPoIB"]
+    if cfg.card:
+        parts.append(f"card port1={cfg.card.port1 or '-'} port2={cfg.card.port2 or '-'}")
+    files = cfg.files[0] + (f" (+{len(cfg.files) - 1} drop-in)" if len(cfg.files) > 1 else "")
+    return f"{files}: valid; {', '.join(parts)}"
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    print(summary(cfg))
+    return 0

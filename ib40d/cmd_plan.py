@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d plan`: what apply would change on this machine. Changes nothing.
+
+Exit 0 when there is nothing to do, 1 when there is a plan (like diff).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ib40d.cli import load_config, sysroot
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--link", metavar="NAME", help="only what applying NAME would change")
+
+
+def run(args) -> int:
+    cfg = load_config(args)  # before any netlink: an invalid config touches nothing
+    root = sysroot(args)
+    if args.link and args.link not in cfg.names():
+        from ib40d.errors import UserError
+        raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
+    from ib40d.netlink import Netlink
+    from ib40d.observe import observe
+    from ib40d.plan import make_plan
+
+    nl = Netlink()
+    try:
+        plan = make_plan(cfg, observe(nl, root), args.link)
+    finally:
+        nl.close()
+    if args.json:
+        print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes}, indent=2))
+    else:
+        for action in plan.actions:
+            print(action.describe())
+        for note in plan.notes:
+            print(f"note: {note}")
+        if not plan.actions:
+            print("nothing to do: the machine matches the configuration")
+    return 1 if plan.actions else 0
