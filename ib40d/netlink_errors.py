@@ -25,7 +25,8 @@ class NetlinkRefused(Exception):
     def __init__(self, code: int, what: str, hint: str | None = None):
         self.code = code
         self.what = what
-        name = errno.errorcode.get(code, str(code))
+        # ENOTSUP and EOPNOTSUPP are one number on Linux; netlink speaks of the latter.
+        name = "EOPNOTSUPP" if code == errno.EOPNOTSUPP else errno.errorcode.get(code, str(code))
         meaning = _MEANING.get(code) or (name.lower() if code in errno.errorcode else "error")
         text = f"{what}: refused by the kernel: {name} ({meaning})"
         if hint:

@@ -214,3 +214,12 @@ def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
         plan.actions = [a for a in plan.actions if a.target in keep]
         plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
     return plan
+
+
+def missing_slaves(cfg: Config, obs: Observed) -> list[str]:
+    """'bond0: eth40b' for every configured slave not (yet) enslaved."""
+    missing = []
+    for bond in cfg.bonds.values():
+        have = set(obs.slaves_of(bond.name))
+        missing += [f"{bond.name}: {s}" for s in bond.slaves if s not in have]
+    return missing

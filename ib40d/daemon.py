@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d daemon`: ib40d.service, the one process per boot that holds pyroute2.
+
+Importing pyroute2 costs ~0.25 s of CPU and 35 MB; paying it once per unit
+would cost a boot several times that. So one Type=notify service imports it
+once and does all link work:
+
+- at start, applies the whole configuration;
+- watches rtnetlink link events and re-applies when a configured link appears
+  (boot enumeration, hotplug, a mlx4 port-type switch re-registering netdevs);
+- answers `ib40d link-ready NAME` (ib40-link@NAME.service) on a unix socket
+  in /run/ib40, so per-link units cost a few ms each;
+- sends READY=1 once every bond has all its slaves (STATUS= while waiting),
+  or after --ready-timeout with a STATUS saying what is missing, so a dead
+  port never holds network.target for ever;
+- SIGHUP (systemctl reload) re-reads the config; an invalid one is logged and
+  the running one kept. Stopping the service leaves the links as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from ib40d import notify
+from ib40d.cli import load_config, sysroot
+from ib40d.config import ConfigError
+from ib40d.plan import missing_slaves
+
+CONTROL_SOCKET = "/run/ib40/control.sock"
+DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
+RTMGRP_LINK = 0x1
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--ready-timeout", type=float, default=30.0, metavar="S",
+                        help="send READY=1 after S seconds even if a bond still misses slaves (default 30)")
+    parser.add_argument("--exit-when-ready", action="store_true",
+                        help="exit after the first convergence (for tests and one-shot use)")
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Daemon:
+    def __init__(self, args):
+        from ib40d.netlink import Netlink
+
+        self.args = args
+        self.root = sysroot(args)
+        self.cfg = load_config(args)
+        self.nl = Netlink()
+        self.ready_sent = False
+        self.started = time.monotonic()
+        self.pending: set[str] = set()
+        self.pending_since: float | None = None
+        self.stop = False
+
+    # ------------------------------------------------------------ applying
+
+    def converge(self, only: str | None = None) -> list[str]:
+        from ib40d.apply import converge
+        from ib40d.cmd_apply import report
+        import io
+
+        result = converge(self.cfg, self.nl, self.root, only)
+        out = io.StringIO()
+        report(result, out)
+        lines = out.getvalue().splitlines()
+        if result.done or not result.ok or result.warnings:
+            for line in lines:
+                log(f"{only or 'all'}: {line}")
+        return lines if result.ok else lines + ["__failed__"]
+
+    def check_ready(self) -> None:
+        if self.ready_sent:
+            return
+        from ib40d.observe import observe
+
+        missing = missing_slaves(self.cfg, observe(self.nl, self.root))
+        waited = time.monotonic() - self.started
+        if not missing:
+            notify.ready("all configured links applied")
+            self.ready_sent = True
+            log("ready: all configured links applied")
+        elif waited >= self.args.ready_timeout:
+            text = f"ready after {waited:.0f} s without: {', '.join(missing)}"
+            notify.ready(text)
+            self.ready_sent = True
+            log(text)
+        else:
+            notify.status(f"waiting for slaves: {', '.join(missing)}")
+
+    # -------------------------------------------------------------- events
+
+    def on_link_event(self, monitor) -> None:
+        names = set(self.cfg.names())
+        for msg in monitor.get():
+            name = msg.get_attr("IFLA_IFNAME")
+            if name in names:
+                self.pending.add(name)
+        if self.pending and self.pending_since is None:
+            self.pending_since = time.monotonic()
+
+    def flush_pending(self) -> None:
+        if self.pending_since is None or time.monotonic() - self.pending_since < DEBOUNCE_S:
+            return
+        self.pending.clear()
+        self.pending_since = None
+        self.converge()
+        self.check_ready()
+
+    def on_client(self, conn: socket.socket) -> None:
+        """One request per connection: 'apply NAME\\n' -> result lines, then 'END <rc>'."""
+        with conn:
+            conn.settimeout(5)
+            try:
+                request = conn.makefile("r").readline().split()
+            except OSError:
+                return
+            if len(request) != 2 or request[0] != "apply":
+                conn.sendall(b"error: bad request\nEND 2\n")
+                return
+            name = request[1]
+            if name not in self.cfg.names():
+                conn.sendall(f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode())
+                return
+            lines = self.converge(name)
+            failed = "__failed__" in lines
+            body = "".join(f"{l}\n" for l in lines if l != "__failed__")
+            try:
+                conn.sendall(f"{body}END {1 if failed else 0}\n".encode())
+            except OSError:
+                pass  # the client gave up; the work is done anyway
+        self.check_ready()
+
+    def reload(self) -> None:
+        try:
+            self.cfg = load_config(self.args)
+        except ConfigError as e:
+            for problem in e.problems:
+                log(f"reload refused: {problem}")
+            notify.status("config reload refused: invalid configuration; running the previous one")
+            return
+        log("configuration reloaded")
+        self.converge()
+        self.check_ready()
+
+    # ---------------------------------------------------------------- loop
+
+    def control_socket(self) -> socket.socket:
+        path = self.root.path(CONTROL_SOCKET)
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        os.chmod(path, 0o600)  # root only: it changes the network
+        sock.listen(16)
+        return sock
+
+    def run(self) -> int:
+        from pyroute2 import IPRoute
+
+        monitor = IPRoute()
+        monitor.bind(groups=RTMGRP_LINK)  # subscribe before the first apply: no event is missed
+        server = self.control_socket()
+        sel = selectors.DefaultSelector()
+        sel.register(monitor.fileno(), selectors.EVENT_READ, "netlink")
+        sel.register(server, selectors.EVENT_READ, "control")
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        sel.register(wake_r, selectors.EVENT_READ, "signal")
+        signals: list[int] = []
+
+        def on_signal(signum, _frame):
+            signals.append(signum)
+            os.write(wake_w, b"x")
+
+        signal.signal(signal.SIGHUP, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        notify.status("applying configuration")
+        self.converge()
+        self.check_ready()
+        if self.args.exit_when_ready and self.ready_sent:
+            return 0
+        while not self.stop:
+            timeout = 1.0
+            if self.pending_since is not None:
+                timeout = max(0.0, DEBOUNCE_S - (time.monotonic() - self.pending_since))
+            for key, _ in sel.select(timeout):
+                if key.data == "netlink":
+                    self.on_link_event(monitor)
+                elif key.data == "control":
+                    conn, _ = server.accept()
+                    self.on_client(conn)
+                elif key.data == "signal":
+                    os.read(wake_r, 64)
+                    while signals:
+                        signum = signals.pop(0)
+                        if signum == signal.SIGHUP:
+                            self.reload()
+                        else:
+                            self.stop = True
+            self.flush_pending()
+            self.check_ready()
+            if self.args.exit_when_ready and self.ready_sent:
+                break
+        server.close()
+        try:
+            self.root.path(CONTROL_SOCKET).unlink()
+        except OSError:
+            pass
+        monitor.close()
+        self.nl.close()
+        return 0
+
+
+def run(args) -> int:
+    daemon = Daemon(args)
+    if not daemon.cfg.names():
+        log(f"{daemon.cfg.files[0]} configures no link; nothing to do")
+        notify.ready("nothing configured")
+        return 0
+    sys.stdout.reconfigure(line_buffering=True)
+    return daemon.run()

@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""InfiniBand ports: read from sysfs, or parsed from ibstat/ibstatus text.
+
+sysfs (drivers/infiniband/core/sysfs.c) under /sys/class/infiniband/<dev>/
+ports/<n>/: state "4: ACTIVE", phys_state "5: LinkUp", rate
+"40 Gb/sec (4X QDR)", sm_lid and lid "0x2", link_layer "InfiniBand" or
+"Ethernet", gids/0 "fe80:0000:0000:0000:0002:c903:00a4:e721" (its low 64 bits
+are the port GUID that opensm binds to, as `ibstat -p` prints it).
+
+`ibstatus` prints those sysfs texts as they are; `ibstat` names the states
+("Active", "Initializing") and prints the rate as a number ("40 (FDR10)").
+Both parse into the same IBPort so tests and support bundles compare alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from ib40d.sysroot import SysRoot
+
+# ib_port_state (IBTA PortInfo:PortState) as the kernel prints it, and the
+# names ibstat uses for the same numbers.
+PORT_STATES = {0: "NOP", 1: "DOWN", 2: "INIT", 3: "ARMED", 4: "ACTIVE", 5: "ACTIVE_DEFER"}
+IBSTAT_STATES = {"Down": "DOWN", "Initializing": "INIT", "Armed": "ARMED", "Active": "ACTIVE"}
+PHYS_STATES = {0: "<unknown>", 1: "Sleep", 2: "Polling", 3: "Disabled", 4: "PortConfigurationTraining",
+               5: "LinkUp", 6: "LinkErrorRecovery", 7: "Phy Test"}
+
+
+@dataclass
+class IBPort:
+    device: str  # "mlx4_0"
+    port: int
+    guid: str | None = None  # "0x0002c90300a4e721"
+    link_layer: str | None = None  # "InfiniBand" | "Ethernet" | None (old ibstat: not printed)
+    state: str | None = None  # "ACTIVE", "INIT", "DOWN"...
+    phys_state: str | None = None  # "LinkUp", "Polling", "Disabled"...
+    rate: str | None = None  # as printed: "56 Gb/sec (4X FDR)" or "40 (FDR10)"
+    rate_gbps: float | None = None
+    sm_lid: int | None = None
+    lid: int | None = None
+
+    @property
+    def is_infiniband(self) -> bool:
+        # Before RoCE, ibstat printed no link layer: every port was IB.
+        return self.link_layer in (None, "InfiniBand")
+
+    @property
+    def linked(self) -> bool:
+        return self.phys_state == "LinkUp"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def parse_state(text: str | None, names: dict[int, str] = PORT_STATES) -> str | None:
+    """"4: ACTIVE" -> "ACTIVE" (the kernel's text); a bare name passes through."""
+    if not text:
+        return None
+    m = re.match(r"^\s*(\d+)\s*:\s*(.*?)\s*$", text)
+    if not m:
+        return text.strip()
+    return m.group(2) or names.get(int(m.group(1)))
+
+
+def parse_rate_gbps(text: str | None) -> float | None:
+    """"56 Gb/sec (4X FDR)", "40 (FDR10)", "2.5" -> 56.0, 40.0, 2.5."""
+    if not text:
+        return None
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)", text)
+    return float(m.group(1)) if m else None
+
+
+def parse_lid(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        return None
+
+
+def guid_from_gid(gid: str | None) -> str | None:
+    """"fe80:0000:0000:0000:0002:c903:00a4:e721" -> "0x0002c90300a4e721"."""
+    if not gid:
+        return None
+    groups = gid.strip().split(":")
+    if len(groups) != 8 or not all(re.fullmatch(r"[0-9a-fA-F]{1,4}", g) for g in groups):
+        return None
+    return "0x" + "".join(g.zfill(4) for g in groups[4:]).lower()
+
+
+def normalize_guid(text: str) -> str:
+    """"0002:c903:003f:02f1", "0x0002C903003F02F1" -> "0x0002c903003f02f1"."""
+    digits = text.lower().removeprefix("0x").replace(":", "")
+    return "0x" + digits.zfill(16)
+
+
+# ---------------------------------------------------------------- sysfs
+
+
+def read_ports(root: SysRoot) -> list[IBPort]:
+    """Every port of every RDMA device under /sys/class/infiniband."""
+    ports = []
+    for dev in root.listdir("/sys/class/infiniband"):
+        base = f"/sys/class/infiniband/{dev}/ports"
+        for name in root.listdir(base):
+            if name.isdigit():
+                ports.append(read_port(root, dev, int(name)))
+    return sorted(ports, key=lambda p: (p.device, p.port))
+
+
+def read_port(root: SysRoot, device: str, port: int) -> IBPort:
+    base = f"/sys/class/infiniband/{device}/ports/{port}"
+    rate = root.read(f"{base}/rate")
+    return IBPort(
+        device=device,
+        port=port,
+        guid=guid_from_gid(root.read(f"{base}/gids/0")),
+        link_layer=root.read(f"{base}/link_layer"),
+        state=parse_state(root.read(f"{base}/state")),
+        phys_state=parse_state(root.read(f"{base}/phys_state"), PHYS_STATES),
+        rate=rate,
+        rate_gbps=parse_rate_gbps(rate),
+        sm_lid=parse_lid(root.read(f"{base}/sm_lid")),
+        lid=parse_lid(root.read(f"{base}/lid")),
+    )
+
+
+def device_pci(root: SysRoot, device: str) -> str | None:
+    """The PCI address of an RDMA device ("mlx4_0" -> "0000:05:00.0")."""
+    target = root.realpath(f"/sys/class/infiniband/{device}/device")
+    return target.rsplit("/", 1)[1] if target else None
+
+
+# ---------------------------------------------------------------- ibstat
+
+
+def parse_ibstat(text: str) -> list[dict]:
+    """`ibstat` -> [{"ca": "mlx4_0", "ca_type", "firmware", "node_guid",
+    "ports": [IBPort...]}]. Indentation is tabs or spaces (or both, when a
+    sample was pasted into Markdown), so lines are told apart by their keys."""
+    cas: list[dict] = []
+    ca = None
+    port_fields: dict | None = None
+
+    def close_port():
+        nonlocal port_fields
+        if ca is not None and port_fields is not None:
+            ca["ports"].append(_ibstat_port(ca["ca"], port_fields))
+        port_fields = None
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        m = re.match(r"^CA '([^']+)'$", line)
+        if m:
+            close_port()
+            ca = {"ca": m.group(1), "ports": []}
+            cas.append(ca)
+            continue
+        m = re.match(r"^Port (\d+):$", line)
+        if m and ca is not None:
+            close_port()
+            port_fields = {"port": int(m.group(1))}
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or ca is None:
+            continue
+        key, value = key.strip(), value.strip()
+        if port_fields is not None:
+            port_fields[key] = value
+        else:
+            ca_key = {"CA type": "ca_type", "Number of ports": "num_ports", "Firmware version": "firmware",
+                      "Hardware version": "hardware", "Node GUID": "node_guid",
+                      "System image GUID": "system_image_guid"}.get(key)
+            if ca_key:
+                ca[ca_key] = int(value) if ca_key == "num_ports" else value
+    close_port()
+    return cas
+
+
+def _ibstat_port(ca: str, f: dict) -> IBPort:
+    state = f.get("State")
+    return IBPort(
+        device=ca,
+        port=f["port"],
+        guid=normalize_guid(f["Port GUID"]) if "Port GUID" in f else None,
+        link_layer=f.get("Link layer"),
+        state=IBSTAT_STATES.get(state, state.upper() if state else None),
+        phys_state=f.get("Physical state"),
+        rate=f.get("Rate"),
+        rate_gbps=parse_rate_gbps(f.get("Rate")),
+        sm_lid=parse_lid(f.get("SM lid")),
+        lid=parse_lid(f.get("Base lid")),
+    )
+
+
+def parse_ibstat_guids(text: str) -> list[str]:
+    """`ibstat -p`: one port GUID per line."""
+    return [normalize_guid(line.strip()) for line in text.splitlines()
+            if re.fullmatch(r"\s*0x[0-9a-fA-F]{1,16}\s*", line)]
+
+
+# ---------------------------------------------------------------- ibstatus
+
+
+def parse_ibstatus(text: str) -> tuple[list[IBPort], list[str]]:
+    """`ibstatus` -> (ports, errors). It prints the sysfs texts verbatim."""
+    ports: list[IBPort] = []
+    errors: list[str] = []
+    current: dict | None = None
+
+    def close():
+        if current is not None:
+            ports.append(_ibstatus_port(current))
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        m = re.match(r"^Infiniband device '([^']+)' port (\d+) status:$", line)
+        if m:
+            close()
+            current = {"device": m.group(1), "port": int(m.group(2))}
+            continue
+        if line.startswith("Fatal error:"):
+            errors.append(re.sub(r"\s+", " ", line[len("Fatal error:"):]).strip())
+            continue
+        key, sep, value = line.partition(":")
+        if sep and current is not None:
+            current[key.strip()] = value.strip()
+    close()
+    return ports, errors
+
+
+def _ibstatus_port(f: dict) -> IBPort:
+    return IBPort(
+        device=f["device"],
+        port=f["port"],
+        guid=guid_from_gid(f.get("default gid")),
+        link_layer=f.get("link_layer"),
+        state=parse_state(f.get("state")),
+        phys_state=parse_state(f.get("phys state"), PHYS_STATES),
+        rate=f.get("rate"),
+        rate_gbps=parse_rate_gbps(f.get("rate")),
+        sm_lid=parse_lid(f.get("sm lid")),
+        lid=parse_lid(f.get("base lid")),
+    )

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d link-ready NAME`: what ib40-link@NAME.service runs.
+
+A cheap client (no pyroute2): it asks ib40d.service, over its unix socket, to
+apply NAME (and its bond), prints the daemon's answer for the journal and
+exits with its status. So `systemctl enable ib40-link@eth40a` gives every
+link a unit of its own, started at boot and on hotplug, without each one
+paying pyroute2's import. When the daemon is not running (a user who enabled
+only the link unit), it applies in-process and says so.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+from ib40d.cli import load_config, sysroot
+from ib40d.daemon import CONTROL_SOCKET
+from ib40d.errors import UserError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("name", help="the configured link to apply")
+    parser.add_argument("--wait", type=float, default=10.0, metavar="S",
+                        help="wait up to S seconds for ib40d.service's socket (default 10)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                        help="give up on the daemon's answer after S seconds (default 60)")
+
+
+def ask_daemon(path: str, name: str, timeout: float) -> tuple[list[str], int]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(f"apply {name}\n".encode())
+        lines = []
+        for line in s.makefile("r"):
+            line = line.rstrip("\n")
+            if line.startswith("END "):
+                return lines, int(line.split()[1])
+            lines.append(line)
+    raise UserError(f"ib40d.service closed the connection before answering for {name}")
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    if args.name not in cfg.names():
+        raise UserError(f"{args.name} is not configured in {cfg.files[0]}", status=2)
+    root = sysroot(args)
+    path = str(root.path(CONTROL_SOCKET))
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            lines, rc = ask_daemon(path, args.name, args.timeout)
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() >= deadline:
+                print(f"ib40d.service is not answering on {CONTROL_SOCKET}; applying {args.name} in-process",
+                      file=sys.stderr)
+                from ib40d.cmd_apply import run as apply_run
+                args.link, args.json = args.name, False
+                return apply_run(args)
+            time.sleep(0.1)
+        except socket.timeout:
+            raise UserError(f"ib40d.service did not answer for {args.name} within {args.timeout:g} s") from None
+    for line in lines:
+        print(line)
+    return rc

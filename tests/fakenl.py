@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A recording netlink fake with the methods of ib40d.netlink.Netlink.
+
+It keeps a model of links and enforces the kernel rules the planner must
+respect, so an ordering bug fails here the way it would on a machine:
+- a slave must be down to be enslaved (EBUSY otherwise, as DESIGN.md notes);
+  the bond driver then opens it and gives it the bond's MTU;
+- a bond's mode changes only while it is down (EBUSY) and empty (ENOTEMPTY);
+- updelay/downdelay are rounded down to multiples of miimon;
+- IPoIB: connected mode raises the MTU to 65520, datagram clamps it to the
+  IB MTU less 4 (2044 on a 2048 fabric), and an MTU above that in datagram
+  mode is EINVAL (the ipoib_mode fixtures: "SIOCSIFMTU: Invalid argument").
+Every write is recorded as (method, name, detail) in `calls`.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+
+from ib40d.netlink_errors import NetlinkRefused
+from ib40d.observe import AddrObs, BondObs, LinkObs
+from ib40d.sysroot import SysRoot
+
+IPOIB_DATAGRAM_MTU = 2044
+
+
+class FakeNetlink:
+    def __init__(self, links: list[LinkObs] | None = None):
+        self.links: dict[str, LinkObs] = {l.name: copy.deepcopy(l) for l in links or []}
+        self.next_index = max([l.index for l in self.links.values()], default=1) + 1
+        self.calls: list[tuple] = []
+        self.writes = 0
+        self.fail: dict[tuple[str, str], int] = {}  # (method, name) -> errno to raise
+
+    # reads
+    def dump_links(self) -> list[LinkObs]:
+        return [copy.deepcopy(l) for l in self.links.values()]
+
+    def close(self):
+        pass
+
+    # helpers
+    def _by_index(self, index: int) -> LinkObs:
+        for l in self.links.values():
+            if l.index == index:
+                return l
+        raise NetlinkRefused(errno.ENODEV, f"index {index}")
+
+    def _write(self, method: str, name: str, detail=None) -> None:
+        self.writes += 1
+        self.calls.append((method, name, detail))
+        code = self.fail.get((method, name))
+        if code:
+            raise NetlinkRefused(code, f"{method} {name}")
+
+    # writes
+    def create_bond(self, name, options):
+        self._write("create_bond", name, dict(options))
+        if name in self.links:
+            raise NetlinkRefused(errno.EEXIST, f"create bond {name}")
+        bond = BondObs(mode="balance-rr", miimon=0, updelay=0, downdelay=0, use_carrier=True,
+                       arp_interval=0, arp_ip_target=())
+        link = LinkObs(name=name, index=self.next_index, kind="bond", mac="02:00:00:00:00:01",
+                       mtu=1500, txqueuelen=1000, bond=bond)
+        self.next_index += 1
+        self.links[name] = link
+        self._bond_options(link, options)
+
+    def _bond_options(self, link, options):
+        for key, value in options.items():
+            if key == "mode" and value != link.bond.mode:
+                if any(l.master == link.name for l in self.links.values()):
+                    raise NetlinkRefused(errno.ENOTEMPTY, f"set mode on {link.name}")
+                if link.admin_up:
+                    raise NetlinkRefused(errno.EBUSY, f"set mode on {link.name}")
+            if key in ("updelay", "downdelay") and link.bond.miimon:
+                value -= value % link.bond.miimon
+            setattr(link.bond, key, tuple(value) if key == "arp_ip_target" else value)
+
+    def set_bond(self, index, name, options):
+        self._write("set_bond", name, dict(options))
+        self._bond_options(self._by_index(index), options)
+
+    def set_state(self, index, name, up):
+        self._write("set_state", name, "up" if up else "down")
+        self._by_index(index).admin_up = up
+
+    def set_mtu(self, index, name, mtu):
+        self._write("set_mtu", name, mtu)
+        link = self._by_index(index)
+        if link.kind == "ipoib" and link.ipoib_mode == "datagram" and mtu > IPOIB_DATAGRAM_MTU:
+            raise NetlinkRefused(errno.EINVAL, f"set mtu {mtu} on {name}")
+        link.mtu = mtu
+
+    def set_txqueuelen(self, index, name, qlen):
+        self._write("set_txqueuelen", name, qlen)
+        self._by_index(index).txqueuelen = qlen
+
+    def set_master(self, index, name, master_index, master_name):
+        self._write("set_master", name, master_name)
+        link = self._by_index(index)
+        if master_index:
+            master = self._by_index(master_index)
+            if link.admin_up:
+                raise NetlinkRefused(errno.EBUSY, f"enslave {name} to {master_name}")
+            link.master = master.name
+            link.admin_up = True  # bond_enslave() opens the slave
+            link.mtu = master.mtu
+        else:
+            link.master = None
+            link.admin_up = False  # bond release closes it
+
+    def add_address(self, index, name, cidr, broadcast):
+        self._write("add_address", name, cidr)
+        link = self._by_index(index)
+        if any(a.cidr == cidr for a in link.addresses):
+            raise NetlinkRefused(errno.EEXIST, f"add address {cidr} to {name}")
+        link.addresses.append(AddrObs(cidr, broadcast))
+
+    def del_address(self, index, name, cidr):
+        self._write("del_address", name, cidr)
+        link = self._by_index(index)
+        link.addresses = [a for a in link.addresses if a.cidr != cidr]
+
+    # the sysfs side of IPoIB, wired through FakeRoot below
+    def write_ipoib_mode(self, name, mode):
+        self.writes += 1
+        self.calls.append(("ipoib_mode", name, mode))
+        link = self.links[name]
+        link.ipoib_mode = mode
+        link.mtu = 65520 if mode == "connected" else min(link.mtu, IPOIB_DATAGRAM_MTU)
+
+
+class FakeRoot(SysRoot):
+    """A SysRoot whose IPoIB mode writes land in the FakeNetlink model, and
+    whose reads of /sys/class/net/X/mode come from it."""
+
+    def __init__(self, tmp_path, nl: FakeNetlink):
+        super().__init__(tmp_path)
+        self.nl = nl
+
+    def read(self, abspath):
+        parts = abspath.strip("/").split("/")
+        if parts[:3] == ["sys", "class", "net"] and len(parts) == 5 and parts[4] == "mode":
+            link = self.nl.links.get(parts[3])
+            return link.ipoib_mode if link else None
+        return super().read(abspath)
+
+    def write_sysfs(self, abspath, value):
+        parts = abspath.strip("/").split("/")
+        assert parts[:3] == ["sys", "class", "net"] and parts[4] == "mode", abspath
+        self.nl.write_ipoib_mode(parts[3], value)

@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Planner and apply engine against the recording netlink fake."""
+
+import errno
+
+import pytest
+
+from fakenl import FakeNetlink, FakeRoot
+from ib40d.apply import converge
+from ib40d.config import parse_text
+from ib40d.observe import AddrObs, BondObs, LinkObs, observe
+from ib40d.plan import make_plan, missing_slaves
+
+BOND_CONF = """
+[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+txqueuelen = 10000
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+txqueuelen = 10000
+[bond bond0]
+slaves = eth40a eth40b
+mode = balance-rr
+miimon = 100
+updelay = 200
+downdelay = 200
+address = 10.30.0.2/16
+broadcast = 10.30.255.255
+"""
+
+
+def nic(name, index, mac, up=True, **kw):
+    return LinkObs(name=name, index=index, mac=mac, mtu=1500, txqueuelen=1000, admin_up=up, carrier=True, **kw)
+
+
+def machine(*extra):
+    return FakeNetlink([
+        LinkObs(name="lo", index=1, mtu=65536, admin_up=True, addresses=[AddrObs("127.0.0.1/8")]),
+        nic("eth0", 2, "52:54:00:12:34:56", addresses=[AddrObs("192.168.1.5/24", "192.168.1.255")]),
+        nic("eth40a", 3, "00:02:c9:3e:ca:b1"),
+        nic("eth40b", 4, "00:02:c9:3e:ca:b0"),
+        *extra,
+    ])
+
+
+def names_touched(nl):
+    return {name for _, name, _ in nl.calls}
+
+
+def test_bond_from_scratch_follows_kernel_order_and_converges(tmp_path):
+    cfg = parse_text(BOND_CONF)
+    nl = machine()
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    calls = nl.calls
+    # the bond exists with its settings before any slave joins
+    assert calls[0] == ("create_bond", "bond0", {"mode": "balance-rr", "miimon": 100, "updelay": 200, "downdelay": 200})
+    for slave in ("eth40a", "eth40b"):
+        down = calls.index(("set_state", slave, "down"))
+        enslave = calls.index(("set_master", slave, "bond0"))
+        assert down < enslave  # two requests, down first
+    assert calls[-1] == ("set_state", "bond0", "up")
+    bond = nl.links["bond0"]
+    assert bond.bond.miimon == 100 and bond.bond.updelay == 200
+    assert [a.cidr for a in bond.addresses] == ["10.30.0.2/16"]
+    assert bond.addresses[0].broadcast == "10.30.255.255"
+    assert nl.links["eth40a"].txqueuelen == 10000 and nl.links["eth40a"].master == "bond0"
+    assert nl.links["eth40a"].addresses == []  # never an address on a slave
+    assert "eth0" not in names_touched(nl) and "lo" not in names_touched(nl)
+    # second run: converged, zero writes
+    before = nl.writes
+    again = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert again.ok and again.done == [] and nl.writes == before and again.writes == 0
+
+
+def test_mode_change_releases_downs_then_reenslaves(tmp_path):
+    cfg = parse_text(BOND_CONF.replace("mode = balance-rr", "mode = active-backup"))
+    nl = machine()
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    nl.calls.clear()
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    kinds = [(m, n) for m, n, _ in nl.calls]
+    mode_at = nl.calls.index(("set_bond", "bond0", {"mode": "active-backup"}))
+    assert kinds.index(("set_master", "eth40a")) < mode_at
+    assert kinds.index(("set_state", "bond0")) < mode_at
+    assert nl.links["bond0"].bond.mode == "active-backup"
+    assert nl.links["eth40a"].master == "bond0" and nl.links["eth40b"].master == "bond0"
+
+
+def test_unconfigured_slave_of_our_bond_is_left_alone(tmp_path):
+    nl = machine(nic("eth9", 9, "52:54:00:00:00:09"))
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    nl.links["eth9"].master = "bond0"
+    plan = make_plan(parse_text(BOND_CONF.replace("mode = balance-rr", "mode = active-backup")),
+                     observe(nl, FakeRoot(tmp_path, nl)))
+    assert all(a.target != "eth9" for a in plan.actions)
+    assert any("eth9" in n and "left alone" in n for n in plan.notes)
+
+
+def test_missing_slave_is_a_note_and_the_bond_is_built_with_the_other(tmp_path):
+    nl = machine()
+    del nl.links["eth40b"]
+    cfg = parse_text(BOND_CONF)
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok
+    assert nl.links["eth40a"].master == "bond0"
+    assert any(n.startswith("eth40b: not present") for n in result.notes)
+    assert missing_slaves(cfg, observe(nl, FakeRoot(tmp_path, nl))) == ["bond0: eth40b"]
+
+
+def test_refused_request_names_link_and_errno_and_says_what_was_not_done(tmp_path):
+    nl = machine()
+    nl.fail[("set_master", "eth40b")] = errno.EBUSY
+    result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    assert not result.ok
+    assert result.error.startswith("eth40b: ") and "EBUSY" in result.error
+    assert any(a.kind == "link.enslave" and a.target == "eth40a" for a in result.done)
+    assert [a.kind for a in result.not_done][:1] == ["link.enslave"]
+    assert any(a.kind == "addr.add" for a in result.not_done)
+
+
+def test_use_carrier_refused_is_a_warning(tmp_path):
+    nl = machine()
+    nl.fail[("set_bond", "bond0")] = errno.EOPNOTSUPP
+    cfg = parse_text(BOND_CONF + "use_carrier = 1\n")
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.error is None
+    assert any("use_carrier" in w and "EOPNOTSUPP" in w for w in result.warnings)
+
+
+def test_link_filter_touches_only_the_link_and_its_bond(tmp_path):
+    cfg = parse_text(BOND_CONF + "[link eth7]\nmtu = 9000\n")
+    nl = machine(nic("eth7", 7, "52:54:00:00:00:07"))
+    converge(cfg, nl, FakeRoot(tmp_path, nl), only="eth40a")
+    touched = names_touched(nl)
+    assert touched <= {"eth40a", "bond0"} and "eth40a" in touched
+    assert nl.links["eth7"].mtu == 1500
+
+
+def test_address_broadcast_difference_is_replaced_and_extra_removed(tmp_path):
+    cfg = parse_text("[link eth40a]\naddress = 10.30.0.2/16\n")
+    nl = machine()
+    nl.links["eth40a"].addresses = [AddrObs("10.30.0.2/16", "10.30.0.255"), AddrObs("10.9.9.9/24", "10.9.9.255"),
+                                     AddrObs("fe80::202:c9ff:fe3e:cab1/64")]
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok
+    assert {(a.cidr, a.broadcast) for a in nl.links["eth40a"].addresses} == {
+        ("10.30.0.2/16", "10.30.255.255"), ("fe80::202:c9ff:fe3e:cab1/64", None)}
+
+
+IPOIB_CONF = """
+[ipoib ib0]
+mode = connected
+mtu = 65520
+address = 10.30.0.1/24
+"""
+
+
+def ib0(mode="datagram", mtu=2044, up=True):
+    return LinkObs(name="ib0", index=5, kind="ipoib", mac="80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:3f:02:f1",
+                   mtu=mtu, txqueuelen=256, admin_up=up, ipoib_mode=mode)
+
+
+def test_ipoib_down_mode_mtu_up_then_read_back(tmp_path):
+    nl = FakeNetlink([ib0()])
+    result = converge(parse_text(IPOIB_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    seq = [(m, d) for m, n, d in nl.calls if n == "ib0" and m != "add_address"]
+    assert seq == [("set_state", "down"), ("ipoib_mode", "connected"), ("set_mtu", 65520), ("set_state", "up")]
+    assert nl.links["ib0"].ipoib_mode == "connected" and nl.links["ib0"].mtu == 65520
+    assert result.not_converged == []
+
+
+def test_ipoib_to_datagram_sets_mtu_again_after_the_mode_clamps_it(tmp_path):
+    nl = FakeNetlink([ib0("connected", 65520)])
+    cfg = parse_text("[ipoib ib0]\nmode = datagram\nmtu = 2044\n")
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok
+    assert [m for m, n, d in nl.calls] == ["set_state", "ipoib_mode", "set_mtu", "set_state"]
+
+
+def test_mtu_before_mode_would_fail_in_datagram_like_the_kernel(tmp_path):
+    # the order matters: the fake refuses 65520 in datagram mode, as ifconfig did in the fixture
+    nl = FakeNetlink([ib0()])
+    with pytest.raises(Exception) as e:
+        nl.set_mtu(5, "ib0", 65520)
+    assert "EINVAL" in str(e.value)
+
+
+def test_connected_mode_refused_gives_the_fix(tmp_path):
+    nl = FakeNetlink([ib0()])
+
+    class NoCM(FakeRoot):
+        def write_sysfs(self, abspath, value):
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+    result = converge(parse_text(IPOIB_CONF), nl, NoCM(tmp_path, nl))
+    assert not result.ok
+    assert result.error.startswith("ib0: ") and "EINVAL" in result.error
+    assert "mode = datagram" in result.error and "4092" in result.error
+
+
+def test_ipoib_bond_slaves_active_backup(tmp_path):
+    cfg = parse_text("""
+[ipoib ib0]
+mode = connected
+[ipoib ib1]
+mode = connected
+[bond bond1]
+slaves = ib0 ib1
+mode = active-backup
+miimon = 100
+address = 10.40.0.1/24
+""")
+    ib1 = ib0()
+    ib1.name, ib1.index = "ib1", 6
+    nl = FakeNetlink([ib0(), ib1])
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    for name in ("ib0", "ib1"):
+        seq = [m for m, n, d in nl.calls if n == name]
+        assert seq.index("ipoib_mode") < seq.index("set_master")
+        assert nl.links[name].master == "bond1"
