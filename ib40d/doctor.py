@@ -45,9 +45,12 @@ class Finding:
     code: str
     message: str
     fix: str = ""
+    details: tuple[str, ...] = ()  # extra lines (e.g. each sysctl value and the wanted one)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["details"] = list(self.details)
+        return d
 
 
 @dataclass
@@ -388,13 +391,14 @@ def check_sysctl(current: dict[str, str | None], enabled: bool = True) -> list[F
     readable = {k: v for k, v in current.items() if v is not None}
     if not readable:
         return [Finding("ok", "sysctl-unknown", "no /proc/sys values here; TCP/IP tuning not checked")]
-    wrong = [f"{k}={tuning.normalize(v)} (want {tuning.SYSCTL[k]})"
-             for k, v in readable.items() if tuning.normalize(v) != tuning.normalize(tuning.SYSCTL[k])]
+    wrong = {k: tuning.normalize(v) for k, v in readable.items() if not tuning.satisfied(k, v)}
     if not wrong:
         return [Finding("ok", "sysctl", f"TCP/IP tuning in place ({len(readable)} values)")]
     return [Finding("warning", "sysctl",
-                    f"{len(wrong)} of {len(readable)} TCP/IP tuning values differ: {', '.join(wrong)}",
-                    "`sysctl --system` loads ib40's tuning; a later file in /etc/sysctl.d may override it")]
+                    f"{len(wrong)} of {len(readable)} TCP/IP tuning values differ from the HOWTO's: "
+                    + ", ".join(wrong),
+                    "`sysctl --system` loads ib40's tuning; a later file in /etc/sysctl.d may override it",
+                    details=tuple(f"{k} = {v} (want {tuning.SYSCTL[k]})" for k, v in wrong.items()))]
 
 
 def diagnose(obs: Observed, cfg: Config | None) -> list[Finding]:
@@ -477,6 +481,8 @@ def render_text(rep: dict) -> str:
     label = {"ok": "ok", "warning": "WARNING", "problem": "PROBLEM"}
     for f in rep["findings"]:
         lines.append(f"{label[f['severity']]:<8} {f['code']}: {f['message']}")
+        for detail in f["details"] if f["severity"] != "ok" else ():
+            lines.append(f"{'':<8}   {detail}")
         if f["fix"] and f["severity"] != "ok":
             lines.append(f"{'':<8}   fix: {f['fix']}")
     lines.append(f"doctor: {rep['problems']} problem(s), {rep['warnings']} warning(s)")

@@ -47,3 +47,24 @@ def sysctl_d_text() -> str:
     ]
     lines += [f"{key} = {value}" for key, value in SYSCTL.items()]
     return "\n".join(lines) + "\n"
+
+
+# Buffer sizes and queue lengths: a kernel already set higher than the
+# HOWTO's value is not worse off (tcp_rmem/tcp_wmem compare min, default and
+# max one by one). The other keys must match exactly.
+AT_LEAST = {
+    "net.core.netdev_max_backlog", "net.core.rmem_max", "net.core.wmem_max",
+    "net.core.rmem_default", "net.core.wmem_default", "net.core.optmem_max",
+    "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem",
+}
+
+
+def satisfied(key: str, current: str) -> bool:
+    """Whether the kernel's current value of `key` is as good as the tuning."""
+    have, want = normalize(current).split(), normalize(SYSCTL[key]).split()
+    if key in AT_LEAST and len(have) == len(want):
+        try:
+            return all(int(h) >= int(w) for h, w in zip(have, want))
+        except ValueError:
+            return False
+    return have == want
