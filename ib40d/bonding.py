@@ -51,7 +51,7 @@ def parse_proc_bonding(text: str) -> dict:
         if not line.strip() or line[0] in " \t":
             continue  # blank lines and indented 802.3ad detail blocks
         if line.startswith("Ethernet Channel Bonding Driver:"):
-            m = re.search(r"v(\S+)", line)
+            m = re.search(r"\bv(\d\S*)", line)
             bond["driver_version"] = m.group(1) if m else None
             continue
         key, sep, value = line.partition(":")

@@ -518,8 +518,8 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
     downdelay = chk.integer(s, "downdelay", 0, 2**31 - 1)
     arp_interval = chk.integer(s, "arp_interval", 0, 2**31 - 1)
     for key, value in (("updelay", updelay), ("downdelay", downdelay)):
-        if not value:
-            continue
+        if not value or ("miimon" in s.keys and miimon is None):
+            continue  # nothing to check, or miimon itself is already reported
         v = s.keys[key]
         if not miimon:
             chk.err(v.where, s, key, f"{key} needs miimon > 0 (it counts MII monitor intervals)")

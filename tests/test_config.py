@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Config parsing and validation: every malformed file names FILE:LINE."""
+
+import pytest
+
+from conftest import REPO, run_ib40d
+from ib40d.config import ConfigError, load, parse_text, parse_texts
+
+GOOD_BOND = """\
+[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+txqueuelen = 10000
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+txqueuelen = 10000
+[bond bond0]
+slaves = eth40a eth40b
+mode = balance-rr
+miimon = 100
+updelay = 200
+downdelay = 200
+address = 10.30.0.2/16
+broadcast = 10.30.255.255
+"""
+
+# (name, text, expected line, words the message must contain)
+MALFORMED = [
+    ("unknown section", "[nic eth0]\n", 1, ["unknown section"]),
+    ("unknown key", "[link eth0]\nspeed = 40000\n", 2, ["[link eth0] speed", "unknown key"]),
+    ("duplicate section", "[link eth0]\nmtu = 9000\n[link eth0]\n", 3, ["duplicate section", "line 1"]),
+    ("duplicate key", "[link eth0]\nmtu = 9000\nmtu = 1500\n", 3, ["mtu", "duplicate key"]),
+    ("key outside section", "mtu = 9000\n", 1, ["outside any section"]),
+    ("not key=value", "[link eth0]\nmtu 9000\n", 2, ["key = value"]),
+    ("malformed header", "[link eth0\n", 1, ["malformed section header"]),
+    ("link without name", "[link]\nmtu = 9000\n", 1, ["needs a link name"]),
+    ("card with name", "[card x]\n", 1, ["takes no name"]),
+    ("empty value", "[link eth0]\nmtu =\n", 2, ["empty value"]),
+    ("bad mac", "[link eth0]\nmac = 00:02:c9:3e:ca\n", 2, ["mac", "not a MAC"]),
+    ("multicast mac", "[link eth0]\nmac = 01:00:5e:00:00:01\n", 2, ["multicast"]),
+    ("same mac twice", "[link a]\nmac = 00:02:c9:3e:ca:b1\n[link b]\nmac = 00:02:C9:3E:CA:B1\n", 4, ["also the MAC"]),
+    ("bad cidr", "[link eth0]\naddress = 10.30.0.300/16\n", 2, ["address", "CIDR"]),
+    ("address without prefix", "[link eth0]\naddress = 10.30.0.2\n", 2, ["prefix length"]),
+    ("network address", "[link eth0]\naddress = 10.30.0.0/16\n", 2, ["network address"]),
+    ("bad netmask", "[link eth0]\naddress = 10.30.0.2\nnetmask = 255.0.255.0\n", 3, ["netmask"]),
+    ("netmask and prefix", "[link eth0]\naddress = 10.30.0.2/16\nnetmask = 255.255.0.0\n", 3, ["netmask", "use one"]),
+    ("broadcast outside", "[link eth0]\naddress = 10.30.0.2/24\nbroadcast = 10.30.255.255\n", 3, ["outside"]),
+    ("broadcast without address", "[link eth0]\nbroadcast = 10.30.0.255\n", 2, ["needs an address"]),
+    ("name too long", "[link eth40a-abcdefghijk]\n", 1, ["IFNAMSIZ"]),
+    ("name with slash", "[link eth/0]\n", 1, ["'/'"]),
+    ("name with colon", "[bond bond:0]\nslaves = a\n", 1, ["':'"]),
+    ("mtu too small", "[link eth0]\nmtu = 67\n", 2, ["mtu", "68..65520"]),
+    ("mtu too large", "[link eth0]\nmtu = 65521\n", 2, ["68..65520"]),
+    ("mtu not a number", "[link eth0]\nmtu = jumbo\n", 2, ["not a whole number"]),
+    ("txqueuelen negative", "[link eth0]\ntxqueuelen = -1\n", 2, ["txqueuelen", "out of range"]),
+    ("miimon negative", "[link a]\n[bond bond0]\nslaves = a\nmiimon = -100\n", 4, ["miimon", "out of range"]),
+    ("updelay not multiple", GOOD_BOND.replace("updelay = 200", "updelay = 250"), 11, ["updelay", "multiple of miimon"]),
+    ("downdelay not multiple", GOOD_BOND.replace("downdelay = 200", "downdelay = 150"), 12, ["downdelay", "multiple"]),
+    ("updelay without miimon", "[link a]\n[bond bond0]\nslaves = a\nupdelay = 200\n", 4, ["needs miimon"]),
+    ("bad bond mode", GOOD_BOND.replace("balance-rr", "round-robin"), 9, ["mode", "not a bonding mode"]),
+    ("slave not a section", GOOD_BOND.replace("eth40a eth40b", "eth40a eth40c"), 8, ["eth40c", "neither"]),
+    ("link in two bonds", GOOD_BOND + "[bond bond1]\nslaves = eth40b\n", 16, ["eth40b", "already a slave of bond0"]),
+    ("address on slave", GOOD_BOND.replace("txqueuelen = 10000\n[link eth40b]", "address = 10.1.0.1/24\n[link eth40b]", 1), 3, ["never on a slave"]),
+    ("ipoib slave not active-backup", "[ipoib ib0]\n[ipoib ib1]\n[bond bond1]\nslaves = ib0 ib1\nmode = balance-rr\n", 5, ["active-backup"]),
+    ("ipoib slave default mode", "[ipoib ib0]\n[bond bond1]\nslaves = ib0\n", 2, ["active-backup", "default"]),
+    ("ipoib and ether mixed", "[ipoib ib0]\n[link eth0]\n[bond bond1]\nslaves = ib0 eth0\nmode = active-backup\n", 4, ["cannot be slaves of the same bond"]),
+    ("ipoib datagram mtu", "[ipoib ib0]\nmode = datagram\nmtu = 65520\n", 3, ["4092", "connected"]),
+    ("ipoib mtu without mode", "[ipoib ib0]\nmtu = 9000\n", 2, ["4092", "mode = connected"]),
+    ("bad ipoib mode", "[ipoib ib0]\nmode = reliable\n", 2, ["connected, datagram"]),
+    ("bad port type", "[card]\nport1 = infiniband\n", 2, ["port1", "ib, eth, auto"]),
+    ("port1 eth with port2 ib", "[card]\nport1 = eth\nport2 = ib\n", 2, ["mlx4", "port 2"]),
+    ("bad pci", "[card]\npci = 5:0.0\n", 2, ["PCI address"]),
+    ("bad opensm start", "[opensm]\nstart = sometimes\n", 2, ["auto, always, never"]),
+    ("bad boolean", "[sysctl]\ntuning = maybe\n", 2, ["boolean"]),
+    ("same name twice", "[link bond0]\n[bond bond0]\nslaves = x\n", 2, ["already configured"]),
+    ("bond without slaves", "[bond bond0]\nmode = balance-rr\n", 1, ["needs slaves"]),
+    ("arp with miimon", "[link a]\n[bond b]\nslaves = a\nmiimon = 100\narp_interval = 200\narp_ip_target = 10.30.0.1\n", 5, ["exclude"]),
+    ("arp in 802.3ad", "[link a]\n[bond b]\nslaves = a\nmode = 802.3ad\nmiimon = 0\narp_interval = 200\narp_ip_target = 10.30.0.1\n", 6, ["802.3ad"]),
+    ("arp without target", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\n", 5, ["arp_ip_target"]),
+    ("slave mtu vs bond", GOOD_BOND.replace("[link eth40b]\n", "mtu = 9000\n[link eth40b]\n").replace("miimon = 100", "miimon = 100\nmtu = 1500"), 4, ["differs"]),
+    ("bad guid", "[ipoib ib0]\nguid = 0002c903003f02f1\n", 2, ["GUID"]),
+]
+
+
+def test_there_are_at_least_30_malformed_cases():
+    assert len(MALFORMED) >= 30
+
+
+@pytest.mark.parametrize("name,text,line,words", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_reports_file_line_and_key(name, text, line, words):
+    with pytest.raises(ConfigError) as e:
+        parse_text(text, "/etc/ib40.conf")
+    first = e.value.problems[0]
+    assert first.startswith(f"/etc/ib40.conf:{line}: "), e.value.problems
+    for word in words:
+        assert any(word in p for p in e.value.problems), (word, e.value.problems)
+
+
+def test_every_problem_is_reported_not_just_the_first():
+    text = "[link eth0]\nmtu = 1\ntxqueuelen = x\nmac = nope\n[bogus]\n"
+    with pytest.raises(ConfigError) as e:
+        parse_text(text, "f")
+    assert [p.split(":")[1] for p in e.value.problems] == ["2", "3", "4", "5"]
+
+
+def test_good_bond_parses_to_the_howto_values():
+    cfg = parse_text(GOOD_BOND)
+    bond = cfg.bonds["bond0"]
+    assert (bond.mode, bond.miimon, bond.updelay, bond.downdelay) == ("balance-rr", 100, 200, 200)
+    assert bond.slaves == ("eth40a", "eth40b")
+    assert str(bond.addresses[0].interface) == "10.30.0.2/16"
+    assert str(bond.addresses[0].broadcast) == "10.30.255.255"
+    assert cfg.links["eth40a"].mac == "00:02:c9:3e:ca:b1"
+
+
+def test_howto_netmask_form_and_comments():
+    cfg = parse_text("""
+# HOWTO single port
+[link eth40a]   ; the only port
+mac = 00:02:C9:3E:CA:B0     # upper case is fine
+address = 10.30.0.2
+netmask = 255.255.255.0
+broadcast = 10.30.0.255
+[card]
+pci = 05:00.0
+""")
+    link = cfg.links["eth40a"]
+    assert link.mac == "00:02:c9:3e:ca:b0"
+    assert str(link.addresses[0].interface) == "10.30.0.2/24"
+    assert cfg.card.pci == "0000:05:00.0"
+
+
+def test_numeric_bond_mode_and_ipoib_guid_forms():
+    cfg = parse_text("[ipoib ib0]\nguid = 0x0002C903003F02F1\nmode = connected\nmtu = 65520\n"
+                     "[ipoib ib1]\nguid = 0002:c903:003f:02f2\n[bond b]\nslaves = ib0 ib1\nmode = 1\n")
+    assert cfg.bonds["b"].mode == "active-backup"
+    assert cfg.links["ib0"].guid == "0002:c903:003f:02f1"
+    assert cfg.links["ib1"].guid == "0002:c903:003f:02f2"
+
+
+def test_dropins_are_read_in_name_order_and_override(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    d = tmp_path / "ib40.conf.d"
+    d.mkdir()
+    (d / "20-mtu.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    (d / "10-addr.conf").write_text("[bond bond0]\nmtu = 4000\naddress = 10.30.0.9/16\nbroadcast = 10.30.255.255\n")
+    (d / "notes.txt").write_text("[garbage\n")
+    cfg = load(main)
+    assert cfg.bonds["bond0"].mtu == 9000
+    assert str(cfg.bonds["bond0"].addresses[0].interface) == "10.30.0.9/16"
+    assert [p.rsplit("/", 1)[1] for p in cfg.files] == ["ib40.conf", "10-addr.conf", "20-mtu.conf"]
+
+
+def test_dropin_problem_names_the_dropin_file(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    (tmp_path / "ib40.conf.d").mkdir()
+    (tmp_path / "ib40.conf.d" / "50-x.conf").write_text("\n[bond bond0]\nmiimon = fast\n")
+    with pytest.raises(ConfigError) as e:
+        load(main)
+    assert e.value.problems[0].startswith(f"{tmp_path}/ib40.conf.d/50-x.conf:3: [bond bond0] miimon:")
+
+
+def test_problems_sorted_main_file_first():
+    with pytest.raises(ConfigError) as e:
+        parse_texts([("main", "[link a]\nmtu = 1\n"), ("drop", "[link a]\ntxqueuelen = x\n[zz]\n")])
+    assert [p.split(":")[0] for p in e.value.problems] == ["main", "drop", "drop"]
+
+
+def test_examples_shipped_in_the_repo_are_valid():
+    examples = sorted((REPO / "examples").glob("*.conf"))
+    assert examples, "examples/*.conf must exist"
+    for path in examples:
+        load(path)
+
+
+def test_cli_check_exit_2_no_traceback(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[link eth0]\nmtu = 9\n[bond b]\nslaves = nope\n")
+    proc = run_ib40d("check", "-c", str(bad))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}:2: [link eth0] mtu: 9 is out of range 68..65520" in proc.stderr
+    assert f"{bad}:4: [bond b] slaves:" in proc.stderr
+
+
+def test_cli_check_missing_file_is_clear(tmp_path):
+    proc = run_ib40d("check", "-c", str(tmp_path / "none.conf"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_check_valid_summary(tmp_path):
+    good = tmp_path / "good.conf"
+    good.write_text(GOOD_BOND)
+    proc = run_ib40d("check", "-c", str(good), check_rc=0)
+    assert proc.stdout.strip() == f"{good}: valid; 2 links, 1 bond, 0 IPoIB"
