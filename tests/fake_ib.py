@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Fake ConnectX-3 machines for the InfiniBand side, built from the fixtures.
+
+On top of fake_pci.FakeMachine (PCI device, netdevs, RDMA device layout):
+- mlx4_port1/mlx4_port2 on the PCI device with the driver's texts ("ib",
+  "eth", "auto (eth)"), /sys/module/<mod> for loaded modules;
+- IB ports whose sysfs files are the kernel's texts ("4: ACTIVE",
+  "5: LinkUp", "56 Gb/sec (4X FDR)", "0x3", gids/0) converted from the
+  ports of a real `ibstat` sample (fixtures/ibstat);
+- the fake mstconfig (tests/bin/mstconfig) on PATH with its state seeded
+  from a real `mstconfig query` sample (fixtures/mstconfig), and a fake
+  modprobe that records its calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from fake_pci import CONNECTX3, FakeMachine
+
+from ib40d import ibports, mstconfig
+
+# The same place conftest.py uses: ../shared/fixtures next to the checkout.
+FIXTURES = Path(os.environ.get("IB40_FIXTURES", Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"))
+TESTS_BIN = Path(__file__).parent / "bin"
+
+CX3_IB_FIXTURE = "ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"
+CX3_INIT_FIXTURE = "ibstat/ibstat_cx3_mt4099_initializing_fdr10_port2_disabled.txt"
+CX3_QUERY_FIXTURE = "mstconfig/cx3_hp544qsfp_nextboot_eth_vpi.txt"
+
+# ibstat's "Rate" number -> the speed name sysfs prints for a 4X link
+# (drivers/infiniband/core/sysfs.c rate_show).
+_RATE_NAMES = {"10": "SDR", "20": "DDR", "40": "QDR", "56": "FDR", "100": "EDR", "200": "HDR"}
+_STATE_NUMBERS = {name: num for num, name in ibports.PORT_STATES.items()}
+_PHYS_NUMBERS = {name: num for num, name in ibports.PHYS_STATES.items()}
+
+
+def fixture_text(rel: str) -> str:
+    """The verbatim output part of a fixture (after the `# ---` line)."""
+    return (FIXTURES / rel).read_text().split("# ---\n", 1)[1]
+
+
+def sysfs_rate(ibstat_rate: str) -> str:
+    """"56" -> "56 Gb/sec (4X FDR)"; "40 (FDR10)" -> "40 Gb/sec (4X FDR10)"."""
+    number, _, suffix = ibstat_rate.partition(" ")
+    name = suffix.strip("()") or _RATE_NAMES[number]
+    return f"{number} Gb/sec (4X {name})"
+
+
+def sysfs_gid(guid: str) -> str:
+    digits = guid.removeprefix("0x").zfill(16)
+    return "fe80:0000:0000:0000:" + ":".join(digits[i:i + 4] for i in range(0, 16, 4))
+
+
+class FakeIBMachine(FakeMachine):
+    def add_cx3(self, bdf: str = "0000:05:00.0", *, port1: str = "ib", port2: str = "ib",
+                device_id: str = CONNECTX3) -> str:
+        """A ConnectX-3 bound to mlx4_core; port1/port2 are the texts of
+        mlx4_portN ("ib", "eth", "auto (ib)") or None for no attribute."""
+        path = self.add_connectx3(bdf, device_id=device_id)
+        for port, text in ((1, port1), (2, port2)):
+            if text is not None:
+                self._write(f"{self.device_dir(bdf)}/mlx4_port{port}", text)
+        self.load_modules("mlx4_core")
+        return path
+
+    def load_modules(self, *names: str) -> None:
+        for name in names:
+            (self.root / "sys/module" / name).mkdir(parents=True, exist_ok=True)
+
+    def mlx4_port(self, bdf: str, port: int) -> str:
+        return (self.root / self.device_dir(bdf).lstrip("/") / f"mlx4_port{port}").read_text()
+
+    def add_ib_ports(self, bdf: str, ports: list[ibports.IBPort], device: str = "mlx4_0") -> None:
+        """sysfs ports of an RDMA device, in the kernel's texts, from parsed
+        ibstat/ibstatus ports."""
+        attrs = {}
+        for p in ports:
+            attrs[p.port] = {
+                "state": f"{_STATE_NUMBERS[p.state]}: {p.state}",
+                "phys_state": f"{_PHYS_NUMBERS[p.phys_state]}: {p.phys_state}",
+                "rate": p.rate if "Gb/sec" in (p.rate or "") else sysfs_rate(p.rate),
+                "sm_lid": hex(p.sm_lid or 0),
+                "lid": hex(p.lid or 0),
+                "link_layer": p.link_layer or "InfiniBand",
+                "gids/0": sysfs_gid(p.guid),
+            }
+        self.add_ib_device(bdf, device, attrs)
+        self.load_modules("mlx4_ib", "ib_core")
+
+    def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
+                                 **override) -> list[ibports.IBPort]:
+        ca = ibports.parse_ibstat(fixture_text(rel))[0]
+        ports = [p for p in ca["ports"] if p.port in only]
+        for p in ports:
+            for key, value in override.get(p.port, {}).items():
+                setattr(p, key, value)
+        self.add_ib_ports(bdf, ports, ca["ca"])
+        return ports
+
+
+# ---------------------------------------------------------------- the three card modes
+
+
+BDF = "0000:05:00.0"
+
+
+def cx3_ib_mode(root) -> FakeIBMachine:
+    """Both ports InfiniBand, linked, an SM seen (fixture: FDR56 both Active)."""
+    m = FakeIBMachine(root)
+    m.add_cx3(BDF, port1="ib", port2="ib")
+    m.add_ib_ports_from_ibstat(BDF)
+    m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)
+    m.add_ipoib("ib1", pci=BDF, mode="datagram", mtu=2044,
+                mac="80:00:02:09:fe:80:00:00:00:00:00:00:00:02:c9:03:00:a4:e7:22")
+    return m
+
+
+def cx3_eth_mode(root) -> FakeIBMachine:
+    """Both ports Ethernet (the HOWTO's eth40a/eth40b): RoCE ports, no IB."""
+    m = FakeIBMachine(root)
+    m.add_cx3(BDF, port1="eth", port2="eth")
+    ports = ibports.parse_ibstat(fixture_text(CX3_IB_FIXTURE))[0]["ports"]
+    for p in ports:
+        p.link_layer, p.sm_lid, p.lid, p.rate = "Ethernet", 0, 0, "40 Gb/sec (4X QDR)"
+    m.add_ib_ports(BDF, ports)
+    m.add_netdev("eth40a", pci=BDF, mac="00:02:c9:3e:ca:b1", txqueuelen=10000)
+    m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0", txqueuelen=10000)
+    m.load_modules("mlx4_en")
+    return m
+
+
+def cx3_mixed_mode(root) -> FakeIBMachine:
+    """Port 1 InfiniBand in INIT with no SM (fixture: Initializing/LinkUp,
+    SM lid 0), port 2 Ethernet."""
+    m = FakeIBMachine(root)
+    m.add_cx3(BDF, port1="ib", port2="eth")
+    ports = ibports.parse_ibstat(fixture_text(CX3_INIT_FIXTURE))[0]["ports"]
+    ports[1].link_layer = "Ethernet"
+    m.add_ib_ports(BDF, ports)
+    m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)
+    m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0")
+    m.load_modules("mlx4_en")
+    return m
+
+
+# ---------------------------------------------------------------- fake programs
+
+
+class FakeTools:
+    """A bin dir that is the whole PATH: the fake mstconfig (unless
+    missing=True) and a fake modprobe recording its arguments."""
+
+    def __init__(self, tmp: Path, monkeypatch, missing: bool = False):
+        self.bin = tmp / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        self.state_path = tmp / "mstconfig-state.json"
+        self.modprobe_log = tmp / "modprobe.log"
+        if not missing:
+            (self.bin / "mstconfig").symlink_to(TESTS_BIN / "mstconfig")
+        modprobe = self.bin / "modprobe"
+        modprobe.write_text("#!/usr/bin/python3\nimport sys\n"
+                            f"open({str(self.modprobe_log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+        modprobe.chmod(modprobe.stat().st_mode | stat.S_IXUSR)
+        monkeypatch.setenv("PATH", str(self.bin))
+        monkeypatch.setenv("IB40_FAKE_MSTCONFIG_STATE", str(self.state_path))
+        self.state = {"devices": {}, "calls": []}
+        self.save()
+
+    def add_card(self, bdf: str = BDF, *, rel: str = CX3_QUERY_FIXTURE, refuse: str | None = None,
+                 link_types: dict[int, str] | None = None) -> None:
+        """Seed a card's Next Boot table from a real query sample; link_types
+        overrides LINK_TYPE_Pn ({1: "ib"})."""
+        dev = mstconfig.parse(fixture_text(rel)).devices[0]
+        params = [[name, cols["Next Boot"].text] for name, cols in dev.params.items()]
+        labels = {1: "IB(1)", 2: "ETH(2)", 3: "VPI(3)"}
+        for port, kind in (link_types or {}).items():
+            value = labels[mstconfig.PORT_TYPE_TO_LINK_TYPE[kind]]
+            params = [[n, value if n == f"LINK_TYPE_P{port}" else v] for n, v in params]
+        self.state["devices"][bdf] = {"type": dev.device_type, "refuse": refuse, "params": params}
+        self.save()
+
+    def save(self) -> None:
+        self.state_path.write_text(json.dumps(self.state))
+
+    def load(self) -> dict:
+        return json.loads(self.state_path.read_text())
+
+    def calls(self) -> list[list[str]]:
+        return self.load()["calls"]
+
+    def set_calls(self) -> list[list[str]]:
+        return [c for c in self.calls() if "set" in c]
+
+    def next_boot(self, bdf: str = BDF) -> dict[str, str]:
+        return {n: v for n, v in self.load()["devices"][bdf]["params"] if n.startswith("LINK_TYPE")}
+
+    def modprobed(self) -> list[str]:
+        return self.modprobe_log.read_text().split() if self.modprobe_log.exists() else []
