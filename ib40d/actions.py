@@ -28,6 +28,9 @@ class Action:
     changes: tuple[Change, ...] = ()
     reason: str = ""
     params: dict = field(default_factory=dict, compare=False)
+    # Actions of one group (a bond and its slaves, or one link) stop together
+    # when one of them is refused; other groups go on.
+    group: str = ""
 
     def describe(self) -> str:
         parts = [f"{self.kind} {self.target}"]

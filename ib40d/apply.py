@@ -27,13 +27,13 @@ class ApplyResult:
     done: list[Action] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    error: str | None = None
+    errors: list[str] = field(default_factory=list)
     not_converged: list[Action] = field(default_factory=list)
     writes: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.not_converged
+        return not self.errors and not self.not_converged
 
     @property
     def not_done(self) -> list[Action]:
@@ -45,11 +45,11 @@ class ApplyResult:
             "ok": self.ok,
             "writes": self.writes,
             "done": [a.to_json() for a in self.done],
-            "not_done": [a.to_json() for a in self.not_done] if self.error else [],
+            "not_done": [a.to_json() for a in self.not_done],
             "not_converged": [a.to_json() for a in self.not_converged],
             "warnings": self.warnings,
             "notes": self.notes,
-            "error": self.error,
+            "errors": self.errors,
         }
 
 
@@ -119,12 +119,16 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
 def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
     result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes))
     index = _Indexes(nl)
+    failed_groups: set[str] = set()
     for action in plan.actions:
+        if action.group in failed_groups:
+            continue
         try:
             execute_action(action, nl, root, index, result)
         except NetlinkRefused as e:
-            result.error = f"{action.target}: {e}"
-            break
+            result.errors.append(f"{action.target}: {e}")
+            failed_groups.add(action.group)
+            continue
         result.done.append(action)
     return result
 
@@ -133,8 +137,11 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None) -> ApplyRe
     plan = make_plan(cfg, observe(nl, root), only)
     writes_before = nl.writes
     result = execute(plan, nl, root)
-    if result.error is None and plan.actions:
+    if plan.actions:
+        # Verify: what is still planned was not kept by the kernel, except
+        # in groups that failed, which already have their error.
+        failed = {a.group for a in result.not_done}
         again = make_plan(cfg, observe(nl, root), only)
-        result.not_converged = again.actions
+        result.not_converged = [a for a in again.actions if a.group not in failed]
     result.writes = nl.writes - writes_before
     return result

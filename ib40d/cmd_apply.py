@@ -22,10 +22,10 @@ def report(result, out=sys.stdout) -> None:
         print(f"warning: {warning}", file=out)
     for note in result.notes:
         print(f"note: {note}", file=out)
-    if result.error:
-        print(f"error: {result.error}", file=out)
-        for action in result.not_done:
-            print(f"not done: {action.describe()}", file=out)
+    for error in result.errors:
+        print(f"error: {error}", file=out)
+    for action in result.not_done:
+        print(f"not done: {action.describe()}", file=out)
     for action in result.not_converged:
         print(f"not converged: {action.describe()} (the kernel did not keep it)", file=out)
     if result.ok:

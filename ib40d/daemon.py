@@ -60,6 +60,7 @@ class Daemon:
         self.pending: set[str] = set()
         self.pending_since: float | None = None
         self.stop = False
+        self.last_report: dict[str | None, set[str]] = {}
 
     # ------------------------------------------------------------ applying
 
@@ -72,9 +73,13 @@ class Daemon:
         out = io.StringIO()
         report(result, out)
         lines = out.getvalue().splitlines()
-        if result.done or not result.ok or result.warnings:
-            for line in lines:
+        # A lasting refusal (a missing module, a dead port) comes back at
+        # every link event; say it when it changes, not every time.
+        seen = self.last_report.get(only, set())
+        for line in lines:
+            if line.startswith(("done:", "applied")) or (line not in seen and not line.startswith("nothing to do")):
                 log(f"{only or 'all'}: {line}")
+        self.last_report[only] = {l for l in lines if not l.startswith(("done:", "applied"))}
         return lines if result.ok else lines + ["__failed__"]
 
     def check_ready(self) -> None:

@@ -14,6 +14,7 @@ Only links named in the config ever get an action.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -193,6 +194,10 @@ def _plan_link(link_cfg: LinkConfig, obs: Observed, plan: Plan) -> None:
         acts.append(Action("link.up", name, (Change("state", "down", "up"),)))
 
 
+def _set_group(plan: Plan, start: int, group: str) -> None:
+    plan.actions[start:] = [dataclasses.replace(a, group=group) for a in plan.actions[start:]]
+
+
 def related_names(cfg: Config, name: str) -> set[str]:
     """What `apply --link NAME` may touch: the link, and its bond (for a slave)
     or its slaves (for a bond)."""
@@ -205,10 +210,14 @@ def related_names(cfg: Config, name: str) -> set[str]:
 def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
     plan = Plan()
     for bond in cfg.bonds.values():
+        start = len(plan.actions)
         _plan_bond(cfg, bond, obs, plan)
+        _set_group(plan, start, bond.name)
     for link_cfg in cfg.links.values():
         if cfg.bond_of(link_cfg.name) is None:
+            start = len(plan.actions)
             _plan_link(link_cfg, obs, plan)
+            _set_group(plan, start, link_cfg.name)
     if only is not None:
         keep = related_names(cfg, only)
         plan.actions = [a for a in plan.actions if a.target in keep]

@@ -114,7 +114,8 @@ def test_refused_request_names_link_and_errno_and_says_what_was_not_done(tmp_pat
     nl.fail[("set_master", "eth40b")] = errno.EBUSY
     result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
     assert not result.ok
-    assert result.error.startswith("eth40b: ") and "EBUSY" in result.error
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith("eth40b: ") and "EBUSY" in result.errors[0]
     assert any(a.kind == "link.enslave" and a.target == "eth40a" for a in result.done)
     assert [a.kind for a in result.not_done][:1] == ["link.enslave"]
     assert any(a.kind == "addr.add" for a in result.not_done)
@@ -125,7 +126,7 @@ def test_use_carrier_refused_is_a_warning(tmp_path):
     nl.fail[("set_bond", "bond0")] = errno.EOPNOTSUPP
     cfg = parse_text(BOND_CONF + "use_carrier = 1\n")
     result = converge(cfg, nl, FakeRoot(tmp_path, nl))
-    assert result.error is None
+    assert result.errors == []
     assert any("use_carrier" in w and "EOPNOTSUPP" in w for w in result.warnings)
 
 
@@ -197,8 +198,9 @@ def test_connected_mode_refused_gives_the_fix(tmp_path):
 
     result = converge(parse_text(IPOIB_CONF), nl, NoCM(tmp_path, nl))
     assert not result.ok
-    assert result.error.startswith("ib0: ") and "EINVAL" in result.error
-    assert "mode = datagram" in result.error and "4092" in result.error
+    [error] = result.errors
+    assert error.startswith("ib0: ") and "EINVAL" in error
+    assert "mode = datagram" in error and "4092" in error
 
 
 def test_ipoib_bond_slaves_active_backup(tmp_path):
@@ -222,3 +224,15 @@ address = 10.40.0.1/24
         seq = [m for m, n, d in nl.calls if n == name]
         assert seq.index("ipoib_mode") < seq.index("set_master")
         assert nl.links[name].master == "bond1"
+
+
+def test_a_refused_bond_does_not_stop_other_links(tmp_path):
+    cfg = parse_text(BOND_CONF + "[link eth0]\nmtu = 9000\n")
+    nl = machine()
+    nl.fail[("create_bond", "bond0")] = errno.EOPNOTSUPP  # no bonding module
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert not result.ok
+    assert result.errors[0].startswith("bond0: ") and "EOPNOTSUPP" in result.errors[0]
+    assert nl.links["eth0"].mtu == 9000
+    assert {a.target for a in result.not_done} == {"bond0", "eth40a", "eth40b"}
+    assert result.not_converged == []

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The daemon (ib40d.service) for real in a network namespace: first apply,
+READY=1 over a real NOTIFY_SOCKET, hotplug, link-ready, reload, stop."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_ib40d
+
+pytestmark = pytest.mark.netns
+
+CONF = """
+[link v1]
+mtu = 9000
+address = 10.98.0.1/24
+[link v2]
+address = 10.98.0.2/24
+[link w1]
+txqueuelen = 5000
+[bond bond7]
+slaves = w1
+miimon = 100
+"""
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    messages = []
+
+    def read():
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+        return messages
+
+    yield path, read
+    sock.close()
+
+
+def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, notify_socket):
+    notify_path, read_notify = notify_socket
+    conf = tmp_path / "ib40.conf"
+    # bond7 can't exist on this kernel (no bonding module): the daemon must
+    # say what it waits for, and turn READY after its timeout, not hang.
+    conf.write_text(CONF)
+    root = tmp_path / "root"
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    env = dict(os.environ, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_path)
+    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
+                               "-c", str(conf), "--root", str(root), "--ready-timeout", "3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
+        assert wait_for(lambda: any("READY=1" in m for m in read_notify()), timeout=15), read_notify()
+        msgs = read_notify()
+        assert any(m.startswith("STATUS=") and "bond7" in m for m in msgs), msgs
+
+        # hotplug: the link goes away and comes back; the daemon re-applies it
+        netns.ip("link", "del", "v1")
+        netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+        assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1")), netns.ip("link")
+        assert wait_for(lambda: "10.98.0.2/24" in netns.ip("addr", "show", "v2"))
+
+        # what ib40-link@v1.service runs: answered by the daemon, converged
+        ready = run_ib40d("link-ready", "v1", "-c", str(conf), "--root", str(root), netns=netns.name)
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        assert "nothing to do" in ready.stdout
+        unknown = run_ib40d("link-ready", "zz", "-c", str(conf), "--root", str(root), netns=netns.name)
+        assert unknown.returncode == 2 and "zz is not configured" in unknown.stderr
+
+        # reload with an invalid config keeps the running one
+        conf.write_text(CONF + "[link v9]\nmtu = 1\n")
+        daemon_pid = int(subprocess.run(["pgrep", "-f", f"ib40d daemon -c {conf}"], capture_output=True,
+                                        text=True).stdout.split()[0])
+        os.kill(daemon_pid, signal.SIGHUP)
+        time.sleep(1)
+        conf.write_text(CONF.replace("mtu = 9000", "mtu = 8000"))
+        os.kill(daemon_pid, signal.SIGHUP)
+        assert wait_for(lambda: "mtu 8000" in netns.ip("link", "show", "v1"))
+
+        os.kill(daemon_pid, signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=10)
+        assert daemon.returncode == 0, out
+        assert "reload refused" in out and ":13: [link v9] mtu" in out
+        # a lasting refusal (no bonding module here) is logged once, not at every event
+        assert out.count("error: bond7: create bond bond7: refused by the kernel: EOPNOTSUPP") == 1
+        assert "ready after" in out and "bond7" in out
+        assert "mtu 8000" in netns.ip("link", "show", "v1")  # stopping leaves links as they are
+        assert not (root / "run/ib40/control.sock").exists()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_link_ready_without_daemon_applies_in_process(netns, tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_text("[link v1]\nmtu = 7000\n")
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    proc = run_ib40d("link-ready", "v1", "--wait", "0.2", "-c", str(conf), "--root", str(tmp_path), netns=netns.name)
+    assert proc.returncode == 0, proc.stderr
+    assert "not answering" in proc.stderr and "mtu 1500 -> 7000" in proc.stdout
+    assert "mtu 7000" in netns.ip("link", "show", "v1")
