@@ -116,6 +116,7 @@ def cx3_ib_mode(root) -> FakeIBMachine:
     m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)
     m.add_ipoib("ib1", pci=BDF, mode="datagram", mtu=2044,
                 mac="80:00:02:09:fe:80:00:00:00:00:00:00:00:02:c9:03:00:a4:e7:22")
+    m.load_modules("ib_ipoib", "ib_umad")
     return m
 
 
@@ -143,7 +144,7 @@ def cx3_mixed_mode(root) -> FakeIBMachine:
     m.add_ib_ports(BDF, ports)
     m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)
     m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0")
-    m.load_modules("mlx4_en")
+    m.load_modules("mlx4_en", "ib_ipoib", "ib_umad")
     return m
 
 
@@ -154,7 +155,7 @@ class FakeTools:
     """A bin dir that is the whole PATH: the fake mstconfig (unless
     missing=True) and a fake modprobe recording its arguments."""
 
-    def __init__(self, tmp: Path, monkeypatch, missing: bool = False):
+    def __init__(self, tmp: Path, monkeypatch, missing: bool = False, root: Path | None = None):
         self.bin = tmp / "bin"
         self.bin.mkdir(parents=True, exist_ok=True)
         self.state_path = tmp / "mstconfig-state.json"
@@ -162,8 +163,13 @@ class FakeTools:
         if not missing:
             (self.bin / "mstconfig").symlink_to(TESTS_BIN / "mstconfig")
         modprobe = self.bin / "modprobe"
-        modprobe.write_text("#!/usr/bin/python3\nimport sys\n"
-                            f"open({str(self.modprobe_log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+        # Like the real one, a loaded module shows up as /sys/module/<name>
+        # (under the fake root, when the test names one).
+        modprobe.write_text("#!/usr/bin/python3\nimport os, sys\n"
+                            f"open({str(self.modprobe_log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                            f"root = {str(root) if root else None!r}\n"
+                            "if root:\n"
+                            "    os.makedirs(os.path.join(root, 'sys/module', sys.argv[-1]), exist_ok=True)\n")
         modprobe.chmod(modprobe.stat().st_mode | stat.S_IXUSR)
         monkeypatch.setenv("PATH", str(self.bin))
         monkeypatch.setenv("IB40_FAKE_MSTCONFIG_STATE", str(self.state_path))
