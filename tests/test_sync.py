@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d sync` against a fake root, with fake udevadm and sysctl first on
+PATH. The fakes answer as the real ones do: `udevadm control --reload`
+without a running udevd fails with "Failed to send reload request: No such
+file or directory" (exit 1, measured on this build machine), and `udevadm
+trigger` refuses a device path that does not exist."""
+import os
+
+import pytest
+
+from conftest import REPO, run_ib40d
+from ib40d import sync, tuning, udev
+from ib40d.config import parse_text
+from ib40d.sysroot import SysRoot
+
+CONF = """
+[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+[bond bond0]
+slaves = eth40a eth40b
+mode = balance-rr
+miimon = 100
+address = 10.30.0.2/16
+"""
+
+FAKE_UDEVADM = r"""#!/bin/sh
+# Fake udevadm: records its arguments; behaves like the real one for the
+# calls ib40d makes.
+echo "udevadm $*" >> "$FAKE_LOG"
+case "$1 $2" in
+    "control --reload")
+        if [ "$FAKE_UDEVD" = running ]; then exit 0; fi
+        echo "Failed to send reload request: No such file or directory" >&2
+        exit 1 ;;
+    trigger*)
+        shift
+        for a in "$@"; do
+            case "$a" in
+                -*) ;;
+                *) [ -e "$FAKE_ROOT$a" ] || { echo "Failed to open the device '$a': No such device" >&2; exit 1; } ;;
+            esac
+        done
+        exit 0 ;;
+esac
+echo "fake udevadm: unexpected call: $*" >&2
+exit 2
+"""
+
+FAKE_SYSCTL = r"""#!/bin/sh
+echo "sysctl $*" >> "$FAKE_LOG"
+exit 0
+"""
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A fake root with eth40a present (eth40b not yet), and fake tools."""
+    root = tmp_path / "root"
+    (root / "sys/class/net/eth40a").mkdir(parents=True)
+    (root / "etc").mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("udevadm", FAKE_UDEVADM), ("sysctl", FAKE_SYSCTL)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_ROOT", str(root))
+    monkeypatch.setenv("FAKE_UDEVD", "running")
+
+    class Machine:
+        def __init__(self):
+            self.root = SysRoot(root)
+            self.dir = root
+            self.bindir = bindir
+
+        def calls(self):
+            return log.read_text().splitlines() if log.exists() else []
+
+        def clear(self):
+            if log.exists():
+                log.unlink()
+
+        def file(self, abspath):
+            return self.root.path(abspath)
+
+    return Machine()
+
+
+def test_writes_both_rule_files_and_reloads_udev(machine):
+    result = sync.sync(machine.root, parse_text(CONF), reload=True)
+    names = machine.file(udev.NAMES_RULES).read_text()
+    hooks = machine.file(udev.HOOKS_RULES).read_text()
+    assert names == udev.names_rules(parse_text(CONF))
+    assert hooks == udev.hooks_rules(parse_text(CONF))
+    assert 'ATTR{address}=="00:02:c9:3e:ca:b1"' in names
+    # reload, then a change event for the configured links that exist now
+    assert machine.calls() == [
+        "udevadm control --reload",
+        "udevadm trigger --action=change /sys/class/net/eth40a",
+    ]
+    assert sync.read_manifest(machine.root) == sorted(udev.RULE_FILES)
+    assert f"wrote {udev.NAMES_RULES}" in result.changed
+
+
+def test_nothing_changed_means_no_reload(machine):
+    sync.sync(machine.root, parse_text(CONF), reload=True)
+    machine.clear()
+    before = os.stat(machine.file(udev.HOOKS_RULES))
+    result = sync.sync(machine.root, parse_text(CONF), reload=True)
+    assert result.changed == []
+    assert machine.calls() == []
+    assert os.stat(machine.file(udev.HOOKS_RULES)).st_ino == before.st_ino
+
+
+def test_rewrite_is_a_rename_over_and_leaves_no_temp_files(machine):
+    sync.sync(machine.root, parse_text(CONF), reload=False)
+    inode = os.stat(machine.file(udev.HOOKS_RULES)).st_ino
+    sync.sync(machine.root, parse_text(CONF + "[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n"), reload=False)
+    assert os.stat(machine.file(udev.HOOKS_RULES)).st_ino != inode
+    assert "eth40c" in machine.file(udev.HOOKS_RULES).read_text()
+    assert sorted(os.listdir(machine.file("/etc/udev/rules.d"))) == [
+        "70-ib40-names.rules", "90-ib40-hooks.rules"]
+
+
+def test_failed_write_keeps_the_old_rules(machine, monkeypatch):
+    sync.sync(machine.root, parse_text(CONF), reload=False)
+    old = machine.file(udev.NAMES_RULES).read_text()
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError):
+        sync.sync(machine.root, parse_text(CONF.replace("ca:b1", "ca:b9")), reload=False)
+    assert machine.file(udev.NAMES_RULES).read_text() == old
+    assert sorted(os.listdir(machine.file("/etc/udev/rules.d"))) == [
+        "70-ib40-names.rules", "90-ib40-hooks.rules"]
+
+
+def test_a_link_dropped_from_the_config_gets_its_change_event(machine):
+    sync.sync(machine.root, parse_text(CONF + "[ipoib ib0]\nmode = connected\n"), reload=True)
+    (machine.dir / "sys/class/net/ib0").mkdir()
+    machine.clear()
+    sync.sync(machine.root, parse_text(CONF), reload=True)
+    # ib0 loses its NM_UNMANAGED mark only through an event of its own
+    assert machine.calls() == [
+        "udevadm control --reload",
+        "udevadm trigger --action=change /sys/class/net/eth40a /sys/class/net/ib0",
+    ]
+
+
+def test_no_config_removes_the_generated_rules(machine):
+    sync.sync(machine.root, parse_text(CONF), reload=False)
+    result = sync.sync(machine.root, None, reload=True)
+    assert not machine.file(udev.NAMES_RULES).exists()
+    assert not machine.file(udev.HOOKS_RULES).exists()
+    assert f"removed {udev.HOOKS_RULES}" in result.changed
+    assert machine.calls()[0] == "udevadm control --reload"
+    assert not machine.file(sync.MANIFEST).exists()
+
+
+def test_without_udevd_the_rules_wait_for_the_next_boot(machine, monkeypatch):
+    monkeypatch.setenv("FAKE_UDEVD", "absent")
+    result = sync.sync(machine.root, parse_text(CONF), reload=True)
+    assert machine.file(udev.HOOKS_RULES).exists()
+    assert machine.calls() == ["udevadm control --reload"]  # no trigger
+    assert any("No such file or directory" in n and "next boot" in n for n in result.notes)
+
+
+def test_sysctl_off_masks_the_shipped_file_and_on_unmasks_it(machine):
+    off = parse_text(CONF + "[sysctl]\ntuning = no\n")
+    sync.sync(machine.root, off, reload=True)
+    mask = machine.file(sync.SYSCTL_MASK)
+    assert mask.is_symlink() and os.readlink(mask) == "/dev/null"
+    assert sync.SYSCTL_MASK in sync.read_manifest(machine.root)
+    machine.clear()
+    sync.sync(machine.root, parse_text(CONF), reload=True)
+    assert not mask.is_symlink() and not mask.exists()
+    assert sync.SYSCTL_MASK not in sync.read_manifest(machine.root)
+    assert machine.calls() == ["sysctl --system"]  # rules unchanged: no udevadm
+
+
+def test_sysctl_leaves_the_admins_own_files_alone(machine):
+    mask = machine.file(sync.SYSCTL_MASK)
+    mask.parent.mkdir(parents=True)
+    # The admin's own override of the shipped file...
+    mask.write_text("net.core.rmem_max = 8388608\n")
+    result = sync.sync(machine.root, parse_text(CONF + "[sysctl]\ntuning = no\n"), reload=False)
+    assert mask.read_text() == "net.core.rmem_max = 8388608\n"
+    assert any("not ours" in n for n in result.notes)
+    # ...and a mask made by hand: tuning = yes (the default) does not undo it.
+    mask.unlink()
+    os.symlink("/dev/null", mask)
+    sync.sync(machine.root, parse_text(CONF), reload=False)
+    assert mask.is_symlink()
+
+
+def test_cli_with_root_writes_files_but_never_calls_udevadm(machine):
+    conf = machine.dir / "etc/ib40.conf"
+    conf.write_text(CONF)
+    env = {"PATH": os.environ["PATH"]}
+    proc = run_ib40d("sync", "--root", str(machine.dir), env=env, check_rc=0)
+    assert f"wrote {udev.HOOKS_RULES}" in proc.stdout
+    assert machine.file(udev.HOOKS_RULES).exists()
+    assert machine.calls() == []
+
+
+def test_cli_invalid_config_writes_nothing(machine):
+    (machine.dir / "etc/ib40.conf").write_text("[link eth40a]\nmac = 00:02:c9:3e:ca\n")
+    proc = run_ib40d("sync", "--root", str(machine.dir), check_rc=2)
+    assert "mac" in proc.stderr and "nothing was changed" in proc.stderr
+    assert not machine.file("/etc/udev").exists()
+
+
+def test_cli_without_config_says_so(machine):
+    proc = run_ib40d("sync", "--root", str(machine.dir), check_rc=0)
+    assert "manages nothing" in proc.stderr
+    assert "up to date" in proc.stdout
+
+
+def test_shipped_sysctl_file_is_generated_from_tuning():
+    shipped = (REPO / "sysctl/60-ib40.conf").read_text()
+    assert shipped == tuning.sysctl_d_text(), "run `make sysctl-file`"
+    # and it carries every value of the HOWTO's 60-infiniband.conf
+    values = dict(line.split(" = ", 1) for line in shipped.splitlines() if not line.startswith("#"))
+    assert values == tuning.SYSCTL
+    assert values["net.ipv4.tcp_rmem"] == "4096 87380 4194304"
+    assert os.path.basename(sync.SHIPPED_SYSCTL) == os.path.basename(sync.SYSCTL_MASK) == "60-ib40.conf"
