@@ -146,6 +146,18 @@ class Config:
         return self.origins.get(f"{section} {key}" if key else section, "")
 
 
+def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
+    """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
+    network's broadcast (as `ip addr add ... brd +` would)."""
+    result = {}
+    for a in addresses:
+        bcast = a.broadcast
+        if bcast is None and a.family == 4 and a.interface.network.prefixlen < 31:
+            bcast = a.interface.network.broadcast_address
+        result[str(a.interface)] = str(bcast) if bcast is not None else None
+    return result
+
+
 # ---------------------------------------------------------------- raw parsing
 
 

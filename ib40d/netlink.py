@@ -1,58 +1,57 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The few rtnetlink calls ib40 makes, through pyroute2's IPRoute.
+"""The few rtnetlink writes ib40 makes, through pyroute2's IPRoute.
 
-Only API present in Debian bookworm's python3-pyroute2 (0.7.2) is used.
-Every write goes through `_write()`, which counts it: a second apply on a
-converged machine must send none, and tests check the count.
-Reads return observe.LinkObs so that the planner never sees pyroute2 types.
+Reads come from rtnl.py (stdlib dumps) so that a run with nothing to change
+never imports pyroute2 (~0.25 s, 35 MB); IPRoute is created on the first
+write. Only API present in Debian bookworm's python3-pyroute2 (0.7.2) is
+used. Every write goes through `_write()`, which counts it: a second apply on
+a converged machine must send none, and tests check the count.
 The recording fake in tests/fakenl.py has the same methods.
 """
 
 from __future__ import annotations
 
-import socket
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from ib40d import rtnl
 from ib40d.config import BOND_MODES
 from ib40d.netlink_errors import NetlinkRefused
 from ib40d.observe import AddrObs, BondObs, LinkObs
 
 _MODE_BY_NUMBER = {n: m for m, n in BOND_MODES.items()}
-IFF_UP = 0x1
 
 
 class Netlink:
     def __init__(self):
-        self.ipr = IPRoute()
+        self._ipr = None
         self.writes = 0
 
+    @property
+    def ipr(self):
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
+
     def close(self) -> None:
-        self.ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
 
     # ----------------------------------------------------------------- reads
 
     def dump_links(self) -> list[LinkObs]:
-        msgs = self.ipr.get_links()
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-        links = {}
-        for m in msgs:
-            link = _link_from_msg(m, names)
-            links[link.index] = link
-        for a in self.ipr.get_addr():
-            link = links.get(a["index"])
-            if link is None:
-                continue
-            addr = a.get_attr("IFA_ADDRESS")
-            if a["family"] == socket.AF_INET:
-                addr = a.get_attr("IFA_LOCAL") or addr
-            link.addresses.append(AddrObs(f"{addr}/{a['prefixlen']}", a.get_attr("IFA_BROADCAST")))
+        raw = rtnl.dump_links()
+        names = {l["index"]: l["name"] for l in raw}
+        links = {l["index"]: _link_obs(l, names) for l in raw}
+        for index, cidr, bcast in rtnl.dump_addresses():
+            if index in links:
+                links[index].addresses.append(AddrObs(cidr, bcast))
         return list(links.values())
 
     # ---------------------------------------------------------------- writes
 
     def _write(self, what: str, fn, *args, **kwargs):
+        from pyroute2.netlink.exceptions import NetlinkError
+
         self.writes += 1
         try:
             return fn(*args, **kwargs)
@@ -105,38 +104,29 @@ def _bond_kwargs(options: dict) -> dict:
     return kwargs
 
 
-def _link_from_msg(m, names: dict[int, str]) -> LinkObs:
-    kind = None
+def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
     bond = None
-    info = m.get_attr("IFLA_LINKINFO")
-    if info is not None:
-        kind = info.get_attr("IFLA_INFO_KIND")
-        data = info.get_attr("IFLA_INFO_DATA")
-        if kind == "bond" and data is not None:
-            mode = data.get_attr("IFLA_BOND_MODE")
-            carrier = data.get_attr("IFLA_BOND_USE_CARRIER")
-            targets = data.get_attr("IFLA_BOND_ARP_IP_TARGET")
-            bond = BondObs(
-                mode=_MODE_BY_NUMBER.get(mode),
-                miimon=data.get_attr("IFLA_BOND_MIIMON"),
-                updelay=data.get_attr("IFLA_BOND_UPDELAY"),
-                downdelay=data.get_attr("IFLA_BOND_DOWNDELAY"),
-                use_carrier=None if carrier is None else bool(carrier),
-                arp_interval=data.get_attr("IFLA_BOND_ARP_INTERVAL"),
-                arp_ip_target=tuple(targets) if isinstance(targets, (list, tuple)) else ((targets,) if targets else ()),
-            )
-    master = m.get_attr("IFLA_MASTER")
-    carrier = m.get_attr("IFLA_CARRIER")
+    if raw["bond"] is not None:
+        b = raw["bond"]
+        bond = BondObs(
+            mode=_MODE_BY_NUMBER.get(b["mode"]),
+            miimon=b["miimon"],
+            updelay=b["updelay"],
+            downdelay=b["downdelay"],
+            use_carrier=None if b["use_carrier"] is None else bool(b["use_carrier"]),
+            arp_interval=b["arp_interval"],
+            arp_ip_target=b["arp_ip_target"],
+        )
     return LinkObs(
-        name=m.get_attr("IFLA_IFNAME"),
-        index=m["index"],
-        kind=kind,
-        mac=m.get_attr("IFLA_ADDRESS"),
-        mtu=m.get_attr("IFLA_MTU"),
-        txqueuelen=m.get_attr("IFLA_TXQLEN"),
-        admin_up=bool(m["flags"] & IFF_UP),
-        carrier=None if carrier is None else bool(carrier),
-        operstate=(m.get_attr("IFLA_OPERSTATE") or "").lower() or None,
-        master=names.get(master) if master else None,
+        name=raw["name"],
+        index=raw["index"],
+        kind=raw["kind"],
+        mac=raw["mac"],
+        mtu=raw["mtu"],
+        txqueuelen=raw["txqueuelen"],
+        admin_up=bool(raw["flags"] & rtnl.IFF_UP),
+        carrier=None if raw["carrier"] is None else bool(raw["carrier"]),
+        operstate=raw["operstate"],
+        master=names.get(raw["master"]) if raw["master"] else None,
         bond=bond,
     )

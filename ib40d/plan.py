@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ib40d.actions import Action, Change
-from ib40d.config import Address, BondConfig, Config, IPoIBConfig, LinkConfig
+from ib40d.config import Address, BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
 from ib40d.observe import LinkObs, Observed
 
 BOND_OPTIONS = ("miimon", "updelay", "downdelay", "arp_interval", "arp_ip_target")
@@ -32,18 +32,6 @@ class Plan:
 
     def __bool__(self) -> bool:
         return bool(self.actions)
-
-
-def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
-    """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
-    network's broadcast (as `ip addr add ... brd +` would)."""
-    result = {}
-    for a in addresses:
-        bcast = a.broadcast
-        if bcast is None and a.family == 4 and a.interface.network.prefixlen < 31:
-            bcast = a.interface.network.broadcast_address
-        result[str(a.interface)] = str(bcast) if bcast is not None else None
-    return result
 
 
 def _observed_addresses(link: LinkObs) -> dict[str, str | None]:

@@ -13,8 +13,8 @@ import json
 from ib40d.addrdump import addresses_by_name
 from ib40d.bonding import parse_proc_bonding
 from ib40d.cli import load_config, sysroot
+from ib40d.config import desired_addresses
 from ib40d.linkstate import read_link
-from ib40d.plan import desired_addresses
 
 
 def add_arguments(parser) -> None:

@@ -10,7 +10,6 @@ Nothing else in ib40 opens a path under /sys, /proc, /etc or /run directly.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -78,6 +77,8 @@ class SysRoot:
         """Write a regular file atomically: temp file in the same directory,
         fsync, rename over. Returns False (and writes nothing) when the file
         already holds exactly this content, so callers can skip reloads."""
+        import tempfile  # only writers pay for it; status and check never write
+
         target = self.path(abspath)
         try:
             if target.read_text() == content:

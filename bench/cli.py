@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""CLI start-up figures, all measured in this one run (run as root).
+
+Medians over N runs of: `ib40d status`, `ib40d check`, `ib40d plan` on a
+converged network namespace, `python3 -c pass` and
+`python3 -c 'import pyroute2'` (the reference), plus the first and second
+`ib40d apply` on a fresh namespace. Targets: status and check <= 0.5x the
+pyroute2 import; a second apply <= 0.3x the first.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = "/usr/bin/python3"
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+CONF = """
+[link v1]
+mtu = 9000
+txqueuelen = 10000
+address = 10.97.0.1/24
+[link v2]
+address = 10.97.0.2/24
+"""
+
+
+def timed(cmd: list[str], ns: str | None = None) -> float:
+    if ns:
+        cmd = ["ip", "netns", "exec", ns, *cmd]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.decode()}")
+    return elapsed
+
+
+def median(cmd, ns=None) -> float:
+    return statistics.median(timed(cmd, ns) for _ in range(RUNS))
+
+
+def fresh_ns() -> str:
+    ns = f"ib40b-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "add", "v1", "type", "veth", "peer", "name", "v2"], check=True)
+    return ns
+
+
+def entry_point(tmp: Path) -> list[str]:
+    """What users run: the installed /usr/bin/ib40d when present, else the
+    same console-script wrapper pybuild generates (no runpy, unlike -m)."""
+    if Path("/usr/bin/ib40d").exists() and os.environ.get("BENCH_CHECKOUT") is None:
+        return ["/usr/bin/ib40d"]
+    script = tmp / "ib40d"
+    script.write_text(f"#!{PY}\nimport sys\nfrom ib40d.cli import main\nsys.exit(main())\n")
+    script.chmod(0o755)
+    return [str(script)]
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp())
+    conf = tmp / "ib40.conf"
+    conf.write_text(CONF)
+    ib40d = entry_point(tmp)
+    print(f"entry point: {' '.join(ib40d)}")
+    firsts, seconds = [], []
+    for _ in range(max(3, RUNS // 3)):
+        ns = fresh_ns()
+        try:
+            firsts.append(timed([*ib40d, "apply", "-c", str(conf)], ns))
+            seconds.append(timed([*ib40d, "apply", "-c", str(conf)], ns))
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+    ns = fresh_ns()
+    try:
+        timed([*ib40d, "apply", "-c", str(conf)], ns)
+        figures = {
+            "python3 -c pass": median([PY, "-c", "pass"]),
+            "python3 -c 'import pyroute2'": median([PY, "-c", "import pyroute2"]),
+            "ib40d check": median([*ib40d, "check", "-c", str(conf)]),
+            "ib40d status (netns)": median([*ib40d, "status", "-c", str(conf)], ns),
+            "ib40d plan (converged netns)": median([*ib40d, "plan", "-c", str(conf)], ns),
+        }
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    figures["ib40d apply, first (fresh netns)"] = statistics.median(firsts)
+    figures["ib40d apply, second (converged)"] = statistics.median(seconds)
+    ref = figures["python3 -c 'import pyroute2'"]
+    print(f"medians of {RUNS} runs (apply: {len(firsts)} fresh namespaces)")
+    for name, value in figures.items():
+        print(f"  {name:<36} {value * 1000:8.1f} ms  {value / ref:5.2f}x import pyroute2")
+    checks = [
+        ("status <= 0.5x import pyroute2", figures["ib40d status (netns)"] / ref, 0.5),
+        ("check <= 0.5x import pyroute2", figures["ib40d check"] / ref, 0.5),
+        ("second apply <= 0.3x first", figures["ib40d apply, second (converged)"] / figures["ib40d apply, first (fresh netns)"], 0.3),
+    ]
+    for label, ratio, target in checks:
+        print(f"  {label:<36} {ratio:5.2f}  {'met' if ratio <= target else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
