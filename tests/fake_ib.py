@@ -92,11 +92,12 @@ class FakeIBMachine(FakeMachine):
         self.load_modules("mlx4_ib", "ib_core")
 
     def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
-                                 **override) -> list[ibports.IBPort]:
+                                 override: dict[int, dict] | None = None) -> list[ibports.IBPort]:
+        """The ports of a real ibstat sample; override: {port: {attr: value}}."""
         ca = ibports.parse_ibstat(fixture_text(rel))[0]
         ports = [p for p in ca["ports"] if p.port in only]
         for p in ports:
-            for key, value in override.get(p.port, {}).items():
+            for key, value in (override or {}).get(p.port, {}).items():
                 setattr(p, key, value)
         self.add_ib_ports(bdf, ports, ca["ca"])
         return ports

@@ -1,0 +1,378 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d opensm-gate`: run a subnet manager only on the IB ports that need one.
+
+An InfiniBand link carries no IP traffic until a subnet manager (SM) has
+swept it: without one the port stays in INIT and sysfs shows sm_lid 0. Back
+to back, one of the two machines must run opensm, bound to its port's GUID
+(one opensm instance per port).
+
+With `[opensm] start = auto` (the default) opensm is started for a port only
+when its link layer is InfiniBand, it is physically linked (phys_state
+LinkUp) and no SM is seen (sm_lid 0). Once started it is left running: on a
+link with two machines both on `auto`, both may start one at the same moment;
+opensm's own election (SMInfo priority, then the lower port GUID) makes one
+MASTER and the other STANDBY, which takes over if the master goes away.
+`always` starts one on every IB port, `never` stops ours.
+
+Which unit: ib40's own template `ib40-opensm@<guid>.service`, not Debian's
+`opensm@<guid>.service`, because (1) Debian's template is PartOf=opensm.service
+and that package unit starts an SM on *every* port at boot (PORTS=ALL in
+/etc/default/opensm), which is exactly the decision this gate makes; (2) it
+takes no SM priority, which `[opensm] priority` needs; (3) older packagings
+(Ubuntu 18.04's LSB script in fixtures/opensm) have no template at all. Ours
+declares Conflicts=opensm@%i.service so the two never bind the same port,
+and when the distro's instance already runs for a port the gate counts it as
+that port's SM and starts nothing.
+
+systemd is reached through a small adapter (SystemdUnits, pystemd); tests
+pass a fake with the same three methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from ib40d import ibports
+from ib40d.sysroot import SysRoot
+
+OUR_UNIT = "ib40-opensm@{guid}.service"
+DISTRO_UNIT = "opensm@{guid}.service"
+ENV_FILE = "/run/ib40/opensm.env"
+
+
+# ---------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Decision:
+    device: str
+    port: int
+    guid: str | None
+    action: str  # "start" | "stop" | "keep" | "none"
+    reason: str
+
+    @property
+    def unit(self) -> str | None:
+        return OUR_UNIT.format(guid=self.guid) if self.guid else None
+
+
+def decide(start: str, ports: list[ibports.IBPort], ours_running: set[str],
+           distro_running: frozenset[str] | set[str] = frozenset()) -> list[Decision]:
+    """Pure: one decision per port. `ours_running`/`distro_running` hold the
+    GUIDs for which ib40-opensm@ / Debian's opensm@ units are active."""
+    decisions = []
+    for p in ports:
+        ours = p.guid in ours_running
+        if not p.is_infiniband:
+            action, why = ("stop", "the port is Ethernet now") if ours else ("none", "Ethernet port: no SM needed")
+        elif p.guid is None:
+            action, why = "none", "no port GUID in sysfs (gids/0): cannot bind opensm"
+        elif p.guid in distro_running and not ours:
+            action, why = "none", f"the opensm package already runs {DISTRO_UNIT.format(guid=p.guid)} for it"
+        elif start == "never":
+            action, why = ("stop", "[opensm] start = never") if ours else ("none", "[opensm] start = never")
+        elif ours:
+            # Never stop a running SM because an SM is now seen: that SM is
+            # usually this one (sm_lid == our lid), or the peer's in STANDBY
+            # election with ours; stopping would flap the subnet.
+            action, why = "keep", "our opensm runs for this port"
+        elif start == "always":
+            action, why = "start", "[opensm] start = always"
+        elif not p.linked:
+            action, why = "none", f"no link (physical state {p.phys_state or 'unknown'}): waiting for a cable or peer"
+        elif p.sm_lid:
+            action, why = "none", f"a subnet manager is seen at lid {p.sm_lid}"
+        else:
+            action, why = "start", f"linked, state {p.state or 'unknown'} and no subnet manager seen (sm_lid 0)"
+        decisions.append(Decision(p.device, p.port, p.guid, action, why))
+    return decisions
+
+
+# ---------------------------------------------------------------- parsers
+
+
+_LOG_LINE = re.compile(r"^(?P<stamp>[A-Z][a-z]{2}\s+\d+\s+\d\d:\d\d:\d\d)\s+(?P<host>\S+)\s+"
+                       r"(?P<ident>[^\[\s:]+)(?:\[(?P<pid>\d+)\])?:\s?(?P<msg>.*)$")
+
+
+@dataclass
+class LogEvent:
+    stamp: str
+    host: str
+    ident: str  # "OpenSM", "opensm", "systemd", "sh", "opensm-launch"
+    pid: int | None
+    message: str
+
+
+def parse_log(text: str) -> list[LogEvent]:
+    """syslog or journal lines. rsyslog's "#012" (escaped newline) is
+    dropped; a line without a time stamp continues the previous message
+    (samples pasted with wrapped lines)."""
+    events: list[LogEvent] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        m = _LOG_LINE.match(line)
+        if m:
+            pid = int(m.group("pid")) if m.group("pid") else None
+            events.append(LogEvent(m.group("stamp"), m.group("host"), m.group("ident"), pid,
+                                   m.group("msg").replace("#012", "").strip()))
+        elif events and not line.startswith(("●", "Loaded:", "Active:")):
+            events[-1].message = (events[-1].message + " " + line.replace("#012", "")).strip()
+    return events
+
+
+@dataclass
+class SMInstance:
+    pid: int
+    guid: str | None = None
+    log_file: str | None = None
+    version: str | None = None
+    state: str | None = None  # "DISCOVERING", "MASTER", "STANDBY", "EXITED"...
+    subnet_up: bool = False
+    port_down: bool = False
+
+
+def sm_instances(events: list[LogEvent]) -> dict[int, SMInstance]:
+    """What each OpenSM process said about itself, by PID."""
+    result: dict[int, SMInstance] = {}
+    for e in events:
+        if e.ident != "OpenSM" or e.pid is None:
+            continue
+        inst = result.setdefault(e.pid, SMInstance(e.pid))
+        msg = e.message
+        m = re.match(r"^(\S+) log\s+file opened$", msg)
+        if m:
+            inst.log_file = m.group(1)
+            g = re.search(r"opensm\.(0x[0-9a-fA-F]+)\.log", m.group(1))
+            if g:
+                inst.guid = ibports.normalize_guid(g.group(1))
+            continue
+        m = re.match(r"^OpenSM (\S+)$", msg)
+        if m:
+            inst.version = m.group(1)
+            continue
+        m = re.match(r"^Entering (\w+) state$", msg)
+        if m:
+            inst.state = m.group(1).upper()
+        elif msg == "Exiting SM":
+            inst.state = "EXITED"
+        elif msg == "SUBNET UP":
+            inst.subnet_up = True
+        elif msg == "SM port is down":
+            inst.port_down = True
+    return result
+
+
+# `systemctl status` header lines: pattern -> the keys its groups fill.
+_STATUS_HEADERS = (
+    (r"^●\s+(\S+)\s+-\s+(.*)$", ("unit", "description")),
+    (r"^Loaded:\s+\S+\s+\(([^;)]+)(?:;\s*([^;)]+))?", ("unit_file", "enabled")),
+    (r"^Active:\s+(\S+)\s+\(([^)]+)\)", ("active", "sub")),
+    (r"^Main PID:\s+(\d+)", ("main_pid",)),
+)
+
+
+def parse_systemctl_status(text: str) -> dict:
+    """`systemctl status opensm` -> {unit, description, unit_file, enabled,
+    active, sub, main_pid, processes: [(pid, cmdline)], guids, instances}.
+    Label indentation in pasted samples is unreliable; lines are matched by
+    their labels."""
+    info: dict = {"unit": None, "description": None, "unit_file": None, "enabled": None,
+                  "active": None, "sub": None, "main_pid": None, "processes": [], "guids": [],
+                  "instances": {}}
+    journal = []
+    guids: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        header = next(((keys, m) for pattern, keys in _STATUS_HEADERS if (m := re.match(pattern, line))), None)
+        if header:
+            keys, m = header
+            info.update(zip(keys, m.groups()))
+            continue
+        m = re.match(r"^[│\s]*[└├]─(\d+)\s+(.*)$", line)
+        if m:
+            info["processes"].append((int(m.group(1)), m.group(2)))
+            g = re.search(r"(?:-g|--guid)\s+(0x[0-9a-fA-F]+)", m.group(2))
+            if g:
+                guids.append(ibports.normalize_guid(g.group(1)))
+            continue
+        if _LOG_LINE.match(line):
+            journal.append(line)
+    events = parse_log("\n".join(journal))
+    for e in events:
+        m = re.match(r"^Starting opensm on (?:following ports:\s*)?(.*?):?$", e.message)
+        if m:
+            guids += [ibports.normalize_guid(g) for g in re.findall(r"0x[0-9a-fA-F]+", m.group(1))]
+    instances = sm_instances(events)
+    guids += [i.guid for i in instances.values() if i.guid]
+    info["main_pid"] = int(info["main_pid"]) if info["main_pid"] else None
+    info["guids"] = list(dict.fromkeys(guids))
+    info["instances"] = {pid: asdict(i) for pid, i in instances.items()}
+    return info
+
+
+# ---------------------------------------------------------------- systemd adapter
+
+
+class SystemdUnits:
+    """The three systemd calls the gate needs, through pystemd (D-Bus)."""
+
+    def __init__(self):
+        from pystemd.systemd1 import Manager  # imported here: status must not need D-Bus
+
+        self._manager_cls = Manager
+
+    def active_units(self, pattern: str) -> set[str]:
+        with self._manager_cls() as manager:
+            units = manager.Manager.ListUnitsByPatterns([b"active", b"activating"], [pattern.encode()])
+        return {u[0].decode() for u in units}
+
+    def start(self, unit: str) -> None:
+        with self._manager_cls() as manager:
+            manager.Manager.StartUnit(unit.encode(), b"replace")
+
+    def stop(self, unit: str) -> None:
+        with self._manager_cls() as manager:
+            manager.Manager.StopUnit(unit.encode(), b"replace")
+
+
+def running_guids(units, template: str) -> set[str]:
+    """GUIDs of active instances of a template ("ib40-opensm@{guid}.service")."""
+    prefix = template.split("{guid}")[0]
+    found = set()
+    for name in units.active_units(prefix + "*"):
+        guid = name[len(prefix):].removesuffix(".service")
+        if re.fullmatch(r"0x[0-9a-f]{16}", guid):
+            found.add(guid)
+    return found
+
+
+def _default_units(root: SysRoot):
+    """The live systemd, or None when looking at a captured tree or when
+    systemd is not reachable (a container, a build machine)."""
+    if not root.is_live:
+        return None
+    try:
+        units = SystemdUnits()
+        units.active_units("ib40-opensm@*")
+        return units
+    except Exception:  # pystemd missing, no D-Bus, systemd not PID 1
+        return None
+
+
+# ---------------------------------------------------------------- edges
+
+
+def ports_status(root: SysRoot, units=None) -> list[dict]:
+    """For `status`: per port device, port, guid, link_layer, state,
+    phys_state, rate, sm_lid, lid, opensm_running (True/False, or None when
+    systemd can't be asked)."""
+    units = units if units is not None else _default_units(root)
+    ours = distro = None
+    if units is not None:
+        ours, distro = running_guids(units, OUR_UNIT), running_guids(units, DISTRO_UNIT)
+    rows = []
+    for p in ibports.read_ports(root):
+        row = p.to_json()
+        row["opensm_running"] = None if ours is None else p.guid in ours
+        row["opensm_distro_running"] = None if distro is None else p.guid in distro
+        rows.append(row)
+    return rows
+
+
+def write_priority(root: SysRoot, priority: int | None) -> bool:
+    """The unit reads IB40_OPENSM_PRIORITY from /run/ib40/opensm.env."""
+    return root.write_atomic(ENV_FILE, f"IB40_OPENSM_PRIORITY={priority or 0}\n")
+
+
+def gate(cfg, root: SysRoot, units, dry_run: bool = False) -> tuple[list[Decision], list[str]]:
+    """Observe, decide, act. Returns the decisions and one message per act."""
+    ports = ibports.read_ports(root)
+    ours = running_guids(units, OUR_UNIT)
+    distro = running_guids(units, DISTRO_UNIT)
+    decisions = decide(cfg.opensm.start, ports, ours, distro)
+    messages = []
+    if dry_run:
+        return decisions, messages
+    if any(d.action == "start" for d in decisions):
+        write_priority(root, cfg.opensm.priority)
+    for d in decisions:
+        if d.action == "start":
+            units.start(d.unit)
+            messages.append(f"started {d.unit} for {d.device} port {d.port}: {d.reason}")
+        elif d.action == "stop":
+            units.stop(d.unit)
+            messages.append(f"stopped {d.unit} for {d.device} port {d.port}: {d.reason}")
+    if distro and cfg.opensm.start != "always":
+        messages.append("note: the opensm package's opensm.service runs an SM on every port (PORTS=ALL in "
+                        "/etc/default/opensm); to let ib40 decide, set PORTS=NONE or `systemctl disable opensm`")
+    return decisions, messages
+
+
+def waiting_for_link(d: Decision) -> bool:
+    return d.action == "none" and d.reason.startswith("no link")
+
+
+def gate_until_settled(cfg, root: SysRoot, units, wait: float, sleep=time.sleep,
+                       clock=time.monotonic) -> tuple[list[Decision], list[str]]:
+    """Run the gate; while an IB port still has no link (the peer is booting,
+    its port type switching), look again every 2 s for up to `wait` seconds.
+    At boot the gate runs once, so a port that links a minute later would
+    otherwise never get its SM."""
+    deadline = clock() + wait
+    decisions, messages = gate(cfg, root, units)
+    while cfg.opensm.start == "auto" and any(waiting_for_link(d) for d in decisions) and clock() < deadline:
+        sleep(2.0)
+        decisions, more = gate(cfg, root, units)
+        messages += more
+    return decisions, messages
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="decide and print; start or stop nothing")
+    parser.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="with start = auto, keep looking at unlinked IB ports for up to SECONDS")
+
+
+def run(args) -> int:
+    from ib40d import cli
+    from ib40d.errors import UserError
+
+    cfg = cli.load_config(args)
+    root = cli.sysroot(args)
+    units = _default_units(root)
+    if units is None:
+        if not args.dry_run:
+            raise UserError("cannot reach systemd (pystemd over D-Bus); use --dry-run to see the decisions")
+        units = _NoUnits()
+    if args.dry_run or args.wait <= 0:
+        decisions, messages = gate(cfg, root, units, dry_run=args.dry_run)
+    else:
+        decisions, messages = gate_until_settled(cfg, root, units, args.wait)
+    if args.json:
+        json.dump({"start": cfg.opensm.start, "decisions": [dict(asdict(d), unit=d.unit) for d in decisions],
+                   "messages": messages}, sys.stdout, indent=2)
+        print()
+        return 0
+    if not decisions:
+        print("no InfiniBand ports (nothing under /sys/class/infiniband)")
+    for d in decisions:
+        print(f"{d.device} port {d.port} ({d.guid or 'no GUID'}): {d.action}: {d.reason}")
+    for m in messages:
+        print(m)
+    return 0
+
+
+class _NoUnits:
+    """Stand-in for a dry run without systemd: nothing is known to run."""
+
+    def active_units(self, pattern: str) -> set[str]:
+        return set()
