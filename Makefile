@@ -4,7 +4,21 @@
 PYTHON ?= /usr/bin/python3
 PYTEST = $(PYTHON) -m pytest
 
-.PHONY: test test-pure test-netns bench example
+.PHONY: deps test test-pure test-netns bench example
+
+# What building, testing and the lab need on Debian bookworm (as root).
+# Run-time dependencies are Debian's own python3-* packages, the versions the
+# .deb depends on.
+DEPS = python3 python3-pytest python3-setuptools python3-all \
+	python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify \
+	iproute2 iperf3 kmod udev systemd procps \
+	build-essential debhelper dh-python fakeroot lintian dpkg-dev \
+	qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-image-amd64 \
+	debian-archive-keyring ca-certificates
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
 
 # Everything: pure, fake-system, real-kernel (netns, needs root), the .deb,
 # and the QEMU lab.
