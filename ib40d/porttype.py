@@ -473,9 +473,9 @@ def run(args) -> int:
     if args.json:
         json.dump({"observed": observed.to_json(), "actions": [a.to_json() for a in actions]}, sys.stdout, indent=2)
         print()
-    if observed.mstconfig != "ok":
-        print(observed.mstconfig_message, file=sys.stderr)
     if args.dry_run:
+        if observed.mstconfig != "ok":  # a real run says it with the status lines
+            print(observed.mstconfig_message, file=sys.stderr)
         if not args.json:
             for a in actions:
                 print(a.describe())

@@ -99,6 +99,12 @@ def test_pending_reboot_from_state_json():
     assert porttype.pending_reboot(state) == ["port1 eth->ib"]
 
 
+def test_status_before_porttype_ever_ran(tmp_path):
+    cx3_eth_mode(tmp_path)
+    assert porttype.status_json(SysRoot(tmp_path)) == {}
+    assert porttype.status_lines(SysRoot(tmp_path)) == []
+
+
 def test_parse_mlx4_port_texts():
     assert porttype.parse_mlx4_port("eth") == ("eth", False)
     assert porttype.parse_mlx4_port("auto (ib)") == ("ib", True)
