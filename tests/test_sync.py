@@ -12,18 +12,10 @@ from conftest import REPO, run_ib40d
 from ib40d import sync, tuning, udev
 from ib40d.config import parse_text
 from ib40d.sysroot import SysRoot
+from test_udev import BOND_CONF
 
-CONF = """
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-[bond bond0]
-slaves = eth40a eth40b
-mode = balance-rr
-miimon = 100
-address = 10.30.0.2/16
-"""
+# The bond example of the udev tests: two ports by MAC, bond0 over them.
+CONF = BOND_CONF
 
 FAKE_UDEVADM = r"""#!/bin/sh
 # Fake udevadm: records its arguments; behaves like the real one for the
@@ -135,7 +127,7 @@ def test_failed_write_keeps_the_old_rules(machine, monkeypatch):
 
     monkeypatch.setattr(os, "replace", disk_full)
     with pytest.raises(OSError):
-        sync.sync(machine.root, parse_text(CONF.replace("ca:b1", "ca:b9")), reload=False)
+        sync.sync(machine.root, parse_text(CONF.replace("ca:b0", "ca:b9")), reload=False)
     assert machine.file(udev.NAMES_RULES).read_text() == old
     assert sorted(os.listdir(machine.file("/etc/udev/rules.d"))) == [
         "70-ib40-names.rules", "90-ib40-hooks.rules"]

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The shipped systemd units: `systemd-analyze verify` and the rules the
+units are built on (ordering of a network configurator, a comment on every
+line, no udev-settle).
+
+systemd is not PID 1 on the build machine. `systemd-analyze verify UNIT-PATH`
+then fails when ExecStart's program is not installed on the host, so each
+unit is verified by name with --root=DIR, DIR holding a copy of the host's
+unit directory, the units, and /usr/bin/ib40d (a shim running this tree). A
+template is checked as an instance (ib40-link@eth40a.service). It exits 0
+on unknown keys but prints them: any output at all is a failure.
+"""
+import configparser
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+UNITS = REPO / "units"
+UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".path", ".socket", ".timer"))
+HOST_UNITS = Path("/usr/lib/systemd/system")
+# Keys that describe rather than decide: no "why" comment needed.
+SELF_EXPLAINING = {"Description", "Documentation", "Unit"}
+# Programs of recommended packages that units run: present in the verify
+# root as they are on a machine with the Recommends installed.
+RECOMMENDED_PROGRAMS = ("/usr/sbin/opensm",)
+
+
+def instance_name(path: Path) -> str:
+    name = path.name
+    if "@." in name:
+        # any valid instance; eth40a as in `systemctl enable ib40-link@eth40a`
+        name = name.replace("@.", "@eth40a." if name.startswith("ib40-link@") else "@1.")
+    return name
+
+
+def verify_root(tmp_path: Path, unit_files, ib40d_shim: bool = True) -> Path:
+    root = tmp_path / "root"
+    unit_dir = root / "usr/lib/systemd/system"
+    shutil.copytree(HOST_UNITS, unit_dir, symlinks=True)
+    for f in unit_files:
+        shutil.copy(f, unit_dir / f.name)
+        if "@." in f.name:
+            shutil.copy(f, unit_dir / instance_name(f))
+    if ib40d_shim:
+        (root / "usr/bin").mkdir(parents=True)
+        shim = root / "usr/bin/ib40d"
+        shim.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec /usr/bin/python3 -m ib40d "$@"\n')
+        shim.chmod(0o755)
+    for program in RECOMMENDED_PROGRAMS:
+        p = root / program.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("#!/bin/sh\nexit 0\n")
+        p.chmod(0o755)
+    return root
+
+
+def systemd_analyze_verify(root: Path, unit: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", unit],
+                          capture_output=True, text=True, cwd=root, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def verify_env(tmp_path_factory):
+    if shutil.which("systemd-analyze") is None or not HOST_UNITS.is_dir():
+        pytest.fail("systemd-analyze and /usr/lib/systemd/system are needed (Build-Depends: systemd)")
+    return verify_root(tmp_path_factory.mktemp("verify"), UNIT_FILES)
+
+
+def test_the_units_we_ship_are_there():
+    names = {p.name for p in UNIT_FILES}
+    assert {"ib40d.service", "ib40-link@.service", "ib40-porttype.service", "ib40-opensm-gate.service",
+            "ib40-sync.path", "ib40-sync.service"} <= names
+
+
+@pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
+def test_systemd_analyze_verify_is_silent(verify_env, unit):
+    proc = systemd_analyze_verify(verify_env, instance_name(unit))
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+
+
+def test_verify_method_catches_mistakes(tmp_path):
+    """The method above would let nothing through: a typo and a missing
+    program both produce output."""
+    bad = tmp_path / "ib40-bad.service"
+    bad.write_text((UNITS / "ib40-sync.service").read_text().replace("Type=oneshot", "Tpye=oneshot"))
+    root = verify_root(tmp_path, [bad])
+    assert "Unknown key 'Tpye'" in systemd_analyze_verify(root, bad.name).stderr
+    root2 = verify_root(tmp_path / "2", [UNITS / "ib40-sync.service"], ib40d_shim=False)
+    assert "/usr/bin/ib40d is not executable" in systemd_analyze_verify(root2, "ib40-sync.service").stderr
+
+
+def parse(path: Path) -> configparser.RawConfigParser:
+    cp = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    cp.optionxform = str
+    # systemd allows repeated keys (After=, ExecReload=); keep the last for lookups
+    cp.read_string(path.read_text())
+    return cp
+
+
+def directives(path: Path):
+    """(line number, key, value) of every directive, in order."""
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        s = line.strip()
+        if s and not s.startswith(("#", ";", "[")):
+            key, _, value = s.partition("=")
+            yield n, key.strip(), value.strip()
+
+
+def all_values(path: Path, key: str) -> list[str]:
+    return [w for _, k, v in directives(path) if k == key for w in v.split()]
+
+
+@pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
+def test_every_line_says_why(unit):
+    """Each directive sits in a block of directives that starts right after
+    a comment (rdma-core kernel-boot style)."""
+    lines = unit.read_text().splitlines()
+    missing = []
+    for n, key, _ in directives(unit):
+        if key in SELF_EXPLAINING:
+            continue
+        i = n - 2
+        while i >= 0 and lines[i].strip() and not lines[i].lstrip().startswith(("#", "[")):
+            i -= 1
+        if i < 0 or not lines[i].lstrip().startswith("#"):
+            missing.append(f"{unit.name}:{n}: {key}= has no comment saying why")
+    assert missing == []
+
+
+@pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
+def test_no_udev_settle_and_the_config_switch(unit):
+    text = unit.read_text()
+    assert "systemd-udev-settle" not in "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+    # Units that touch links are idle until /etc/ib40.conf exists; sync runs
+    # without it (it removes the rules of a deleted config).
+    if unit.name not in ("ib40-sync.path", "ib40-sync.service") and not unit.name.startswith("ib40-opensm@"):
+        assert "/etc/ib40.conf" in all_values(unit, "ConditionPathExists")
+
+
+def test_daemon_is_ordered_as_a_network_configurator():
+    unit = UNITS / "ib40d.service"
+    cp = parse(unit)
+    assert cp["Service"]["Type"] == "notify"
+    assert all_values(unit, "ExecStartPre") == ["/usr/bin/ib40d", "check"]
+    assert cp["Service"]["ExecStart"] == "/usr/bin/ib40d daemon"
+    assert "network-pre.target" in all_values(unit, "After")
+    # systemd.special(7): network managers never pull network-pre.target in
+    assert "network-pre.target" not in all_values(unit, "Wants") + all_values(unit, "Requires")
+    assert "network.target" in all_values(unit, "Before")
+    assert "network.target" in all_values(unit, "Wants")
+    assert "ib40-porttype.service" in all_values(unit, "After")
+    assert "$MAINPID" in " ".join(all_values(unit, "ExecReload"))
+    assert cp["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_link_unit_follows_its_device_and_asks_the_daemon():
+    unit = UNITS / "ib40-link@.service"
+    cp = parse(unit)
+    dev = "sys-subsystem-net-devices-%i.device"
+    assert all_values(unit, "BindsTo") == [dev]
+    assert dev in all_values(unit, "After")
+    assert "ib40d.service" in all_values(unit, "Wants") and "ib40d.service" in all_values(unit, "After")
+    assert cp["Service"]["Type"] == "oneshot" and cp["Service"]["RemainAfterExit"] == "yes"
+    # %I: the unescaped interface name for the program, %i for the unit name
+    assert cp["Service"]["ExecStart"] == "/usr/bin/ib40d link-ready %I"
+    assert cp["Install"]["WantedBy"] == dev
+
+
+def test_porttype_runs_before_links_and_gate_after():
+    assert "ib40d.service" in all_values(UNITS / "ib40-porttype.service", "Before")
+    gate_after = all_values(UNITS / "ib40-opensm-gate.service", "After")
+    assert {"ib40d.service", "ib40-porttype.service"} <= set(gate_after)
+
+
+def test_sync_path_watches_the_config_and_its_dropins():
+    unit = UNITS / "ib40-sync.path"
+    assert all_values(unit, "PathChanged") == ["/etc/ib40.conf", "/etc/ib40.conf.d"]
+    assert parse(UNITS / "ib40-sync.service")["Service"]["ExecStart"] == "/usr/bin/ib40d sync"
+
+
+@pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
+def test_every_program_the_units_run_is_a_registered_subcommand(unit):
+    from ib40d.cli import SUBCOMMANDS
+
+    for _, key, value in directives(unit):
+        if key.startswith("Exec") and value.startswith("/usr/bin/ib40d"):
+            assert value.split()[1] in SUBCOMMANDS, f"{unit.name}: {value}"
