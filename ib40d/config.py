@@ -602,9 +602,10 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
             if link.addresses is not None:
                 chk.err(ls.keys["address"].where, ls, "address",
                         f"{slave} is a slave of {bond.name}: put the address on {bond.name}, never on a slave")
-            if link.mtu is not None and bond.mtu is not None and link.mtu != bond.mtu:
+            if link.mtu is not None and link.mtu != bond.mtu:
+                why = f"differs from {bond.name} mtu {bond.mtu}" if bond.mtu is not None else f"is set on a slave of {bond.name}"
                 chk.err(ls.keys["mtu"].where, ls, "mtu",
-                        f"{link.mtu} differs from {bond.name} mtu {bond.mtu}; the bond sets its slaves' MTU")
+                        f"{link.mtu} {why}; the bond sets its slaves' MTU: put mtu on [bond {bond.name}]")
         if "ipoib" in kinds:
             if len(kinds) > 1:
                 chk.err(slaves_v.where, s, "slaves", "IPoIB and Ethernet links cannot be slaves of the same bond")

@@ -120,6 +120,7 @@ def _plan_bond(cfg: Config, bond: BondConfig, obs: Observed, plan: Plan) -> None
         if link is None:
             plan.notes.append(f"{slave_name}: not present yet (slave of {bond.name}); enslaved when it appears")
             continue
+        _note_mac(link_cfg, link, plan)
         enslaved = slave_name in current_slaves
         if link.master is not None and link.master != bond.name:
             acts.append(Action("link.release", slave_name, (Change("master", link.master, None),),
@@ -148,6 +149,14 @@ def _plan_bond(cfg: Config, bond: BondConfig, obs: Observed, plan: Plan) -> None
         acts.append(Action("link.up", bond.name, (Change("state", "down" if current else None, "up"),)))
 
 
+def _note_mac(link_cfg: LinkConfig, link: LinkObs, plan: Plan) -> None:
+    # The MAC names the port (udev); a link of that name with another MAC is
+    # another port: configure it as asked, but say so.
+    if link_cfg.mac and link.mac and link.mac.lower() != link_cfg.mac:
+        plan.notes.append(f"{link.name}: MAC is {link.mac}, the config says {link_cfg.mac} "
+                          "(is the udev naming rule in place? see `ib40d sync`)")
+
+
 def _norm(value):
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
@@ -161,6 +170,7 @@ def _plan_link(link_cfg: LinkConfig, obs: Observed, plan: Plan) -> None:
     if link is None:
         plan.notes.append(f"{name}: not present yet; configured when it appears")
         return
+    _note_mac(link_cfg, link, plan)
     if link.master is not None:
         acts.append(Action("link.release", name, (Change("master", link.master, None),), "configured as a standalone link"))
     if link_cfg.txqueuelen is not None and link.txqueuelen != link_cfg.txqueuelen:

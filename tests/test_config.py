@@ -77,6 +77,7 @@ MALFORMED = [
     ("arp in 802.3ad", "[link a]\n[bond b]\nslaves = a\nmode = 802.3ad\nmiimon = 0\narp_interval = 200\narp_ip_target = 10.30.0.1\n", 6, ["802.3ad"]),
     ("arp without target", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\n", 5, ["arp_ip_target"]),
     ("slave mtu vs bond", GOOD_BOND.replace("[link eth40b]\n", "mtu = 9000\n[link eth40b]\n").replace("miimon = 100", "miimon = 100\nmtu = 1500"), 4, ["differs"]),
+    ("slave mtu without bond mtu", GOOD_BOND.replace("[link eth40b]\n", "mtu = 9000\n[link eth40b]\n"), 4, ["slave of bond0", "[bond bond0]"]),
     ("bad guid", "[ipoib ib0]\nguid = 0002c903003f02f1\n", 2, ["GUID"]),
 ]
 
@@ -130,7 +131,7 @@ pci = 05:00.0
 
 
 def test_numeric_bond_mode_and_ipoib_guid_forms():
-    cfg = parse_text("[ipoib ib0]\nguid = 0x0002C903003F02F1\nmode = connected\nmtu = 65520\n"
+    cfg = parse_text("[ipoib ib0]\nguid = 0x0002C903003F02F1\nmode = connected\n"
                      "[ipoib ib1]\nguid = 0002:c903:003f:02f2\n[bond b]\nslaves = ib0 ib1\nmode = 1\n")
     assert cfg.bonds["b"].mode == "active-backup"
     assert cfg.links["ib0"].guid == "0002:c903:003f:02f1"

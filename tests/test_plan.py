@@ -236,3 +236,11 @@ def test_a_refused_bond_does_not_stop_other_links(tmp_path):
     assert nl.links["eth0"].mtu == 9000
     assert {a.target for a in result.not_done} == {"bond0", "eth40a", "eth40b"}
     assert result.not_converged == []
+
+
+def test_a_link_with_another_mac_is_configured_but_noted(tmp_path):
+    nl = machine()
+    nl.links["eth40a"].mac = "52:54:00:aa:bb:cc"
+    plan = make_plan(parse_text(BOND_CONF), observe(nl, FakeRoot(tmp_path, nl)))
+    assert any(n.startswith("eth40a: MAC is 52:54:00:aa:bb:cc, the config says 00:02:c9:3e:ca:b1") for n in plan.notes)
+    assert any(a.kind == "link.enslave" and a.target == "eth40a" for a in plan.actions)
