@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from ib40d.cli import load_config
+import sys
+
+from ib40d.cli import load_config, sysroot
+from ib40d.conflicts import find_conflicts
 
 
 def add_arguments(parser) -> None:
@@ -23,5 +26,7 @@ def summary(cfg) -> str:
 
 def run(args) -> int:
     cfg = load_config(args)
+    for warning in find_conflicts(sysroot(args), cfg.names()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from ib40d.cli import load_config, sysroot
+from ib40d.conflicts import find_conflicts
 
 
 def add_arguments(parser) -> None:
@@ -31,6 +32,7 @@ def run(args) -> int:
         plan = make_plan(cfg, observe(nl, root), args.link)
     finally:
         nl.close()
+    plan.notes.extend(find_conflicts(root, cfg.names()))
     if args.json:
         print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes}, indent=2))
     else:
