@@ -3,7 +3,7 @@
 
 import pytest
 
-from conftest import FIXTURES, fixture_output
+from helpers import FIXTURES, fixture_output
 from ib40d.bonding import parse_proc_bonding
 
 EXPECTED = {

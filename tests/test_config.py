@@ -3,7 +3,7 @@
 
 import pytest
 
-from conftest import REPO, run_ib40d
+from helpers import REPO, run_ib40d
 from ib40d.config import ConfigError, load, parse_text, parse_texts
 
 GOOD_BOND = """\

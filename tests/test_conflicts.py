@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-from conftest import run_ib40d
+from helpers import run_ib40d
 from ib40d.conflicts import find_conflicts, ifupdown_names, networkd_names
 from ib40d.sysroot import SysRoot
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_ib40d
+from helpers import REPO, run_ib40d
 
 pytestmark = pytest.mark.netns
 

@@ -5,7 +5,7 @@ decision on fake trees for each case, the gate through a fake systemd."""
 import json
 
 import pytest
-from conftest import run_ib40d
+from helpers import run_ib40d
 from fake_ib import BDF, FIXTURES, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode, fixture_text
 
 from ib40d import ibports, opensm

@@ -7,7 +7,7 @@ import errno
 import json
 
 import pytest
-from conftest import run_ib40d
+from helpers import run_ib40d
 from fake_ib import BDF, FakeIBMachine, FakeTools, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 
 from ib40d import porttype

@@ -3,7 +3,7 @@
 
 import json
 
-from conftest import FIXTURES, fixture_output, run_ib40d
+from helpers import FIXTURES, fixture_output, run_ib40d
 
 CONF = """
 [link eth40a]

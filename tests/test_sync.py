@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import REPO, run_ib40d
+from helpers import REPO, run_ib40d
 from ib40d import sync, tuning, udev
 from ib40d.config import parse_text
 from ib40d.sysroot import SysRoot

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import FIXTURES, fixture_output
+from helpers import FIXTURES, fixture_output
 from ib40d import udev
 from ib40d.config import parse_text
 

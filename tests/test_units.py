@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 UNITS = REPO / "units"
 UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".path", ".socket", ".timer"))
