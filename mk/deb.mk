@@ -2,11 +2,12 @@
 # The Debian package and the checks on what it ships. Included by the
 # top-level Makefile; also usable alone: make -f mk/deb.mk deb
 PYTHON ?= /usr/bin/python3
-DEB_OUT := build/deb
+# Not build/: the build starts with `debian/rules clean`, which removes it.
+DEB_OUT := debian/out
 
 .PHONY: deb verify-units sysctl-file
 
-# dpkg-buildpackage writes its results to ..; send them to build/deb instead
+# dpkg-buildpackage writes its results to ..; send them to debian/out instead
 # (the .deb through debian/rules' IB40_DEB_DESTDIR, the .buildinfo and
 # .changes through their own options), then copy the .deb to ./ib40.deb so
 # `apt install ./ib40.deb` works as written.
