@@ -40,8 +40,23 @@ def run(args) -> int:
     if args.link and args.link not in cfg.names():
         raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
     from ib40d.apply import converge
+    from ib40d.cmd_plan import plan_card
     from ib40d.netlink import Netlink
 
+    card_failed = False
+    if args.link is None:
+        # Port types first: a mlx4 switch re-creates the card's netdevs,
+        # which ib40d.service then configures as they appear.
+        from ib40d import porttype
+
+        card_actions, card_notes = plan_card(cfg, root)
+        for note in card_notes:
+            print(f"note: {note}", file=sys.stderr)
+        if card_actions:
+            card = porttype.apply_port_actions(card_actions, root)
+            for message in card.messages:
+                print(f"port types: {message}")
+            card_failed = card.failed
     nl = Netlink()
     try:
         result = converge(cfg, nl, root, args.link)
@@ -51,4 +66,4 @@ def run(args) -> int:
         print(json.dumps(result.to_json(), indent=2))
     else:
         report(result)
-    return 0 if result.ok else 1
+    return 0 if result.ok and not card_failed else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from ib40d.cli import load_config, sysroot
+from ib40d.config import ConfigError
 from ib40d.conflicts import find_conflicts
 
 
@@ -24,9 +25,28 @@ def summary(cfg) -> str:
     return f"{files}: valid; {', '.join(parts)}"
 
 
+def card_problems(cfg, root) -> list[str]:
+    """[card] against the cards present: several ConnectX cards and no pci is
+    a problem the config must fix; an absent card is only worth a warning."""
+    from ib40d import porttype
+
+    if cfg.card is None:
+        return []
+    cards = porttype.find_cards(root)
+    where = cfg.origin("card")
+    if not cfg.card.pci and len(cards) > 1:
+        listing = ", ".join(c.describe() for c in cards)
+        return [f"{where}: [card] pci: {len(cards)} ConnectX cards are present; choose one: pci = {listing}"]
+    return []
+
+
 def run(args) -> int:
     cfg = load_config(args)
-    for warning in find_conflicts(sysroot(args), cfg.names()):
+    root = sysroot(args)
+    problems = card_problems(cfg, root)
+    if problems:
+        raise ConfigError(problems)
+    for warning in find_conflicts(root, cfg.names()):
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg))
     return 0

@@ -17,6 +17,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--link", metavar="NAME", help="only what applying NAME would change")
 
 
+def plan_card(cfg, root) -> tuple[list, list[str]]:
+    """Port-type actions for [card], or why there are none. A missing card
+    is a note (the links may still be configured); several cards without
+    [card] pci is an error: it is the config that must say which."""
+    from ib40d import porttype
+
+    if cfg.card is None or (cfg.card.port1 is None and cfg.card.port2 is None):
+        return [], []
+    cards = porttype.find_cards(root)
+    if not cards and not cfg.card.pci:
+        return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
+    return porttype.plan_actions(cfg, root), []
+
+
 def run(args) -> int:
     cfg = load_config(args)  # before any netlink: an invalid config touches nothing
     root = sysroot(args)
@@ -32,6 +46,10 @@ def run(args) -> int:
         plan = make_plan(cfg, observe(nl, root), args.link)
     finally:
         nl.close()
+    if args.link is None:
+        card_actions, card_notes = plan_card(cfg, root)
+        plan.actions[:0] = card_actions  # port types come first: they re-create the netdevs
+        plan.notes[:0] = card_notes
     plan.notes.extend(find_conflicts(root, cfg.names()))
     if args.json:
         print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes}, indent=2))

@@ -432,7 +432,10 @@ def status_json(root: SysRoot) -> dict:
 
 
 def status_lines(root: SysRoot) -> list[str]:
-    state = status_json(root)
+    return status_lines_from(status_json(root))
+
+
+def status_lines_from(state: dict) -> list[str]:
     if not state:
         return []
     ports = []

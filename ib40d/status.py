@@ -14,6 +14,7 @@ from ib40d.addrdump import addresses_by_name
 from ib40d.bonding import parse_proc_bonding
 from ib40d.cli import load_config, sysroot
 from ib40d.config import desired_addresses
+from ib40d import ibports, opensm, porttype
 from ib40d.linkstate import read_link
 
 
@@ -75,7 +76,12 @@ def collect(cfg, root) -> dict:
         info = parse_proc_bonding(text)
         info.update(name=name, exists=True)
         bonds.append(info)
-    return {"config": list(cfg.files), "links": links, "bonds": bonds}
+    status = {"config": list(cfg.files), "links": links, "bonds": bonds}
+    status["port_types"] = porttype.status_json(root)
+    # IB ports only where there are some: asking systemd whether our opensm
+    # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
+    status["ib_ports"] = opensm.ports_status(root) if ibports.read_ports(root) else []
+    return status
 
 
 def _yesno(value) -> str:
@@ -113,9 +119,19 @@ def render(status: dict) -> str:
         for s in b["slaves"]:
             speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
             lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
-    for section in status.get("extra", []):
+    if status["port_types"]:
         lines.append("")
-        lines.extend(section)
+        lines.extend(porttype.status_lines_from(status["port_types"]))
+    if status["ib_ports"]:
+        lines.append("")
+        lines.append(f"{'IB PORT':<10} {'GUID':<18} {'LAYER':<10} {'STATE':<7} {'PHYS':<8} {'RATE':>5} {'SM LID':>6}  OPENSM")
+        for p in status["ib_ports"]:
+            sm = {True: "ours", False: "-", None: "?"}[p["opensm_running"]]
+            if p.get("opensm_distro_running"):
+                sm = "opensm package"
+            rate = f"{p['rate_gbps']:g}" if p.get("rate_gbps") else "-"
+            lines.append(f"{p['device'] + '/' + str(p['port']):<10} {p['guid'] or '-':<18} {p['link_layer'] or '-':<10} "
+                         f"{p['state'] or '-':<7} {p['phys_state'] or '-':<8} {rate:>5} {p['sm_lid'] if p['sm_lid'] is not None else '-':>6}  {sm}")
     return "\n".join(lines)
 
 
