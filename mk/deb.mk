@@ -19,6 +19,8 @@ deb:
 	    --buildinfo-option=-u$(CURDIR)/$(DEB_OUT) --buildinfo-file=$(CURDIR)/$(DEB_OUT)/ib40.buildinfo \
 	    --changes-option=-u$(CURDIR)/$(DEB_OUT) --changes-file=$(CURDIR)/$(DEB_OUT)/ib40.changes
 	cp $(DEB_OUT)/ib40_*_all.deb ib40.deb
+	# Leave the tree as it was: no .pybuild/, debian/ib40/, debhelper logs.
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin debian/rules clean >/dev/null
 	@echo "built ./ib40.deb"
 
 # systemd-analyze verify on every shipped unit (tests/test_units.py says how
