@@ -146,7 +146,10 @@ def test_daemon_is_ordered_as_a_network_configurator():
     unit = UNITS / "ib40d.service"
     cp = parse(unit)
     assert cp["Service"]["Type"] == "notify"
-    assert all_values(unit, "ExecStartPre") == ["/usr/bin/ib40d", "check"]
+    # an invalid config: the daemon exits 2 before touching anything, and
+    # that status is not worth a restart
+    assert all_values(unit, "ExecStartPre") == []
+    assert cp["Service"]["RestartPreventExitStatus"] == "2"
     assert cp["Service"]["ExecStart"] == "/usr/bin/ib40d daemon"
     assert "network-pre.target" in all_values(unit, "After")
     # systemd.special(7): network managers never pull network-pre.target in
@@ -190,3 +193,13 @@ def test_every_program_the_units_run_is_a_registered_subcommand(unit):
     for _, key, value in directives(unit):
         if key.startswith("Exec") and value.startswith("/usr/bin/ib40d"):
             assert value.split()[1] in SUBCOMMANDS, f"{unit.name}: {value}"
+
+
+def test_daemon_refuses_an_invalid_config_with_the_status_the_unit_wont_restart(tmp_path):
+    from helpers import run_ib40d
+
+    bad = tmp_path / "ib40.conf"
+    bad.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca\n")
+    proc = run_ib40d("daemon", "-c", str(bad), "--root", str(tmp_path), check_rc=2)
+    assert "nothing was changed" in proc.stderr
+    assert parse(UNITS / "ib40d.service")["Service"]["RestartPreventExitStatus"] == "2"
