@@ -222,3 +222,12 @@ def test_shipped_sysctl_file_is_generated_from_tuning():
     assert values == tuning.SYSCTL
     assert values["net.ipv4.tcp_rmem"] == "4096 87380 4194304"
     assert os.path.basename(sync.SHIPPED_SYSCTL) == os.path.basename(sync.SYSCTL_MASK) == "60-ib40.conf"
+
+
+def test_other_generated_files_stay_in_the_manifest(machine):
+    """Files other modules record (for purge) survive every sync."""
+    sync.record_generated(machine.root, "/etc/systemd/network/10-ib40-eth40a.link")
+    sync.record_generated(machine.root, "/etc/systemd/network/10-ib40-eth40a.link")
+    sync.sync(machine.root, parse_text(CONF), reload=False)
+    sync.sync(machine.root, None, reload=False)
+    assert sync.read_manifest(machine.root) == ["/etc/systemd/network/10-ib40-eth40a.link"]
