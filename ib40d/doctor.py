@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from ib40d import pcie, runner, tuning
+from ib40d import ibports, pcie, runner, tuning
 from ib40d.bonding import parse_proc_bonding
 from ib40d.cli import config_path, load_config, sysroot
 from ib40d.config import Config
@@ -101,7 +101,7 @@ class Card:
 @dataclass
 class Observed:
     cards: list[Card]
-    ib_ports: list[dict]
+    ib_ports: list[ibports.IBPort]
     links: dict[str, dict]  # every netdev doctor looked at, by name
     bonds: dict[str, dict | None]  # parsed /proc/net/bonding/<bond>, None when absent
     sysctl: dict[str, str | None]  # key -> current value (None: not readable)
@@ -109,41 +109,6 @@ class Observed:
 
 
 # ----------------------------------------------------------------- reading
-
-def _ib_rate_gbit_s(text: str | None) -> float | None:
-    """"40 Gb/sec (4X QDR)", "56 Gb/sec (4X FDR)", "2.5 Gb/sec (1X SDR)"."""
-    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*Gb/sec", text or "")
-    return float(m.group(1)) if m else None
-
-
-def _state_name(text: str | None) -> str | None:
-    """sysfs shows "4: ACTIVE" / "5: LinkUp"; keep the name."""
-    if text is None:
-        return None
-    return text.split(":", 1)[1].strip() if ":" in text else text.strip()
-
-
-def read_ib_ports(root: SysRoot) -> list[dict]:
-    """Every port under /sys/class/infiniband, as plain data.
-    (ib40d/ibports.py reads the same for status; to be merged when it lands.)"""
-    ports = []
-    for dev in root.listdir("/sys/class/infiniband"):
-        pci_path = root.realpath(f"/sys/class/infiniband/{dev}/device")
-        for port in root.listdir(f"/sys/class/infiniband/{dev}/ports"):
-            base = f"/sys/class/infiniband/{dev}/ports/{port}"
-            ports.append({
-                "device": dev,
-                "port": int(port) if port.isdigit() else port,
-                "pci": os.path.basename(pci_path) if pci_path else None,
-                "state": _state_name(root.read(f"{base}/state")),
-                "phys_state": _state_name(root.read(f"{base}/phys_state")),
-                "sm_lid": root.read_int(f"{base}/sm_lid"),
-                "rate_gbit_s": _ib_rate_gbit_s(root.read(f"{base}/rate")),
-                # absent on old kernels, which only had InfiniBand
-                "link_layer": root.read(f"{base}/link_layer") or "InfiniBand",
-            })
-    return ports
-
 
 def _lspci_link(root: SysRoot, bdf: str) -> pcie.PcieLink | None:
     """`lspci -vv` when sysfs lacks the link attributes: only on the live
@@ -157,7 +122,7 @@ def _lspci_link(root: SysRoot, bdf: str) -> pcie.PcieLink | None:
     return pcie.parse_lspci(done.stdout) if done.returncode == 0 else None
 
 
-def find_cards(root: SysRoot, ib_ports: list[dict], only_pci: str | None = None) -> list[Card]:
+def find_cards(root: SysRoot, ib_ports: list[ibports.IBPort], only_pci: str | None = None) -> list[Card]:
     cards = []
     for bdf in root.listdir("/sys/bus/pci/devices"):
         dev = f"/sys/bus/pci/devices/{bdf}"
@@ -172,8 +137,9 @@ def find_cards(root: SysRoot, ib_ports: list[dict], only_pci: str | None = None)
                     netdevs=root.listdir(f"{dev}/net"), ib_devices=root.listdir(f"{dev}/infiniband"),
                     cpulist=root.read(f"/sys/devices/system/node/node{numa}/cpulist") if numa is not None else None)
         for port in ib_ports:
-            if port["pci"] == bdf and port["state"] == "ACTIVE" and port["rate_gbit_s"]:
-                card.active_port_rates.append(port["rate_gbit_s"])
+            # A port that is not ACTIVE shows a placeholder rate (e.g. "10 Gb/sec (4X SDR)").
+            if port.device in card.ib_devices and port.state == "ACTIVE" and port.rate_gbps:
+                card.active_port_rates.append(port.rate_gbps)
         for name in card.netdevs:
             speed = root.read_int(f"/sys/class/net/{name}/speed")  # Mb/s; -1 without link
             if speed and speed > 0:
@@ -183,7 +149,7 @@ def find_cards(root: SysRoot, ib_ports: list[dict], only_pci: str | None = None)
 
 
 def observe(root: SysRoot, cfg: Config | None) -> Observed:
-    ib_ports = read_ib_ports(root)
+    ib_ports = ibports.read_ports(root)
     only_pci = cfg.card.pci if cfg and cfg.card else None
     cards = find_cards(root, ib_ports, only_pci)
     names = set(root.listdir("/sys/class/net"))
@@ -256,28 +222,27 @@ def check_card(card: Card, numa_nodes: int) -> list[Finding]:
     return out
 
 
-def check_ib_ports(ports: list[dict]) -> list[Finding]:
+def check_ib_ports(ports: list[ibports.IBPort]) -> list[Finding]:
     out = []
     for p in ports:
-        if p["link_layer"] != "InfiniBand":
+        if not p.is_infiniband:
             continue  # RoCE/Ethernet ports: their netdev is checked as a link
-        name = f"{p['device']} port {p['port']}"
-        state, phys = p["state"], p["phys_state"]
-        if state == "ACTIVE":
-            rate = f" at {p['rate_gbit_s']:g} Gb/s" if p["rate_gbit_s"] else ""
+        name = f"{p.device} port {p.port}"
+        if p.state == "ACTIVE":
+            rate = f" at {p.rate_gbps:g} Gb/s" if p.rate_gbps else ""
             out.append(Finding("ok", "ib-port", f"{name} is ACTIVE{rate}"))
-        elif state == "INIT" and not p["sm_lid"]:
+        elif p.state == "INIT" and not p.sm_lid:
             out.append(Finding("problem", "ib-no-sm",
                                f"{name} is INIT and sees no subnet manager (sm_lid 0): IPoIB cannot come up",
-                               "run one subnet manager on the fabric: `[opensm] start = auto` in "
-                               "/etc/ib40.conf and `ib40d opensm-gate`, or `systemctl start opensm`"))
-        elif state in ("INIT", "ARMED"):
+                               "one machine on the fabric must run opensm: `ib40d opensm-gate` starts it "
+                               "where needed (`[opensm] start = auto`, the default; not `never`)"))
+        elif p.state in ("INIT", "ARMED"):
             out.append(Finding("warning", "ib-port-init",
-                               f"{name} is {state} although a subnet manager answers (sm_lid {p['sm_lid']:#x})",
+                               f"{name} is {p.state} although a subnet manager answers (sm_lid {p.sm_lid:#x})",
                                "wait a few seconds; if it stays, restart the subnet manager"))
         else:
             out.append(Finding("warning", "ib-port-down",
-                               f"{name} is {state or 'unknown'} (physical {phys or 'unknown'}): no link",
+                               f"{name} is {p.state or 'unknown'} (physical {p.phys_state or 'unknown'}): no link",
                                "check the cable, and that the far end's port is in IB mode and up"))
     return out
 
@@ -425,7 +390,7 @@ def diagnose(obs: Observed, cfg: Config | None) -> list[Finding]:
 
 def local_limit(root: SysRoot) -> tuple[float | None, str]:
     """What this machine's card can carry (for bench): Gbit/s and why."""
-    cards = find_cards(root, read_ib_ports(root))
+    cards = find_cards(root, ibports.read_ports(root))
     known = [c for c in cards if c.limit_gbit_s is not None]
     if not known:
         return None, "no Mellanox card found here"

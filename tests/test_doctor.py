@@ -2,17 +2,17 @@
 """doctor on fake machines: each fault gives its finding, a healthy one none."""
 
 import json
-from pathlib import Path
+import shutil
 
 import pytest
+from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
+from helpers import FIXTURES, fixture_output
 
 from ib40d import cli, doctor
 from ib40d.config import parse_text
 from ib40d.sysroot import SysRoot
-from tests.fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
 
 BDF = "0000:05:00.0"
-BONDING_FIXTURES = Path("/work/shared/fixtures/bonding")
 
 IB_CONFIG = """\
 [card]
@@ -269,8 +269,7 @@ def test_slave_flapped_is_a_warning(tmp_path):
 
 def test_real_proc_bonding_sample_slave_down(tmp_path):
     # telegraf's active-backup sample: eth3 down with 2 failures (real kernel text).
-    text = (BONDING_FIXTURES / "active_backup_slave_down_failcount2_telegraf.txt").read_text()
-    text = text.split("\n# ---\n", 1)[1]
+    text = fixture_output(FIXTURES / "bonding" / "active_backup_slave_down_failcount2_telegraf.txt")
     m = healthy_gen3_x8(tmp_path)
     m.add_bond("bond0", ["eth2", "eth3"], proc_text=text)
     _, fs = findings(tmp_path)
@@ -336,7 +335,6 @@ def test_sysctl_switched_off_in_config(tmp_path):
 
 def test_captured_tree_without_proc_sys(tmp_path):
     ib_machine(tmp_path)
-    import shutil
     shutil.rmtree(tmp_path / "proc/sys")
     _, fs = findings(tmp_path, IB_CONFIG)
     assert not_ok(fs) == [] and by_code(fs, "sysctl-unknown")
@@ -370,3 +368,44 @@ def test_local_limit_for_bench(tmp_path):
     assert limit == pytest.approx(31.51, abs=0.01)
     assert why == "ConnectX-3 at 0000:05:00.0: PCIe Gen3 x4 31.5 Gbit/s, port 40.0 Gbit/s"
     assert doctor.local_limit(SysRoot(tmp_path / "empty")) == (None, "no Mellanox card found here")
+
+
+# ------------------------------------------------------------------ lspci fallback
+
+class LiveLookingRoot(SysRoot):
+    """A fake tree that doctor takes for the live machine (only then does it
+    ask lspci, which would otherwise describe some other machine's bus)."""
+
+    @property
+    def is_live(self) -> bool:
+        return True
+
+
+def fake_lspci(bindir, bdf: str, sample: str) -> None:
+    """Like the real lspci: `-vv -s SLOT` prints that device's block, and
+    nothing (exit 0) for a slot that is not there."""
+    bindir.mkdir(exist_ok=True)
+    out = bindir / "lspci.out"
+    out.write_text(fixture_output(FIXTURES / "lspci" / sample))
+    script = bindir / "lspci"
+    script.write_text(f'#!/bin/sh\n[ "$1 $2 $3" = "-vv -s {bdf}" ] && /bin/cat {out}\nexit 0\n')
+    script.chmod(0o755)
+
+
+def test_lspci_fallback_when_sysfs_has_no_link(tmp_path, monkeypatch):
+    m = FakeMachine(tmp_path / "root")
+    m.add_connectx3(BDF)
+    dev = tmp_path / "root" / m.device_dir(BDF).lstrip("/")
+    for attr in ("current_link_speed", "current_link_width", "max_link_speed", "max_link_width"):
+        (dev / attr).unlink()
+    fake_lspci(tmp_path / "bin", BDF, "cx4lx_mcx4121a_vvs_width_x4_downgraded.txt")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    obs = doctor.observe(LiveLookingRoot(tmp_path / "root"), None)
+    link = obs.cards[0].pcie
+    assert (link.source, link.speed_gt_s, link.width, link.max_width) == ("lspci", 8.0, 4, 8)
+    (f,) = by_code(doctor.diagnose(obs, None), "pcie-downgraded")
+    assert f.severity == "problem"
+    # A captured tree never asks this machine's lspci.
+    obs = doctor.observe(SysRoot(tmp_path / "root"), None)
+    assert obs.cards[0].pcie is None
+    assert by_code(doctor.diagnose(obs, None), "pcie-unknown")[0].severity == "warning"

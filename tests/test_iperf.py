@@ -1,15 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-from pathlib import Path
-
 import pytest
+from helpers import FIXTURES, fixture_output
 
 from ib40d import iperf
 
-FIXTURES = Path("/work/shared/fixtures/iperf3")
-
 
 def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text().split("\n# ---\n", 1)[1]
+    return fixture_output(FIXTURES / "iperf3" / name)
 
 
 def test_json_one_stream_with_omitted_intervals():

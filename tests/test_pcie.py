@@ -1,19 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-from pathlib import Path
-
 import pytest
+from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
+from helpers import FIXTURES, fixture_output
 
 from ib40d import pcie
 from ib40d.sysroot import SysRoot
-from tests.fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
-
-FIXTURES = Path("/work/shared/fixtures")
 
 
 def fixture(rel: str) -> str:
-    """The verbatim output part of a fixture file (after the first '# ---')."""
-    text = (FIXTURES / rel).read_text()
-    return text.split("\n# ---\n", 1)[1]
+    return fixture_output(FIXTURES / rel)
 
 
 # Per-lane throughput as the PCIe specs state it (MB/s, one direction):
