@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Rule generation (ib40d.udev): names by MAC and by IPoIB port GUID, hooks."""
 import fnmatch
+import os
+import shutil
 import re
 
 import pytest
@@ -163,3 +165,43 @@ def test_no_config_no_rules():
     assert udev.rule_files(None) == {udev.NAMES_RULES: None, udev.HOOKS_RULES: None}
     assert udev.rule_files(parse_text("[opensm]\nstart = never\n")) == {
         udev.NAMES_RULES: None, udev.HOOKS_RULES: None}
+
+
+def _udevadm_test(netns, tmp_path, action, device, rules: dict[str, str]) -> dict[str, str]:
+    """`udevadm test` (the real udev rule engine, no udevd needed) on a
+    device of the test's namespace, with our rules in place of the host's
+    /etc/udev/rules.d: a tmpfs mounted inside `ip netns exec`'s private
+    mount namespace, so the host never sees it. Returns the properties."""
+    script = "mount -t tmpfs ib40test /etc/udev/rules.d"
+    for path, text in rules.items():
+        if text is not None:
+            staged = tmp_path / os.path.basename(path)
+            staged.write_text(text)
+            script += f" && cp {staged} {path}"
+    script += f" && udevadm test --action={action} /sys/class/net/{device}"
+    proc = netns.exec("sh", "-c", script, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Invalid" not in out and "invalid" not in out, out
+    props = {}
+    for line in proc.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isupper() and " " not in key:
+            props[key] = value
+    return props
+
+
+@pytest.mark.netns
+def test_real_udev_marks_the_link_and_hooks_its_unit_on_add_only(netns, tmp_path):
+    if shutil.which("udevadm") is None:
+        pytest.fail("udevadm is needed (package udev)")
+    netns.ip("link", "add", "eth40a", "type", "veth", "peer", "name", "other0")
+    rules = udev.rule_files(parse_text(BOND_CONF))
+    added = _udevadm_test(netns, tmp_path, "add", "eth40a", rules)
+    assert added["NM_UNMANAGED"] == "1"
+    assert added["SYSTEMD_WANTS"] == "ib40-link@eth40a.service"
+    changed = _udevadm_test(netns, tmp_path, "change", "eth40a", rules)
+    assert changed["NM_UNMANAGED"] == "1"
+    assert "SYSTEMD_WANTS" not in changed  # an edit of the config applies nothing
+    other = _udevadm_test(netns, tmp_path, "add", "other0", rules)
+    assert "NM_UNMANAGED" not in other and "SYSTEMD_WANTS" not in other
