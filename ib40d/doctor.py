@@ -25,6 +25,7 @@ from ib40d.cli import config_path, load_config, sysroot
 from ib40d.config import Config
 from ib40d.errors import UserError
 from ib40d.linkstate import read_link
+from ib40d.sync import SHIPPED_SYSCTL, SYSCTL_MASK
 from ib40d.sysroot import SysRoot
 
 MELLANOX_VENDOR = 0x15B3
@@ -307,7 +308,8 @@ def check_ipoib_defaults(links: dict[str, dict], configured: set[str]) -> list[F
             out.append(Finding("warning", "ipoib-datagram",
                                f"{name} runs in datagram mode (MTU {link.get('mtu')}, at most 4092)",
                                f"connected mode with MTU {IPOIB_CONNECTED_MTU} is much faster for TCP: "
-                               f"`[ipoib {name}] mode = connected, mtu = {IPOIB_CONNECTED_MTU}` in /etc/ib40.conf"))
+                               f"`mode = connected` and `mtu = {IPOIB_CONNECTED_MTU}` in [ipoib {name}] "
+                               "of /etc/ib40.conf"))
         elif link.get("ipoib_mode") == "connected" and (link.get("mtu") or 0) < IPOIB_CONNECTED_MTU:
             out.append(Finding("warning", "ipoib-mtu",
                                f"{name} is in connected mode with MTU {link.get('mtu')}",
@@ -362,7 +364,8 @@ def check_sysctl(current: dict[str, str | None], enabled: bool = True) -> list[F
     return [Finding("warning", "sysctl",
                     f"{len(wrong)} of {len(readable)} TCP/IP tuning values differ from the HOWTO's: "
                     + ", ".join(wrong),
-                    "`sysctl --system` loads ib40's tuning; a later file in /etc/sysctl.d may override it",
+                    f"`sysctl --system` loads {SHIPPED_SYSCTL}; a file named later in /etc/sysctl.d may "
+                    f"override it, and {SYSCTL_MASK} -> /dev/null switches it off",
                     details=tuple(f"{k} = {v} (want {tuning.SYSCTL[k]})" for k, v in wrong.items()))]
 
 
