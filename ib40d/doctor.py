@@ -91,7 +91,8 @@ class Card:
             "device_id": None if self.device_id is None else f"{self.device_id:#06x}",
             "numa_node": self.numa_node,
             "cpulist": self.cpulist,
-            "pcie": self.pcie.as_dict() if self.pcie else None,
+            # the same keys when the link is unknown, all null
+            "pcie": (self.pcie or pcie.PcieLink(None, None, source=None)).as_dict(),
             "netdevs": self.netdevs,
             "ib_devices": self.ib_devices,
             "port_gbit_s": self.port_gbit_s,

@@ -408,4 +408,5 @@ def test_lspci_fallback_when_sysfs_has_no_link(tmp_path, monkeypatch):
     # A captured tree never asks this machine's lspci.
     obs = doctor.observe(SysRoot(tmp_path / "root"), None)
     assert obs.cards[0].pcie is None
+    assert obs.cards[0].as_dict()["pcie"]["bandwidth_gbit_s"] is None
     assert by_code(doctor.diagnose(obs, None), "pcie-unknown")[0].severity == "warning"
