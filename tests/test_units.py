@@ -159,6 +159,9 @@ def test_daemon_is_ordered_as_a_network_configurator():
     assert "ib40-porttype.service" in all_values(unit, "After")
     assert "$MAINPID" in " ".join(all_values(unit, "ExecReload"))
     assert cp["Install"]["WantedBy"] == "multi-user.target"
+    # /run/ib40 outlives a daemon restart: porttype and opensm state live there
+    assert cp["Service"]["RuntimeDirectory"] == "ib40"
+    assert cp["Service"]["RuntimeDirectoryPreserve"] == "yes"
 
 
 def test_link_unit_follows_its_device_and_asks_the_daemon():
