@@ -73,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     # Two passes: the first finds the subcommand, whose module then adds its
-    # own arguments; only that module is imported.
-    first, _ = parser.parse_known_args(argv)
+    # own arguments; only that module is imported. --help waits for the
+    # second pass so it lists the subcommand's own options.
+    without_help = [a for a in argv if a not in ("-h", "--help")]
+    if not any(a in SUBCOMMANDS for a in without_help):
+        parser.parse_args(argv)  # prints usage or help and exits
+    first, _ = parser.parse_known_args(without_help)
     module = importlib.import_module(first._module)
     subparser = parser._subparsers._group_actions[0].choices[first.command]
     module.add_arguments(subparser)

@@ -195,3 +195,9 @@ def test_cli_check_valid_summary(tmp_path):
     good.write_text(GOOD_BOND)
     proc = run_ib40d("check", "-c", str(good), check_rc=0)
     assert proc.stdout.strip() == f"{good}: valid; 2 links, 1 bond, 0 IPoIB"
+
+
+def test_subcommand_help_lists_its_own_options():
+    proc = run_ib40d("apply", "--help", check_rc=0)
+    assert "--link NAME" in proc.stdout and "--root DIR" in proc.stdout
+    assert run_ib40d("--version", check_rc=0).stdout.startswith("ib40d ")
