@@ -2,8 +2,9 @@
 """`ib40d daemon`: ib40d.service, the one process per boot that holds pyroute2.
 
 Importing pyroute2 costs ~0.25 s of CPU and 35 MB; paying it once per unit
-would cost a boot several times that. So one Type=notify service imports it
-once and does all link work:
+would cost a boot several times that. So one Type=notify service does all
+link work, and imports pyroute2 once, on its first write (it watches and
+reads the kernel with stdlib sockets, rtnl.py):
 
 - at start, applies the whole configuration;
 - watches rtnetlink link events and re-applies when a configured link appears
@@ -26,14 +27,13 @@ import socket
 import sys
 import time
 
-from ib40d import notify
+from ib40d import notify, rtnl
 from ib40d.cli import load_config, sysroot
 from ib40d.config import ConfigError
 from ib40d.plan import missing_slaves
 
 CONTROL_SOCKET = "/run/ib40/control.sock"
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
-RTMGRP_LINK = 0x1
 
 
 def add_arguments(parser) -> None:
@@ -64,12 +64,20 @@ class Daemon:
 
     # ------------------------------------------------------------ applying
 
-    def converge(self, only: str | None = None) -> list[str]:
+    def converge(self, only: str | None = None) -> tuple[list[str], bool]:
+        """Apply (all, or one link and its bond); log what changed.
+        Returns the report lines and whether everything converged."""
         from ib40d.apply import converge
         from ib40d.cmd_apply import report
         import io
 
-        result = converge(self.cfg, self.nl, self.root, only)
+        try:
+            result = converge(self.cfg, self.nl, self.root, only)
+        except OSError as e:
+            # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
+            # log it and let the next event (or request) try again.
+            log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
+            return [f"error: could not read the kernel's links: {e}"], False
         out = io.StringIO()
         report(result, out)
         lines = out.getvalue().splitlines()
@@ -80,7 +88,7 @@ class Daemon:
             if line.startswith(("done:", "applied")) or (line not in seen and not line.startswith("nothing to do")):
                 log(f"{only or 'all'}: {line}")
         self.last_report[only] = {l for l in lines if not l.startswith(("done:", "applied"))}
-        return lines if result.ok else lines + ["__failed__"]
+        return lines, result.ok
 
     def check_ready(self) -> None:
         if self.ready_sent:
@@ -104,11 +112,11 @@ class Daemon:
     # -------------------------------------------------------------- events
 
     def on_link_event(self, monitor) -> None:
-        names = set(self.cfg.names())
-        for msg in monitor.get():
-            name = msg.get_attr("IFLA_IFNAME")
-            if name in names:
-                self.pending.add(name)
+        names = monitor.names()
+        configured = set(self.cfg.names())
+        # None: the kernel dropped events (a burst overflowed the socket);
+        # anything may have changed, so look at everything.
+        self.pending |= configured if names is None else names & configured
         if self.pending and self.pending_since is None:
             self.pending_since = time.monotonic()
 
@@ -135,11 +143,10 @@ class Daemon:
             if name not in self.cfg.names():
                 conn.sendall(f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode())
                 return
-            lines = self.converge(name)
-            failed = "__failed__" in lines
-            body = "".join(f"{l}\n" for l in lines if l != "__failed__")
+            lines, ok = self.converge(name)
+            body = "".join(f"{l}\n" for l in lines)
             try:
-                conn.sendall(f"{body}END {1 if failed else 0}\n".encode())
+                conn.sendall(f"{body}END {0 if ok else 1}\n".encode())
             except OSError:
                 pass  # the client gave up; the work is done anyway
         self.check_ready()
@@ -172,13 +179,10 @@ class Daemon:
         return sock
 
     def run(self) -> int:
-        from pyroute2 import IPRoute
-
-        monitor = IPRoute()
-        monitor.bind(groups=RTMGRP_LINK)  # subscribe before the first apply: no event is missed
+        monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
         server = self.control_socket()
         sel = selectors.DefaultSelector()
-        sel.register(monitor.fileno(), selectors.EVENT_READ, "netlink")
+        sel.register(monitor, selectors.EVENT_READ, "netlink")
         sel.register(server, selectors.EVENT_READ, "control")
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)

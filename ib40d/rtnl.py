@@ -12,6 +12,7 @@ if_addr.h).
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -163,3 +164,42 @@ def dump_addresses() -> list[tuple[int, str, str | None]]:
             if parsed:
                 out.append(parsed)
     return out
+
+
+RTMGRP_LINK = 0x1
+RTM_DELLINK = 17
+
+
+class LinkMonitor:
+    """Link events (RTM_NEWLINK/RTM_DELLINK) on a raw socket subscribed to
+    RTMGRP_LINK. `names()` returns the names in the events waiting, or None
+    when the kernel dropped events (ENOBUFS): then anything may have changed."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((0, RTMGRP_LINK))
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def names(self) -> set[str] | None:
+        found: set[str] = set()
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return found
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    return None
+                raise
+            for mtype, body in messages(data):
+                if mtype in (RTM_NEWLINK, RTM_DELLINK):
+                    name = parse_link(body)["name"]
+                    if name:
+                        found.add(name)
+
+    def close(self) -> None:
+        self.sock.close()
