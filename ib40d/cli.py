@@ -17,8 +17,7 @@ import os
 import sys
 
 from ib40d import __version__
-from ib40d.config import DEFAULT_CONFIG, Config, ConfigError, load
-from ib40d.errors import UserError
+from ib40d.errors import ConfigError, UserError
 from ib40d.sysroot import SysRoot
 
 # name -> (module, one-line help)
@@ -37,6 +36,9 @@ SUBCOMMANDS = {
 }
 
 
+DEFAULT_CONFIG = "/etc/ib40.conf"
+
+
 def config_path(args: argparse.Namespace) -> str:
     """-c FILE as given; otherwise /etc/ib40.conf under --root."""
     if getattr(args, "config", None):
@@ -44,8 +46,11 @@ def config_path(args: argparse.Namespace) -> str:
     return str(SysRoot(args.root).path(DEFAULT_CONFIG))
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """Load the config the subcommand was pointed at. Raises ConfigError."""
+def load_config(args: argparse.Namespace):
+    """Load the config the subcommand was pointed at. Raises ConfigError.
+    (config is imported here, not at the top: link-ready never parses it.)"""
+    from ib40d.config import load
+
     return load(config_path(args))
 
 

@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_CONFIG = "/etc/ib40.conf"
+from ib40d.errors import ConfigError  # noqa: F401  (raised here; importers take it from here too)
+
+DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this module
 
 # The kernel's IFNAMSIZ is 16 including the NUL; dev_valid_name() refuses
 # "", ".", "..", and names containing "/", ":" or white space.
@@ -43,14 +45,6 @@ MTU_MIN, MTU_MAX = 68, 65520
 # Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
 # IPoIB header; only connected mode reaches 65520.
 IPOIB_DATAGRAM_MTU_MAX = 4092
-
-
-class ConfigError(Exception):
-    """Every problem found in the configuration, already formatted."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)

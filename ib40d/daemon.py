@@ -29,10 +29,10 @@ import time
 
 from ib40d import notify, rtnl
 from ib40d.cli import load_config, sysroot
-from ib40d.config import ConfigError
+from ib40d.errors import ConfigError
+from ib40d.linkready import CONTROL_SOCKET
 from ib40d.plan import missing_slaves
 
-CONTROL_SOCKET = "/run/ib40/control.sock"
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
 
 

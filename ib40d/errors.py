@@ -9,3 +9,12 @@ class UserError(Exception):
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
         self.status = status
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, already formatted as
+    FILE:LINE: [section] key: message. cli.main prints them and exits 2."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
