@@ -29,12 +29,17 @@ from dataclasses import dataclass, field
 
 from ib40d import udev
 from ib40d.cli import config_path, load_config, sysroot
-from ib40d.config import Config
+from ib40d.config import Config, config_files
 from ib40d.runner import run as run_program
 from ib40d.sysroot import SysRoot
 
 SHIPPED_SYSCTL = "/usr/lib/sysctl.d/60-ib40.conf"
 SYSCTL_MASK = "/etc/sysctl.d/60-ib40.conf"
+# The configuration text sync last read (main file, then drop-ins in C
+# order). ib40-sync.service's ExecCondition compares it with the files so
+# that the broad watch of ib40-sync.path (all of /etc, see there) runs a
+# Python process only when the configuration really changed.
+SEEN_COPY = "/run/ib40/synced.conf"
 # Paths `ib40d sync` created, one a line: the postrm's purge removes exactly
 # these, and sync removes a sysctl mask only when it made it itself.
 MANIFEST = "/var/lib/ib40/generated"
@@ -202,9 +207,35 @@ def sync(root: SysRoot, config: Config | None, reload: bool, sources: str = "/et
     return result
 
 
+def seen_bytes(path: str) -> bytes:
+    """What `cat MAIN MAIN.d/*.conf` prints under LC_ALL=C: the main file,
+    then the drop-ins in byte order; missing or unreadable files add nothing."""
+    parts = []
+    for p in config_files(path):
+        try:
+            parts.append(p.read_bytes())
+        except OSError:
+            pass
+    return b"".join(parts)
+
+
+def record_seen(root: SysRoot, data: bytes) -> None:
+    # Bytes, not text: the copy must equal cat's output byte for byte (CRLF,
+    # any encoding). In /run: no fsync, a lost copy only means one more sync.
+    target = root.path(SEEN_COPY)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 def run(args) -> int:
     root = sysroot(args)
     path = config_path(args)
+    # Read before parsing: if the file changes in between, the copy is the
+    # older text and the next change event runs sync again. Recorded even
+    # for an invalid file, so unrelated /etc events don't repeat its errors.
+    record_seen(root, seen_bytes(path))
     config = load_config(args) if os.path.exists(path) else None  # ConfigError: nothing written
     sources = ", ".join(config.files) if config and config.files else path
     # udevadm and sysctl act on the running system: never for --root DIR.

@@ -14,7 +14,7 @@ import pytest
 from helpers import REPO
 from ib40d import tuning
 from ib40d.cli import SUBCOMMANDS
-from test_units import HOST_UNITS, RECOMMENDED_PROGRAMS, instance_name, systemd_analyze_verify
+from test_units import HOST_UNITS, add_programs, instance_name, systemd_analyze_verify
 
 pytestmark = pytest.mark.deb
 
@@ -60,11 +60,7 @@ def installed(deb, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("installed")
     shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    for program in RECOMMENDED_PROGRAMS:
-        p = root / program.lstrip("/")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text("#!/bin/sh\nexit 0\n")
-        p.chmod(0o755)
+    add_programs(root)
     return root
 
 

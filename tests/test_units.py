@@ -28,6 +28,23 @@ SELF_EXPLAINING = {"Description", "Documentation", "Unit"}
 # Programs of recommended packages that units run: present in the verify
 # root as they are on a machine with the Recommends installed.
 RECOMMENDED_PROGRAMS = ("/usr/sbin/opensm",)
+# Programs of essential packages that units run (ExecCondition=/bin/sh):
+# copied from the host into the verify root.
+ESSENTIAL_PROGRAMS = ("/bin/sh", "/bin/kill")
+
+
+def add_programs(root: Path) -> None:
+    """What a real machine has besides ib40: essential programs (from the
+    host) and those of the recommended packages (shims)."""
+    for program in ESSENTIAL_PROGRAMS:
+        p = root / program.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(program, p)
+    for program in RECOMMENDED_PROGRAMS:
+        p = root / program.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("#!/bin/sh\nexit 0\n")
+        p.chmod(0o755)
 
 
 def instance_name(path: Path) -> str:
@@ -51,11 +68,7 @@ def verify_root(tmp_path: Path, unit_files, ib40d_shim: bool = True) -> Path:
         shim = root / "usr/bin/ib40d"
         shim.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec /usr/bin/python3 -m ib40d "$@"\n')
         shim.chmod(0o755)
-    for program in RECOMMENDED_PROGRAMS:
-        p = root / program.lstrip("/")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text("#!/bin/sh\nexit 0\n")
-        p.chmod(0o755)
+    add_programs(root)
     return root
 
 
@@ -185,8 +198,69 @@ def test_porttype_runs_before_links_and_gate_after():
 
 def test_sync_path_watches_the_config_and_its_dropins():
     unit = UNITS / "ib40-sync.path"
-    assert all_values(unit, "PathChanged") == ["/etc/ib40.conf", "/etc/ib40.conf.d"]
+    # /etc itself: a file renamed over /etc/ib40.conf is seen only there
+    assert all_values(unit, "PathChanged") == ["/etc", "/etc/ib40.conf.d"]
     assert parse(UNITS / "ib40-sync.service")["Service"]["ExecStart"] == "/usr/bin/ib40d sync"
+
+
+def sync_condition(root: Path) -> list[str]:
+    """ib40-sync.service's ExecCondition, pointed at a fake root."""
+    cmd = parse(UNITS / "ib40-sync.service")["Service"]["ExecCondition"]
+    assert cmd.startswith("/bin/sh -c '") and cmd.endswith("'")
+    script = cmd[len("/bin/sh -c '"):-1]
+    for top in ("/etc/", "/run/"):
+        script = script.replace(top, f"{root}{top}")
+    return ["/bin/sh", "-c", script]
+
+
+def test_sync_condition_passes_only_when_the_config_changed(tmp_path):
+    from helpers import run_ib40d
+
+    root = tmp_path
+    (root / "etc").mkdir()
+    conf = root / "etc/ib40.conf"
+    cond = sync_condition(root)
+
+    def goes_on():
+        return subprocess.run(cond, timeout=10).returncode == 0
+
+    def sync():
+        run_ib40d("sync", "--root", str(root), check_rc=0)
+
+    assert goes_on()  # nothing recorded yet (first event after boot)
+    sync()
+    assert not goes_on()  # no config, none recorded: unrelated /etc event
+    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b1\n")
+    assert goes_on()
+    sync()
+    assert not goes_on()
+    # renamed over, as sed -i does: same bytes -> skip, other bytes -> go
+    tmp = root / "etc/.ib40.conf.new"
+    tmp.write_text(conf.read_text())
+    os.replace(tmp, conf)
+    assert not goes_on()
+    tmp.write_text(conf.read_text() + "txqueuelen = 10000\n")
+    os.replace(tmp, conf)
+    assert goes_on()
+    sync()
+    (root / "etc/ib40.conf.d").mkdir()
+    (root / "etc/ib40.conf.d/10-mtu.conf").write_text("[link eth40a]\nmtu = 9000\n")
+    assert goes_on()
+    sync()
+    assert not goes_on()
+    (root / "etc/ib40.conf.d/10-mtu.conf").unlink()
+    assert goes_on()
+    sync()
+    conf.unlink()  # the rules generated from it must go: sync must run
+    assert goes_on()
+    sync()
+    assert not (root / "etc/udev/rules.d/90-ib40-hooks.rules").exists()
+    assert not goes_on()
+    # an invalid file is recorded too: unrelated /etc events don't repeat its errors
+    conf.write_text("[link eth40a]\nmac = nope\n")
+    assert goes_on()
+    run_ib40d("sync", "--root", str(root), check_rc=2)
+    assert not goes_on()
 
 
 @pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
