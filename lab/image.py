@@ -123,6 +123,13 @@ def customize(tree):
     for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
                  "fstrim.timer", "systemd-timesyncd.service"):
         _symlink(tree, "/etc/systemd/system/" + unit, "/dev/null")
+    # The guests are offline: with no package lists, `apt install ./ib40.deb`
+    # resolves its Depends from what is installed and skips the Recommends
+    # (mstflint, rdma-core, opensm...) instead of trying to download them.
+    lists = os.path.join(tree, "var/lib/apt/lists")
+    for name in os.listdir(lists):
+        if name not in ("lock", "partial", "auxfiles"):
+            os.unlink(os.path.join(lists, name))
     # A stuck stop job must not eat minutes of a reboot scenario.
     _write(tree, "/etc/systemd/system.conf.d/lab.conf",
            "[Manager]\nDefaultTimeoutStopSec=15s\n")

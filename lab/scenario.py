@@ -120,15 +120,19 @@ def bond_complete(vm, slaves=("eth40a", "eth40b")):
     return up == sorted(slaves) or "slaves up: %s" % up
 
 
-def ping(vm, target, seconds, interval_ms=20, during=None):
+def ping(vm, target, seconds, interval_ms=20, during=None, stop_after_during=False):
     """Pings target from vm for `seconds` every interval_ms; runs during()
-    on the host meanwhile. -> PingLoss."""
-    handle = vm.start_run("ping -n -q -i %.3f -w %d %s" % (interval_ms / 1000, seconds, target),
-                          timeout=seconds + 30)
+    on the host meanwhile (and with stop_after_during, ends the ping with
+    SIGINT as soon as during() returns). -> PingLoss."""
+    pidfile = "/run/lab-ping-%d.pid" % time.monotonic_ns()
+    handle = vm.start_run("ping -n -q -i %.3f -w %d %s & echo $! > %s; wait $!"
+                          % (interval_ms / 1000, seconds, target, pidfile), timeout=seconds + 30)
     try:
         if during:
             during()
     finally:
+        if stop_after_during:
+            vm.run("kill -INT $(cat %s)" % pidfile, check=False)
         res = vm.finish_run(handle, check=False)
     return parse_ping(res.out, interval_ms)
 
@@ -148,3 +152,42 @@ def journal_report(lab, lines=60):
         except Exception as exc:
             out.append("(unavailable: %s)" % exc)
     return "\n".join(out)
+
+
+WATCHED = ("eth40a", "eth40b", "bond0")
+
+
+def snapshot(vm):
+    """What must not change on a converged machine: link identities, slave
+    failure counts, bond0's addresses."""
+    bond = bond_state(vm)
+    now = links(vm)
+    return {
+        "ifindex": {n: now[n]["ifindex"] for n in WATCHED},
+        "failures": {s["name"]: s["link_failure_count"] for s in bond["slaves"]},
+        "addresses": addresses(vm, "bond0"),
+    }
+
+
+def churn(monitor_text):
+    """ip monitor lines that are a flap or churn on the watched links:
+    anything deleted, or one of them seen down / without carrier."""
+    bad = []
+    for line in monitor_text.splitlines():
+        if not any((" %s:" % n) in line or ("dev %s " % n) in line or (" %s " % n) in line for n in WATCHED):
+            continue
+        if line.startswith("Deleted") or "NO-CARRIER" in line or "state DOWN" in line:
+            bad.append(line)
+    return bad
+
+
+def watch_while(vm, action, seconds=45):
+    """Runs action() on the host with `ip -o monitor link address` running
+    in the guest; returns the monitor's lines."""
+    handle = vm.start_run("timeout %d ip -o monitor link address" % seconds, timeout=seconds + 10)
+    time.sleep(1)
+    t0 = time.monotonic()
+    action()
+    # let the monitor run out: late events must be seen too
+    time.sleep(max(0, seconds - (time.monotonic() - t0) - 1))
+    return vm.finish_run(handle, check=False).out

@@ -326,10 +326,22 @@ class VM:
         if out:
             raise LabError("%s: set_link %s: %s" % (self.hostname, nic_id, out))
 
-    def device_del(self, nic_id):
+    def device_present(self, nic_id):
+        return ("dev_%s:" % nic_id) in self.monitor.command("info network")
+
+    def device_del(self, nic_id, timeout=60):
+        """Unplugs the NIC and waits until QEMU has dropped it (the guest
+        acknowledges the ACPI eject first), so it can be added back."""
         out = self.monitor.command("device_del dev_%s" % nic_id)
         if out:
             raise LabError("%s: device_del: %s" % (self.hostname, out))
+        t0 = time.monotonic()
+        while self.device_present(nic_id):
+            if time.monotonic() - t0 > timeout:
+                raise LabError("%s: dev_%s still present %.0f s after device_del"
+                               % (self.hostname, nic_id, timeout))
+            time.sleep(0.2)
+        return time.monotonic() - t0
 
     def device_add(self, nic_id, mac):
         out = self.monitor.command("device_add " + self.nic_device(nic_id, mac))
@@ -356,7 +368,7 @@ class Lab:
     """MachineA and MachineB, port 1 cabled to port 1 and port 2 to port 2.
     NIC ids are c1/c2 on both machines (cable 1, cable 2)."""
 
-    def __init__(self, image_dir, rundir=RUN, cables=2):
+    def __init__(self, image_dir, rundir=os.path.join(RUN, "test"), cables=2):
         ports = {(k, i): free_udp_port() for k in "ab" for i in range(1, cables + 1)}
         self.vms = {}
         for key, other in (("a", "b"), ("b", "a")):

@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Scenario 4, hotplug: a port removed (`device_del`) and added back with
+the same MAC (`device_add`) is renamed, configured and re-enslaved with no
+manual step, while ping keeps running over the other port."""
+import threading
+import time
+
+import pytest
+
+from lab import scenario
+
+pytestmark = pytest.mark.lab
+
+
+def _absent(name):
+    return lambda vm: vm.run("test -e /sys/class/net/%s" % name, check=False).rc != 0 or "still there"
+
+
+def test_port_removed_and_added_back_is_reenslaved(ib40_lab, figures):
+    lab = ib40_lab
+    a = lab.a
+    for vm in lab:
+        scenario.wait_for(vm, scenario.bond_complete, 60, "bond0 whole before the hotplug")
+    timings = {}
+
+    def hotplug():
+        a.device_del("c2")
+        timings["gone"] = scenario.wait_for(a, _absent("eth40b"), 60, "eth40b removed")
+        bond = scenario.bond_state(a)
+        timings["slaves_after_del"] = [s["name"] for s in bond["slaves"]]
+        t0 = time.monotonic()
+        a.device_add("c2", a.macs[1])
+        timings["back"] = scenario.wait_for(a, scenario.bond_complete, 120, "eth40b re-enslaved")
+        timings["total"] = time.monotonic() - t0
+
+    errors = []
+
+    def run():
+        try:
+            hotplug()
+        except Exception as exc:
+            errors.append(exc)
+    # ping from B over the whole removal/addition, long enough to cover it
+    t = threading.Thread(target=run)
+    try:
+        loss = scenario.ping(lab.b, a.address, 200, 20, during=lambda: (t.start(), t.join()),
+                             stop_after_during=True)
+    finally:
+        if not a.device_present("c2"):  # leave the port plugged for the next scenarios
+            a.device_add("c2", a.macs[1])
+    if errors:
+        raise errors[0]
+    assert timings["slaves_after_del"] == ["eth40a"], timings
+    link = scenario.links(a)["eth40b"]
+    assert link.get("permaddr", link["address"]) == a.macs[1]
+    assert link["txqlen"] == 10000 and link["master"] == "bond0", link
+    unit = a.run("systemctl is-active ib40-link@eth40b.service", check=False).out.strip()
+    figures("hotplug", "A port 2 device_del: eth40b gone in %.1f s; device_add: renamed, "
+            "configured, re-enslaved in %.1f s; ib40-link@eth40b %s; ping B->A meanwhile: %s"
+            % (timings["gone"], timings["total"], unit, loss))
+    assert unit == "active"
+    assert loss.received > 0.9 * loss.sent, str(loss)
