@@ -33,7 +33,7 @@ def addresses_by_name(root: SysRoot) -> dict[str, list[dict]]:
         idx = root.read_int(f"/sys/class/net/{name}/ifindex")
         if idx is not None:
             names[idx] = name
-    for index, cidr, bcast in rtnl.dump_addresses():
+    for index, cidr, bcast, _permanent in rtnl.dump_addresses():
         if index in names:
             result.setdefault(names[index], []).append({"cidr": str(ipaddress.ip_interface(cidr)), "broadcast": bcast})
     return result

@@ -10,7 +10,9 @@ done and what was not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 from dataclasses import dataclass, field
 
 from ib40d.actions import Action
@@ -70,7 +72,9 @@ class _Indexes:
 
 def _ipoib_mode(root: SysRoot, name: str, mode: str) -> None:
     try:
-        root.write_sysfs(f"/sys/class/net/{name}/mode", mode)
+        # ipoib_set_mode() compares the buffer with "connected\n" and
+        # "datagram\n": without the newline every write is EINVAL.
+        root.write_sysfs(f"/sys/class/net/{name}/mode", mode + "\n")
     except OSError as e:
         if e.errno == errno.EINVAL and mode == "connected":
             raise NetlinkRefused(e.errno, f"set {name} to connected mode",
@@ -120,6 +124,7 @@ def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
     result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes))
     index = _Indexes(nl)
     failed_groups: set[str] = set()
+    downed: dict[str, list[str]] = {}  # group -> links this run set down
     for action in plan.actions:
         if action.group in failed_groups:
             continue
@@ -128,9 +133,46 @@ def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
         except NetlinkRefused as e:
             result.errors.append(f"{action.target}: {e}")
             failed_groups.add(action.group)
+            _restore(downed.get(action.group, []), nl, index, result)
             continue
         result.done.append(action)
+        if action.kind == "link.down":
+            downed.setdefault(action.group, []).append(action.target)
+        elif action.kind in ("link.up", "link.enslave"):  # the bond driver opens a slave
+            group_downed = downed.get(action.group, [])
+            if action.target in group_downed:
+                group_downed.remove(action.target)
     return result
+
+
+def _restore(names: list[str], nl, index: _Indexes, result: ApplyResult) -> None:
+    """A group failed after we set some of its links down (for a mode
+    change, an IPoIB switch, an enslave): bring them back up rather than
+    leave the machine with less network than before."""
+    for name in reversed(names):
+        try:
+            nl.set_state(index(name), name, True)
+            result.warnings.append(f"{name}: set up again after the failure above")
+        except NetlinkRefused as e:
+            result.errors.append(f"{name}: could not set it up again: {e}")
+
+
+LOCK_FILE = "/run/ib40/apply.lock"
+
+
+@contextlib.contextmanager
+def apply_lock(root: SysRoot):
+    """One apply at a time on a machine: the daemon, a hand-run `ib40d
+    apply`, and link units applying in-process (no daemon) would otherwise
+    race, e.g. two of them creating the same bond (EEXIST)."""
+    path = root.path(LOCK_FILE)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def converge(cfg: Config, nl, root: SysRoot, only: str | None = None) -> ApplyResult:

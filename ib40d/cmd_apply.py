@@ -39,7 +39,7 @@ def run(args) -> int:
     root = sysroot(args)
     if args.link and args.link not in cfg.names():
         raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
-    from ib40d.apply import converge
+    from ib40d.apply import apply_lock, converge
     from ib40d.cmd_plan import plan_card
     from ib40d.netlink import Netlink
 
@@ -59,7 +59,8 @@ def run(args) -> int:
             card_failed = card.failed
     nl = Netlink()
     try:
-        result = converge(cfg, nl, root, args.link)
+        with apply_lock(root):
+            result = converge(cfg, nl, root, args.link)
     finally:
         nl.close()
     if args.json:

@@ -142,7 +142,7 @@ class Config:
 
 def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
     """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
-    network's broadcast (as `ip addr add ... brd +` would)."""
+    network's broadcast (as `ip addr add ... brd +` would) when ib40 adds it."""
     result = {}
     for a in addresses:
         bcast = a.broadcast
@@ -538,9 +538,17 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
         targets = []
         for word in v.text.split():
             try:
-                targets.append(str(ipaddress.IPv4Address(word)))
+                target = ipaddress.IPv4Address(word)
             except ValueError:
                 chk.err(v.where, s, "arp_ip_target", f"{word!r} is not an IPv4 address")
+                continue
+            # bond_option_arp_ip_target: the kernel refuses these with EINVAL
+            if target.is_unspecified or target == ipaddress.IPv4Address("255.255.255.255"):
+                chk.err(v.where, s, "arp_ip_target", f"{word} cannot be an ARP target")
+            elif str(target) in targets:
+                chk.err(v.where, s, "arp_ip_target", f"{word} is listed twice")
+            else:
+                targets.append(str(target))
         if len(targets) > 16:
             chk.err(v.where, s, "arp_ip_target", "at most 16 targets (BOND_MAX_ARP_TARGETS)")
         targets = tuple(targets)
@@ -549,7 +557,7 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
         if miimon:
             chk.err(v.where, s, "arp_interval", "ARP monitoring and miimon exclude each other "
                     "(the kernel turns miimon off when arp_interval is set); set miimon = 0")
-        if not targets:
+        if "arp_ip_target" not in s.keys:
             chk.err(v.where, s, "arp_interval", "needs arp_ip_target = the peer's address(es)")
         if mode is not None and mode not in ARP_MONITOR_MODES:
             chk.err(v.where, s, "arp_interval", f"ARP monitoring does not work in mode {mode}")
@@ -600,6 +608,13 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
                 why = f"differs from {bond.name} mtu {bond.mtu}" if bond.mtu is not None else f"is set on a slave of {bond.name}"
                 chk.err(ls.keys["mtu"].where, ls, "mtu",
                         f"{link.mtu} {why}; the bond sets its slaves' MTU: put mtu on [bond {bond.name}]")
+        if "ipoib" in kinds and bond.mtu is not None and bond.mtu > IPOIB_DATAGRAM_MTU_MAX:
+            datagram = [sl for sl in bond.slaves if sl in links and links[sl].kind == "ipoib"
+                        and links[sl].mode != "connected"]
+            if datagram:
+                chk.err(s.keys["mtu"].where, s, "mtu", f"{bond.mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, which "
+                        f"{', '.join(datagram)} carries only in connected mode: set mode = connected on "
+                        f"[ipoib {datagram[0]}]")
         if "ipoib" in kinds:
             if len(kinds) > 1:
                 chk.err(slaves_v.where, s, "slaves", "IPoIB and Ethernet links cannot be slaves of the same bond")

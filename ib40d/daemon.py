@@ -67,12 +67,13 @@ class Daemon:
     def converge(self, only: str | None = None) -> tuple[list[str], bool]:
         """Apply (all, or one link and its bond); log what changed.
         Returns the report lines and whether everything converged."""
-        from ib40d.apply import converge
+        from ib40d.apply import apply_lock, converge
         from ib40d.cmd_apply import report
         import io
 
         try:
-            result = converge(self.cfg, self.nl, self.root, only)
+            with apply_lock(self.root):
+                result = converge(self.cfg, self.nl, self.root, only)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
@@ -95,7 +96,11 @@ class Daemon:
             return
         from ib40d.observe import observe
 
-        missing = missing_slaves(self.cfg, observe(self.nl, self.root))
+        try:
+            missing = missing_slaves(self.cfg, observe(self.nl, self.root))
+        except OSError as e:
+            log(f"could not read the kernel's links: {e}; will retry")
+            return
         waited = time.monotonic() - self.started
         if not missing:
             notify.ready("all configured links applied")
@@ -133,7 +138,7 @@ class Daemon:
         with conn:
             conn.settimeout(5)
             try:
-                request = conn.makefile("r").readline().split()
+                request = conn.makefile("r", errors="replace").readline(256).split()
             except OSError:
                 return
             if len(request) != 2 or request[0] != "apply":

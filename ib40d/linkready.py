@@ -66,6 +66,10 @@ def run(args) -> int:
             time.sleep(0.1)
         except socket.timeout:
             raise UserError(f"ib40d.service did not answer for {args.name} within {args.timeout:g} s") from None
+        except PermissionError:
+            raise UserError(f"{CONTROL_SOCKET}: permission denied (run as root)") from None
+        except OSError as e:  # the daemon restarting mid-request, a full queue...
+            raise UserError(f"ib40d.service did not answer for {args.name}: {e.strerror or e}") from None
     for line in lines:
         print(line, file=sys.stderr if line.startswith("error:") else sys.stdout)
     return rc

@@ -42,9 +42,9 @@ class Netlink:
         raw = rtnl.dump_links()
         names = {l["index"]: l["name"] for l in raw}
         links = {l["index"]: _link_obs(l, names) for l in raw}
-        for index, cidr, bcast in rtnl.dump_addresses():
+        for index, cidr, bcast, permanent in rtnl.dump_addresses():
             if index in links:
-                links[index].addresses.append(AddrObs(cidr, bcast))
+                links[index].addresses.append(AddrObs(cidr, bcast, permanent))
         return list(links.values())
 
     # ---------------------------------------------------------------- writes

@@ -29,6 +29,7 @@ class BondObs:
 class AddrObs:
     cidr: str  # "10.30.0.2/16"
     broadcast: str | None = None
+    permanent: bool = True  # False: has a lifetime (SLAAC, privacy, DHCP): not ours to manage
 
     @property
     def is_link_local_v6(self) -> bool:

@@ -35,7 +35,10 @@ class Plan:
 
 
 def _observed_addresses(link: LinkObs) -> dict[str, str | None]:
-    return {str(ipaddress.ip_interface(a.cidr)): a.broadcast for a in link.addresses if not a.is_link_local_v6}
+    """The addresses ib40 manages on a link: permanent ones, not link-local
+    (the kernel's) nor those with a lifetime (SLAAC, DHCP: another agent's)."""
+    return {str(ipaddress.ip_interface(a.cidr)): a.broadcast for a in link.addresses
+            if a.permanent and not a.is_link_local_v6}
 
 
 def _address_actions(name: str, want: tuple[Address, ...] | None, link: LinkObs | None) -> list[Action]:
@@ -43,6 +46,12 @@ def _address_actions(name: str, want: tuple[Address, ...] | None, link: LinkObs 
         return []  # addresses of this link are not managed
     have = _observed_addresses(link) if link else {}
     wanted = desired_addresses(want)
+    # A broadcast the config names is enforced (delete + add: the kernel
+    # ignores broadcast on replace); a default one only goes on new addresses,
+    # so an address that is right but for a made-up broadcast is left alone
+    # with its routes.
+    explicit = {str(a.interface) for a in want if a.broadcast is not None}
+    wanted = {c: (b if c in explicit or c not in have else have[c]) for c, b in wanted.items()}
     actions = []
     for cidr, bcast in have.items():
         if cidr not in wanted or wanted[cidr] != bcast:
@@ -66,6 +75,11 @@ def _bond_options(bond: BondConfig) -> dict:
             opts[key] = value
     if bond.arp_interval and bond.miimon is None:
         opts["miimon"] = 0
+    if not opts.get("miimon"):
+        # The kernel refuses any updelay/downdelay (even 0) while miimon is
+        # 0; config already refuses non-zero delays without miimon.
+        opts.pop("updelay", None)
+        opts.pop("downdelay", None)
     return opts
 
 
@@ -103,7 +117,12 @@ def _plan_bond(cfg: Config, bond: BondConfig, obs: Observed, plan: Plan) -> None
                 acts.append(Action("bond.set", bond.name, (Change("mode", have.mode, bond.mode),), "",
                                    {"options": {"mode": bond.mode}}))
                 current_slaves = []
-        diffs = {k: v for k, v in wanted.items() if k != "mode" and _norm(getattr(have, k)) != _norm(v)}
+        differs = {k for k, v in wanted.items() if k != "mode" and _norm(getattr(have, k)) != _norm(v)}
+        if "miimon" in differs:
+            # The kernel keeps the delays as multiples of miimon and does not
+            # rescale them when miimon changes: send them again with it.
+            differs |= {"updelay", "downdelay"} & wanted.keys()
+        diffs = {k: v for k, v in wanted.items() if k in differs}
         if diffs:
             changes = tuple(Change(k, getattr(have, k), v) for k, v in diffs.items())
             acts.append(Action("bond.set", bond.name, changes, "", {"options": diffs}))
@@ -218,6 +237,11 @@ def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
             _set_group(plan, start, link_cfg.name)
     if only is not None:
         keep = related_names(cfg, only)
+        for bond in cfg.bonds.values():
+            # A mode change releases every slave: it needs the whole bond.
+            if bond.name in keep and any(a.kind == "bond.set" and a.target == bond.name and "mode" in a.params["options"]
+                                         for a in plan.actions):
+                keep |= set(bond.slaves)
         plan.actions = [a for a in plan.actions if a.target in keep]
         plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
     return plan

@@ -22,6 +22,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_GETLINK = 16, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLM_F_DUMP_INTR = 0x10
 NLA_TYPE_MASK = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
@@ -29,7 +30,8 @@ IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_CARRIER = 13, 16, 18, 33
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_BOND_MODE, IFLA_BOND_MIIMON, IFLA_BOND_UPDELAY, IFLA_BOND_DOWNDELAY = 1, 3, 4, 5
 IFLA_BOND_USE_CARRIER, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET = 6, 7, 8
-IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
+IFA_F_PERMANENT = 0x80
 IFF_UP = 0x1
 # IF_OPER_* (RFC 2863), as `ip link` prints them
 OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
@@ -67,14 +69,22 @@ def _u8(raw: bytes | None) -> int | None:
 
 
 def _str(raw: bytes | None) -> str | None:
-    return raw.split(b"\0", 1)[0].decode() if raw is not None else None
+    # The kernel allows names that are not UTF-8: keep them, undecodable
+    # bytes and all, rather than fail the whole dump over one link.
+    return raw.split(b"\0", 1)[0].decode(errors="surrogateescape") if raw is not None else None
+
+
+class DumpInterrupted(Exception):
+    """The kernel flagged the dump NLM_F_DUMP_INTR: links or addresses
+    changed while it ran (boot and hotplug bursts), so it may miss or repeat
+    entries."""
 
 
 def messages(data: bytes):
-    """Yield (type, body) for each netlink message; raise on NLMSG_ERROR."""
+    """Yield (type, flags, body) for each netlink message; raise on NLMSG_ERROR."""
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
-        length, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        length, mtype, flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
         if length < _NLMSGHDR.size:
             return
         body = data[offset + _NLMSGHDR.size:offset + length]
@@ -82,22 +92,37 @@ def messages(data: bytes):
             (code,) = struct.unpack_from("=i", body)
             if code:
                 raise OSError(-code, os.strerror(-code))
-        yield mtype, body
+        yield mtype, flags, body
         offset += _align(length)
 
 
-def dump(request_type: int, family_msg: bytes) -> list[tuple[int, bytes]]:
-    """Send one dump request; return every (type, body) until NLMSG_DONE."""
+def _dump_once(request_type: int, family_msg: bytes) -> list[tuple[int, bytes]]:
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as s:
         s.bind((0, 0))
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(family_msg), request_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
         s.send(header + family_msg)
         out = []
+        interrupted = False
         while True:
-            for mtype, body in messages(s.recv(1 << 16)):
+            for mtype, flags, body in messages(s.recv(1 << 16)):
+                interrupted |= bool(flags & NLM_F_DUMP_INTR)
                 if mtype == NLMSG_DONE:
+                    if interrupted:
+                        raise DumpInterrupted()
                     return out
                 out.append((mtype, body))
+
+
+def dump(request_type: int, family_msg: bytes, attempts: int = 5) -> list[tuple[int, bytes]]:
+    """Send a dump request; return every (type, body) until NLMSG_DONE.
+    An interrupted dump is taken again (a few times) rather than trusted."""
+    for attempt in range(attempts):
+        try:
+            return _dump_once(request_type, family_msg)
+        except DumpInterrupted:
+            if attempt == attempts - 1:
+                raise OSError(errno.EAGAIN, "the kernel's dump kept being interrupted by changes") from None
+    raise AssertionError("unreachable")
 
 
 def parse_link(body: bytes) -> dict:
@@ -138,17 +163,20 @@ def parse_link(body: bytes) -> dict:
     }
 
 
-def parse_addr(body: bytes) -> tuple[int, str, str | None] | None:
-    family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(body)
+def parse_addr(body: bytes) -> tuple[int, str, str | None, bool] | None:
+    """-> (ifindex, cidr, broadcast, permanent). Not permanent: addresses with
+    a lifetime (SLAAC, privacy, DHCP), which belong to whoever made them."""
+    family, prefixlen, flags, _scope, index = _IFADDRMSG.unpack_from(body)
     if family not in (socket.AF_INET, socket.AF_INET6):
         return None
     a = attrs(body, _IFADDRMSG.size)
     raw = (a.get(IFA_LOCAL) if family == socket.AF_INET else None) or a.get(IFA_ADDRESS)
     if not raw:
         return None
+    flags = _u32(a.get(IFA_FLAGS)) or flags  # IFA_FLAGS supersedes the 8-bit field
     bcast = a.get(IFA_BROADCAST)
     return (index, f"{socket.inet_ntop(family, raw)}/{prefixlen}",
-            socket.inet_ntop(family, bcast) if bcast else None)
+            socket.inet_ntop(family, bcast) if bcast else None, bool(flags & IFA_F_PERMANENT))
 
 
 def dump_links() -> list[dict]:
@@ -156,7 +184,7 @@ def dump_links() -> list[dict]:
             if mtype == RTM_NEWLINK]
 
 
-def dump_addresses() -> list[tuple[int, str, str | None]]:
+def dump_addresses() -> list[tuple[int, str, str | None, bool]]:
     out = []
     for mtype, body in dump(RTM_GETADDR, _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
         if mtype == RTM_NEWADDR:
@@ -195,7 +223,7 @@ class LinkMonitor:
                 if e.errno == errno.ENOBUFS:
                     return None
                 raise
-            for mtype, body in messages(data):
+            for mtype, _flags, body in messages(data):
                 if mtype in (RTM_NEWLINK, RTM_DELLINK):
                     name = parse_link(body)["name"]
                     if name:

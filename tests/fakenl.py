@@ -150,4 +150,7 @@ class FakeRoot(SysRoot):
     def write_sysfs(self, abspath, value):
         parts = abspath.strip("/").split("/")
         assert parts[:3] == ["sys", "class", "net"] and parts[4] == "mode", abspath
-        self.nl.write_ipoib_mode(parts[3], value)
+        # ipoib_set_mode() accepts exactly "connected\n" or "datagram\n"
+        if value not in ("connected\n", "datagram\n"):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        self.nl.write_ipoib_mode(parts[3], value.strip())

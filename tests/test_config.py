@@ -78,6 +78,9 @@ MALFORMED = [
     ("arp without target", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\n", 5, ["arp_ip_target"]),
     ("slave mtu vs bond", GOOD_BOND.replace("[link eth40b]\n", "mtu = 9000\n[link eth40b]\n").replace("miimon = 100", "miimon = 100\nmtu = 1500"), 4, ["differs"]),
     ("slave mtu without bond mtu", GOOD_BOND.replace("[link eth40b]\n", "mtu = 9000\n[link eth40b]\n"), 4, ["slave of bond0", "[bond bond0]"]),
+    ("arp target twice", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\narp_ip_target = 10.30.0.1 10.30.0.1\n", 6, ["listed twice"]),
+    ("arp target broadcast", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\narp_ip_target = 255.255.255.255\n", 6, ["cannot be an ARP target"]),
+    ("ipoib bond mtu datagram", "[ipoib ib0]\nmode = datagram\n[bond b]\nslaves = ib0\nmode = active-backup\nmtu = 65520\n", 6, ["connected mode"]),
     ("bad guid", "[ipoib ib0]\nguid = 0002c903003f02f1\n", 2, ["GUID"]),
 ]
 

@@ -139,8 +139,8 @@ def test_link_filter_touches_only_the_link_and_its_bond(tmp_path):
     assert nl.links["eth7"].mtu == 1500
 
 
-def test_address_broadcast_difference_is_replaced_and_extra_removed(tmp_path):
-    cfg = parse_text("[link eth40a]\naddress = 10.30.0.2/16\n")
+def test_explicit_broadcast_difference_is_replaced_and_extra_removed(tmp_path):
+    cfg = parse_text("[link eth40a]\naddress = 10.30.0.2/16\nbroadcast = 10.30.255.255\n")
     nl = machine()
     nl.links["eth40a"].addresses = [AddrObs("10.30.0.2/16", "10.30.0.255"), AddrObs("10.9.9.9/24", "10.9.9.255"),
                                      AddrObs("fe80::202:c9ff:fe3e:cab1/64")]
@@ -148,6 +148,25 @@ def test_address_broadcast_difference_is_replaced_and_extra_removed(tmp_path):
     assert result.ok
     assert {(a.cidr, a.broadcast) for a in nl.links["eth40a"].addresses} == {
         ("10.30.0.2/16", "10.30.255.255"), ("fe80::202:c9ff:fe3e:cab1/64", None)}
+
+
+def test_default_broadcast_only_on_new_addresses(tmp_path):
+    # an address added by hand without brd stays as it is: no delete + add,
+    # which would drop the routes that use it
+    nl = machine()
+    nl.links["eth40a"].addresses = [AddrObs("10.30.0.2/16", None)]
+    result = converge(parse_text("[link eth40a]\naddress = 10.30.0.2/16 10.31.0.2/16\n"), nl, FakeRoot(tmp_path, nl))
+    assert result.ok
+    assert [c for m, n, c in nl.calls if m.endswith("_address")] == ["10.31.0.2/16"]
+    assert {(a.cidr, a.broadcast) for a in nl.links["eth40a"].addresses} == {
+        ("10.30.0.2/16", None), ("10.31.0.2/16", "10.31.255.255")}
+
+
+def test_addresses_with_a_lifetime_are_not_ours(tmp_path):
+    nl = machine()
+    nl.links["eth40a"].addresses = [AddrObs("2001:db8::5054:ff:fe12:3456/64", None, permanent=False)]
+    result = converge(parse_text("[link eth40a]\naddress = 10.30.0.2/16\n"), nl, FakeRoot(tmp_path, nl))
+    assert result.ok and [m for m, n, c in nl.calls if m == "del_address"] == []
 
 
 IPOIB_CONF = """
@@ -201,6 +220,9 @@ def test_connected_mode_refused_gives_the_fix(tmp_path):
     [error] = result.errors
     assert error.startswith("ib0: ") and "EINVAL" in error
     assert "mode = datagram" in error and "4092" in error
+    # it was set down for the switch: it is set up again, not left down
+    assert nl.links["ib0"].admin_up
+    assert any(w.startswith("ib0: set up again") for w in result.warnings)
 
 
 def test_ipoib_bond_slaves_active_backup(tmp_path):
@@ -244,3 +266,40 @@ def test_a_link_with_another_mac_is_configured_but_noted(tmp_path):
     plan = make_plan(parse_text(BOND_CONF), observe(nl, FakeRoot(tmp_path, nl)))
     assert any(n.startswith("eth40a: MAC is 52:54:00:aa:bb:cc, the config says 00:02:c9:3e:ca:b1") for n in plan.notes)
     assert any(a.kind == "link.enslave" and a.target == "eth40a" for a in plan.actions)
+
+
+def test_miimon_change_sends_the_delays_again(tmp_path):
+    nl = machine()
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    nl.calls.clear()
+    cfg = parse_text(BOND_CONF.replace("miimon = 100", "miimon = 50"))
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.not_converged == []
+    assert nl.calls == [("set_bond", "bond0", {"miimon": 50, "updelay": 200, "downdelay": 200})]
+
+
+def test_zero_delays_without_miimon_are_not_sent(tmp_path):
+    nl = machine()
+    cfg = parse_text("[link eth40a]\n[bond bond0]\nslaves = eth40a\nmiimon = 0\nupdelay = 0\ndowndelay = 0\n")
+    converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert nl.calls[0] == ("create_bond", "bond0", {"miimon": 0})
+
+
+def test_refused_mode_change_sets_the_bond_up_again(tmp_path):
+    nl = machine()
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    nl.fail[("set_bond", "bond0")] = errno.EPERM
+    result = converge(parse_text(BOND_CONF.replace("balance-rr", "active-backup")), nl, FakeRoot(tmp_path, nl))
+    assert not result.ok
+    assert nl.links["bond0"].admin_up
+    assert "bond0: set up again after the failure above" in result.warnings
+
+
+def test_link_filter_takes_the_whole_bond_for_a_mode_change(tmp_path):
+    nl = machine()
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    cfg = parse_text(BOND_CONF.replace("balance-rr", "active-backup"))
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl), only="eth40a")
+    assert result.ok, result.to_json()
+    assert nl.links["bond0"].bond.mode == "active-backup"
+    assert nl.links["eth40b"].master == "bond0" and nl.links["bond0"].admin_up
