@@ -229,13 +229,28 @@ def record_seen(root: SysRoot, data: bytes) -> None:
     os.replace(tmp, target)
 
 
+MAX_ROUNDS = 5
+
+
 def run(args) -> int:
     root = sysroot(args)
     path = config_path(args)
-    # Read before parsing: if the file changes in between, the copy is the
-    # older text and the next change event runs sync again. Recorded even
-    # for an invalid file, so unrelated /etc events don't repeat its errors.
-    record_seen(root, seen_bytes(path))
+    # A path unit does not watch while its service runs: a save landing
+    # during this run (a file written next to ib40.conf triggers us, then
+    # renamed over it) would go unseen. So: read, sync, and go again while
+    # the files no longer match what this round read.
+    for _ in range(MAX_ROUNDS):
+        seen = seen_bytes(path)
+        # Recorded before parsing, even for an invalid file, so unrelated /etc
+        # events don't repeat its errors (ExecCondition compares with it).
+        record_seen(root, seen)
+        sync_once(args, root, path)
+        if seen_bytes(path) == seen:
+            break
+    return 0
+
+
+def sync_once(args, root: SysRoot, path: str) -> None:
     config = load_config(args) if os.path.exists(path) else None  # ConfigError: nothing written
     sources = ", ".join(config.files) if config and config.files else path
     # udevadm and sysctl act on the running system: never for --root DIR.
@@ -248,4 +263,3 @@ def run(args) -> int:
         print("generated files are up to date")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    return 0

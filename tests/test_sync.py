@@ -231,3 +231,27 @@ def test_other_generated_files_stay_in_the_manifest(machine):
     sync.sync(machine.root, parse_text(CONF), reload=False)
     sync.sync(machine.root, None, reload=False)
     assert sync.read_manifest(machine.root) == ["/etc/systemd/network/10-ib40-eth40a.link"]
+
+
+def test_a_save_during_the_run_gets_another_round(machine, monkeypatch):
+    """The path unit does not watch while ib40-sync.service runs, so sync
+    itself goes again when the file changed under it."""
+    import argparse
+
+    conf = machine.dir / "etc/ib40.conf"
+    conf.write_text(CONF)
+    rounds = []
+    real_sync_once = sync.sync_once
+
+    def sync_once_and_edit(args, root, path):
+        real_sync_once(args, root, path)
+        rounds.append(root.read(udev.HOOKS_RULES))
+        if len(rounds) == 1:  # an admin's save lands mid-run
+            conf.write_text(CONF + "[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
+
+    monkeypatch.setattr(sync, "sync_once", sync_once_and_edit)
+    args = argparse.Namespace(root=str(machine.dir), config=None, no_reload=True)
+    assert sync.run(args) == 0
+    assert len(rounds) == 2
+    assert "eth40c" not in rounds[0] and "eth40c" in rounds[1]
+    assert machine.file(sync.SEEN_COPY).read_bytes() == conf.read_bytes()
