@@ -71,7 +71,7 @@ def field(deb, name) -> str:
 
 def test_ships_units_sysctl_entry_point_docs(contents):
     for unit in ("ib40d.service", "ib40-link@.service", "ib40-porttype.service", "ib40-opensm-gate.service",
-                 "ib40-sync.path", "ib40-sync.service"):
+                 "ib40-sync.path", "ib40-sync-dropins.path", "ib40-sync.service"):
         assert f"/{UNIT_DIR}/{unit}" in contents
     assert "/usr/lib/sysctl.d/60-ib40.conf" in contents
     assert "/usr/bin/ib40d" in contents
@@ -143,8 +143,9 @@ def test_maintainer_scripts_parse_and_man_page_lists_every_command(deb, tmp_path
         subprocess.run(["sh", "-n", str(path)], check=True)
     postinst = (tmp_path / "control/postinst").read_text()
     # installing never starts or restarts the units that touch links
+    assert "deb-systemd-invoke $_dh_action 'ib40-sync-dropins.path' 'ib40-sync.path'" in postinst
     for unit in ("ib40d.service", "ib40-opensm-gate.service"):
-        assert f"deb-systemd-invoke $_dh_action '{unit}'" not in postinst
+        assert f"'{unit}'" not in postinst.split("deb-systemd-invoke $_dh_action")[1].split("\n")[0]
         assert f"deb-systemd-helper enable '{unit}'" in postinst
     manpage = (REPO / "debian/ib40d.8").read_text().replace("\\-", "-")
     for command in SUBCOMMANDS:
