@@ -52,7 +52,7 @@ _EVENTS = (
     ("up_pending", re.compile(r"link status up, enabling it in (\d+) ms")),
     ("up", re.compile(r"link status definitely up")),
     ("up_again", re.compile(r"link status up again after (\d+) ms")),
-    ("enslaved", re.compile(r"Enslaving .* as an active interface")),
+    ("enslaved", re.compile(r"Enslaving (?:.* )?as an? (?:active|backup) interface")),
     ("released", re.compile(r"Releasing (?:backup|active) interface")),
 )
 

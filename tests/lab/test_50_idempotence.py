@@ -32,6 +32,29 @@ def test_rerunning_units_and_apply_changes_nothing(ib40_lab, figures):
     assert before == after
 
 
+def test_apply_after_an_edit_is_kept(ib40_lab, figures):
+    """README.Debian: after editing /etc/ib40.conf, `ib40d apply` applies it.
+    The running daemon must not put the old values back afterwards."""
+    a = ib40_lab.a
+    edited = scenario.bond_conf(a).replace("updelay = 200", "updelay = 400")
+    a.put("/etc/ib40.conf", edited)
+    try:
+        out = a.run("ib40d apply", timeout=120).out.strip()
+        right_after = scenario.bond_state(a)["updelay"]
+        # the daemon reacts to the bond's netlink events within seconds
+        time.sleep(15)
+        later = scenario.bond_state(a)["updelay"]
+        figures("idempotent", "A: updelay 200 -> 400 in the file, ib40d apply: %r; kernel updelay right after %s, "
+                "15 s later %s" % (out.splitlines()[-1:], right_after, later))
+        assert right_after == 400
+        assert later == 400, a.journal("-b -u ib40d --no-pager -o short-monotonic", lines=15)
+    finally:
+        a.put("/etc/ib40.conf", scenario.bond_conf(a))
+        a.run("systemctl reload ib40d.service", timeout=120, check=False)
+        scenario.wait_for(a, lambda v: scenario.bond_state(v)["updelay"] == 200 or "not yet", 30,
+                          "updelay back to 200")
+
+
 def test_restarting_units_mid_boot_leaves_bond_whole(ib40_lab, figures):
     b = ib40_lab.b
     b.reboot()
