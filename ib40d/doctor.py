@@ -269,9 +269,10 @@ def check_links(cfg: Config, links: dict[str, dict]) -> list[Finding]:
                                f"{name} has no carrier: cable unplugged, or the far end is down or of "
                                "the other port type", "check the cable and the far end's port"))
         mac = getattr(want, "mac", None)
-        if mac and link.get("mac") and link["mac"].lower() != mac:
+        own_mac = link.get("perm_mac") or link.get("mac")
+        if mac and own_mac and own_mac.lower() != mac:
             out.append(Finding("warning", "mac-mismatch",
-                               f"{name} has MAC {link['mac']}, configured {mac}",
+                               f"{name} has MAC {own_mac}, configured {mac}",
                                "the name is on another port: check the udev rules (`ib40d sync`)"))
         if want.mtu is not None and link.get("mtu") != want.mtu:
             ipoib = link.get("kind") == "ipoib"

@@ -17,8 +17,8 @@ ARPHRD_INFINIBAND = 32
 
 
 def read_link(root: SysRoot, name: str) -> dict:
-    """-> {name, exists, mac, mtu, txqueuelen, operstate, carrier, admin_up,
-    master, kind, ipoib_mode, speed_mbps}. Missing attributes are None."""
+    """-> {name, exists, mac, perm_mac, mtu, txqueuelen, operstate, carrier,
+    admin_up, master, kind, ipoib_mode, speed_mbps}. Missing attributes are None."""
     base = f"/sys/class/net/{name}"
     if not root.exists(base):
         return {"name": name, "exists": False}
@@ -35,10 +35,14 @@ def read_link(root: SysRoot, name: str) -> dict:
     else:
         kind = None
     speed = root.read_int(f"{base}/speed")
+    mac = root.read(f"{base}/address")
     return {
         "name": name,
         "exists": True,
-        "mac": root.read(f"{base}/address"),
+        "mac": mac,
+        # The port's own MAC: a bond gives every balance-rr slave the bond's
+        # MAC, so `address` alone would say eth40b has eth40a's.
+        "perm_mac": _bond_slave_perm_mac(root, master.rsplit("/", 1)[1], name) if master else mac,
         "mtu": root.read_int(f"{base}/mtu"),
         "txqueuelen": root.read_int(f"{base}/tx_queue_len"),
         "operstate": root.read(f"{base}/operstate"),
@@ -49,6 +53,16 @@ def read_link(root: SysRoot, name: str) -> dict:
         "ipoib_mode": root.read(f"{base}/mode") if kind == "ipoib" else None,
         "speed_mbps": speed if speed is not None and speed >= 0 else None,
     }
+
+
+def _bond_slave_perm_mac(root: SysRoot, bond: str, slave: str) -> str | None:
+    from ib40d.bonding import parse_proc_bonding
+
+    text = root.read(f"/proc/net/bonding/{bond}")
+    for s in parse_proc_bonding(text)["slaves"] if text else []:
+        if s["name"] == slave:
+            return s["perm_hwaddr"]
+    return root.read(f"/sys/class/net/{slave}/address")
 
 
 def read_bond_sysfs(root: SysRoot, name: str) -> dict | None:

@@ -122,6 +122,7 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         index=raw["index"],
         kind=raw["kind"],
         mac=raw["mac"],
+        perm_mac=raw["perm_mac"],
         mtu=raw["mtu"],
         txqueuelen=raw["txqueuelen"],
         admin_up=bool(raw["flags"] & rtnl.IFF_UP),

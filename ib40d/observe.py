@@ -43,6 +43,7 @@ class LinkObs:
     index: int
     kind: str | None = None  # IFLA_INFO_KIND: "bond", "veth", "ipoib"... None for plain NICs
     mac: str | None = None
+    perm_mac: str | None = None  # the port's own MAC (a bond rewrites `mac` of balance-rr slaves)
     mtu: int | None = None
     txqueuelen: int | None = None
     admin_up: bool = False

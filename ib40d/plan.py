@@ -171,8 +171,9 @@ def _plan_bond(cfg: Config, bond: BondConfig, obs: Observed, plan: Plan) -> None
 def _note_mac(link_cfg: LinkConfig, link: LinkObs, plan: Plan) -> None:
     # The MAC names the port (udev); a link of that name with another MAC is
     # another port: configure it as asked, but say so.
-    if link_cfg.mac and link.mac and link.mac.lower() != link_cfg.mac:
-        plan.notes.append(f"{link.name}: MAC is {link.mac}, the config says {link_cfg.mac} "
+    own = link.perm_mac or link.mac
+    if link_cfg.mac and own and own.lower() != link_cfg.mac:
+        plan.notes.append(f"{link.name}: MAC is {own}, the config says {link_cfg.mac} "
                           "(is the udev naming rule in place? see `ib40d sync`)")
 
 

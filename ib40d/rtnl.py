@@ -27,6 +27,7 @@ NLA_TYPE_MASK = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_CARRIER = 13, 16, 18, 33
+IFLA_PERM_ADDRESS = 54  # since Linux 5.5
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_BOND_MODE, IFLA_BOND_MIIMON, IFLA_BOND_UPDELAY, IFLA_BOND_DOWNDELAY = 1, 3, 4, 5
 IFLA_BOND_USE_CARRIER, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET = 6, 7, 8
@@ -147,12 +148,14 @@ def parse_link(body: bytes) -> dict:
                                        if len(v) == 4),
             }
     mac = a.get(IFLA_ADDRESS)
+    perm = a.get(IFLA_PERM_ADDRESS)
     oper = _u8(a.get(IFLA_OPERSTATE))
     return {
         "index": index,
         "name": _str(a.get(IFLA_IFNAME)),
         "flags": flags,
         "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
+        "perm_mac": ":".join(f"{b:02x}" for b in perm) if perm else None,
         "mtu": _u32(a.get(IFLA_MTU)),
         "txqueuelen": _u32(a.get(IFLA_TXQLEN)),
         "master": _u32(a.get(IFLA_MASTER)),

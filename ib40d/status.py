@@ -37,8 +37,9 @@ def _mismatches(cfg, name: str, link: dict, addrs: list[dict]) -> list[str]:
         return ["not present"]
     want = cfg.bonds.get(name) or cfg.links[name]
     out = []
-    if getattr(want, "mac", None) and link["mac"] != want.mac:
-        out.append(f"mac {link['mac']} (config {want.mac})")
+    own_mac = link.get("perm_mac") or link["mac"]
+    if getattr(want, "mac", None) and own_mac != want.mac:
+        out.append(f"mac {own_mac} (config {want.mac})")
     if want.mtu is not None and link["mtu"] != want.mtu:
         out.append(f"mtu {link['mtu']} (config {want.mtu})")
     if getattr(want, "txqueuelen", None) is not None and link["txqueuelen"] != want.txqueuelen:

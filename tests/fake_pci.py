@@ -116,13 +116,18 @@ class FakeMachine:
         self._write(f"{base}/bonding/updelay", "200")
         self._write(f"{base}/bonding/downdelay", "200")
         if proc_text is None:
-            proc_text = self.proc_bonding_text(mode, slaves, failures or {}, down)
+            # the kernel prints each slave's own (permanent) MAC
+            perm = {}
+            for i, s in enumerate(slaves):
+                addr = self.root / f"sys/class/net/{s}/address"
+                perm[s] = addr.read_text().strip() if addr.exists() else f"00:02:c9:3e:ca:b{i}"
+            proc_text = self.proc_bonding_text(mode, slaves, failures or {}, down, perm)
         self._write(f"/proc/net/bonding/{name}", proc_text)
         return base
 
     @staticmethod
     def proc_bonding_text(mode: str, slaves: list[str], failures: dict[str, int],
-                          down: tuple[str, ...]) -> str:
+                          down: tuple[str, ...], perm: dict[str, str]) -> str:
         long_mode = {"balance-rr": "load balancing (round-robin)",
                      "active-backup": "fault-tolerance (active-backup)"}[mode]
         lines = ["Ethernet Channel Bonding Driver: v5.10.0", "",
@@ -136,7 +141,7 @@ class FakeMachine:
                       f"Speed: {'Unknown' if is_down else '40000 Mbps'}",
                       f"Duplex: {'Unknown' if is_down else 'full'}",
                       f"Link Failure Count: {failures.get(s, 0)}",
-                      f"Permanent HW addr: 00:02:c9:3e:ca:b{i}", "Slave queue ID: 0", ""]
+                      f"Permanent HW addr: {perm[s]}", "Slave queue ID: 0", ""]
         return "\n".join(lines)
 
     # ------------------------------------------------------------ InfiniBand

@@ -74,6 +74,7 @@ def test_ships_units_sysctl_entry_point_docs(contents):
                  "ib40-sync.path", "ib40-sync-dropins.path", "ib40-sync.service"):
         assert f"/{UNIT_DIR}/{unit}" in contents
     assert "/usr/lib/sysctl.d/60-ib40.conf" in contents
+    assert "/lib/udev/rules.d/60-ib40-mlx4.rules" in contents
     assert "/usr/bin/ib40d" in contents
     assert "/usr/lib/python3/dist-packages/ib40d/cli.py" in contents
     assert "/usr/share/doc/ib40/README.Debian" in contents  # the units' Documentation=

@@ -62,10 +62,11 @@ def ib_machine(tmp_path, *, port_state="4: ACTIVE", sm_lid="0x1", mode="connecte
 
 def bond_machine(tmp_path, *, failures=None, down=(), proc_text=None) -> FakeMachine:
     m = healthy_gen3_x8(tmp_path)
-    m.add_bond("bond0", ["eth40a", "eth40b"], proc_text=proc_text, failures=failures, down=down)
+    # slaves first: the bond's /proc/net/bonding text shows their own MACs
     m.add_netdev("eth40a", pci=BDF, mac="00:02:c9:3e:ca:b1", txqueuelen=10000, master="bond0")
     m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0", txqueuelen=10000, master="bond0",
                  carrier="eth40b" not in down)
+    m.add_bond("bond0", ["eth40a", "eth40b"], proc_text=proc_text, failures=failures, down=down)
     m.tuned_sysctl()
     return m
 
@@ -279,9 +280,9 @@ def test_real_proc_bonding_sample_slave_down(tmp_path):
 
 def test_configured_vs_actual_link_attributes(tmp_path):
     m = healthy_gen3_x8(tmp_path)
-    m.add_bond("bond0", ["eth40a", "eth40b"], mode="active-backup")
     m.add_netdev("eth40a", pci=BDF, mac="00:02:c9:3e:ca:b1", txqueuelen=1000, master="bond0")
     m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0", txqueuelen=10000, up=False)
+    m.add_bond("bond0", ["eth40a", "eth40b"], mode="active-backup")
     m.tuned_sysctl()
     _, fs = findings(tmp_path, BOND_CONFIG)
     got = {(f.code, f.message) for f in not_ok(fs)}

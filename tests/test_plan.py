@@ -303,3 +303,11 @@ def test_link_filter_takes_the_whole_bond_for_a_mode_change(tmp_path):
     assert result.ok, result.to_json()
     assert nl.links["bond0"].bond.mode == "active-backup"
     assert nl.links["eth40b"].master == "bond0" and nl.links["bond0"].admin_up
+
+
+def test_a_balance_rr_slave_wearing_the_bond_mac_is_not_a_mismatch(tmp_path):
+    nl = machine()
+    converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    nl.links["eth40b"].perm_mac, nl.links["eth40b"].mac = "00:02:c9:3e:ca:b0", "00:02:c9:3e:ca:b1"
+    plan = make_plan(parse_text(BOND_CONF), observe(nl, FakeRoot(tmp_path, nl)))
+    assert not any("MAC is" in n for n in plan.notes)

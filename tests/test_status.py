@@ -43,10 +43,12 @@ def fake_link(root, name, mac, mtu=1500, qlen=1000, up=True, carrier=True, maste
 def test_status_on_a_bundle_shows_bond_slaves_and_mismatch(tmp_path):
     root = tmp_path / "bundle"
     fake_link(root, "bond0", "00:02:c9:3e:ca:b0", bond=True)
-    fake_link(root, "eth40a", "00:02:c9:3e:ca:b1", qlen=10000, master="bond0")
+    # a balance-rr slave wears the bond's MAC; its own is in /proc/net/bonding
+    fake_link(root, "eth40a", "00:02:c9:3e:ca:b0", qlen=10000, master="bond0")
     fake_link(root, "eth40b", "00:02:c9:3e:ca:b0", qlen=1000, carrier=False)  # not enslaved, wrong qlen
     write(root, "/proc/net/bonding/bond0",
-          fixture_output(FIXTURES / "bonding" / "balance_rr_single_slave_40g_eth.txt").replace("eth40b", "eth40a"))
+          fixture_output(FIXTURES / "bonding" / "balance_rr_single_slave_40g_eth.txt")
+          .replace("eth40b", "eth40a").replace("00:02:c9:3e:ca:b0", "00:02:c9:3e:ca:b1"))
     write(root, "/run/ib40/ip-address.json", json.dumps([
         {"ifname": "bond0", "addr_info": [{"local": "10.30.0.2", "prefixlen": 16, "broadcast": "10.30.255.255"}]}]))
     write(root, "/etc/ib40.conf", CONF)

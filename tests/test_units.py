@@ -287,3 +287,19 @@ def test_daemon_refuses_an_invalid_config_with_the_status_the_unit_wont_restart(
     proc = run_ib40d("daemon", "-c", str(bad), "--root", str(tmp_path), check_rc=2)
     assert "nothing was changed" in proc.stderr
     assert parse(UNITS / "ib40d.service")["Service"]["RestartPreventExitStatus"] == "2"
+
+
+def test_static_udev_rules_hand_card_work_to_units():
+    # Every rule of the shipped file is commented and hands its work to a
+    # unit (a RUN+= program would be killed for running long).
+    text = (UNITS.parent / "udev" / "60-ib40-mlx4.rules").read_text()
+    lines = text.splitlines()
+    rules = [i for i, l in enumerate(lines) if l and not l.startswith("#")]
+    assert len(rules) == 2
+    for i in rules:
+        assert lines[i - 1].startswith("#"), lines[i]
+        assert "RUN" not in lines[i] and 'TAG+="systemd"' in lines[i]
+    assert 'DRIVER=="mlx4_core"' in lines[rules[0]] and "ib40-porttype.service" in lines[rules[0]]
+    assert 'SUBSYSTEM=="infiniband"' in lines[rules[1]] and "ib40-opensm-gate.service" in lines[rules[1]]
+    # the units they start exist and are not pulled in unconditionally
+    assert "Wants=ib40-porttype.service" not in (UNITS / "ib40d.service").read_text()
