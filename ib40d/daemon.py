@@ -27,8 +27,17 @@ import socket
 import sys
 import time
 
+import io
+
+# Everything the daemon will ever run is imported at start: a package
+# upgrade replaces these files under a running daemon (it is not restarted,
+# so links don't flap), and a late import would mix two versions.
 from ib40d import notify, rtnl
+from ib40d.apply import apply_lock, converge
 from ib40d.cli import load_config, sysroot
+from ib40d.cmd_apply import report
+from ib40d.netlink import Netlink
+from ib40d.observe import observe
 from ib40d.errors import ConfigError
 from ib40d.linkready import CONTROL_SOCKET
 from ib40d.plan import missing_slaves
@@ -49,8 +58,6 @@ def log(msg: str) -> None:
 
 class Daemon:
     def __init__(self, args):
-        from ib40d.netlink import Netlink
-
         self.args = args
         self.root = sysroot(args)
         self.cfg = load_config(args)
@@ -61,16 +68,13 @@ class Daemon:
         self.pending_since: float | None = None
         self.stop = False
         self.last_report: dict[str | None, set[str]] = {}
+        self.seen: dict[str, tuple] = {}  # configured name -> what its last event said
 
     # ------------------------------------------------------------ applying
 
     def converge(self, only: str | None = None) -> tuple[list[str], bool]:
         """Apply (all, or one link and its bond); log what changed.
         Returns the report lines and whether everything converged."""
-        from ib40d.apply import apply_lock, converge
-        from ib40d.cmd_apply import report
-        import io
-
         try:
             with apply_lock(self.root):
                 result = converge(self.cfg, self.nl, self.root, only)
@@ -94,7 +98,6 @@ class Daemon:
     def check_ready(self) -> None:
         if self.ready_sent:
             return
-        from ib40d.observe import observe
 
         try:
             missing = missing_slaves(self.cfg, observe(self.nl, self.root))
@@ -117,11 +120,29 @@ class Daemon:
     # -------------------------------------------------------------- events
 
     def on_link_event(self, monitor) -> None:
-        names = monitor.names()
+        events = monitor.events()
         configured = set(self.cfg.names())
-        # None: the kernel dropped events (a burst overflowed the socket);
-        # anything may have changed, so look at everything.
-        self.pending |= configured if names is None else names & configured
+        if events is None:
+            # The kernel dropped events (a burst overflowed the socket):
+            # anything may have changed, so look at everything.
+            self.pending |= configured
+            self.seen.clear()
+        else:
+            for deleted, link in events:
+                name = link["name"]
+                if name not in configured:
+                    continue
+                if deleted:
+                    self.seen.pop(name, None)
+                    continue
+                # Only what ib40 sets, or a new device under the name, calls
+                # for an apply; carrier and operstate flaps (a cable pulled,
+                # the bond's miimon at work) do not.
+                key = (link["index"], link["flags"] & rtnl.IFF_UP, link["master"], link["mtu"],
+                       link["txqueuelen"], link["kind"])
+                if self.seen.get(name) != key:
+                    self.seen[name] = key
+                    self.pending.add(name)
         if self.pending and self.pending_since is None:
             self.pending_since = time.monotonic()
 

@@ -203,8 +203,9 @@ RTM_DELLINK = 17
 
 class LinkMonitor:
     """Link events (RTM_NEWLINK/RTM_DELLINK) on a raw socket subscribed to
-    RTMGRP_LINK. `names()` returns the names in the events waiting, or None
-    when the kernel dropped events (ENOBUFS): then anything may have changed."""
+    RTMGRP_LINK. `events()` returns the waiting events as (deleted, link
+    dict), or None when the kernel dropped events (ENOBUFS): then anything
+    may have changed."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
@@ -215,8 +216,8 @@ class LinkMonitor:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def names(self) -> set[str] | None:
-        found: set[str] = set()
+    def events(self) -> list[tuple[bool, dict]] | None:
+        found: list[tuple[bool, dict]] = []
         while True:
             try:
                 data = self.sock.recv(1 << 16)
@@ -228,9 +229,7 @@ class LinkMonitor:
                 raise
             for mtype, _flags, body in messages(data):
                 if mtype in (RTM_NEWLINK, RTM_DELLINK):
-                    name = parse_link(body)["name"]
-                    if name:
-                        found.add(name)
+                    found.append((mtype == RTM_DELLINK, parse_link(body)))
 
     def close(self) -> None:
         self.sock.close()

@@ -122,3 +122,35 @@ def test_link_ready_without_daemon_applies_in_process(netns, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "not answering" in proc.stderr and "mtu 1500 -> 7000" in proc.stdout
     assert "mtu 7000" in netns.ip("link", "show", "v1")
+
+
+def test_only_changes_ib40_makes_call_for_an_apply(tmp_path):
+    # What wakes the daemon: a configured link appearing or changing what
+    # ib40 sets; not carrier flaps, nor links outside the config.
+    from ib40d.daemon import Daemon
+
+    class Monitor:
+        def __init__(self, events):
+            self.queue = events
+
+        def events(self):
+            events, self.queue = self.queue, []
+            return events
+
+    def link(name, index=5, flags=0x1003, mtu=9000, master=None):
+        return {"name": name, "index": index, "flags": flags, "master": master, "mtu": mtu,
+                "txqueuelen": 1000, "kind": None}
+
+    daemon = Daemon.__new__(Daemon)
+    daemon.cfg = type("Cfg", (), {"names": lambda self: ["v1"]})()
+    daemon.pending, daemon.pending_since, daemon.seen = set(), None, {}
+    daemon.on_link_event(Monitor([(False, link("v1"))]))
+    assert daemon.pending == {"v1"}
+    daemon.pending.clear()
+    daemon.on_link_event(Monitor([(False, link("v1", flags=0x11003)), (False, link("other0"))]))  # carrier only
+    assert daemon.pending == set()
+    daemon.on_link_event(Monitor([(True, link("v1")), (False, link("v1", index=9))]))  # unplugged, back
+    assert daemon.pending == {"v1"}
+    daemon.pending.clear()
+    daemon.on_link_event(Monitor(None))  # events dropped: look at everything
+    assert daemon.pending == {"v1"}
