@@ -29,7 +29,7 @@ miimon = 100
 """
 
 
-def wait_for(pred, timeout=10.0):
+def wait_for(pred, timeout=30.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
