@@ -65,7 +65,18 @@ def configure(vm, conf_text, units=UNITS):
     if plan.rc not in (0, 1):  # plan: 0 nothing to do, 1 changes pending
         plan.check()
     vm.run(["systemctl", "enable", *units])
+    settle(vm)
     return plan.out
+
+
+def settle(vm, timeout=90):
+    """Waits until systemd has no job left, as a person typing the next
+    command would: ib40-sync.path starts ib40-sync.service when
+    /etc/ib40.conf changes, and a reboot in the middle of it kills it
+    before it has written the naming rules (seen: the next boot kept ens4/ens5)."""
+    time.sleep(2)  # the path unit's inotify event
+    return wait_for(vm, lambda v: v.run("systemctl list-jobs --no-legend", check=False).out.strip() == ""
+                    or "jobs pending", timeout, "no systemd jobs pending")
 
 
 def bond_conf(vm, **kw):
