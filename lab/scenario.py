@@ -17,6 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the README tells users to enable (the package enables ib40d.service
 # itself; enabling it again is harmless).
 UNITS = ("ib40d.service", "ib40-link@eth40a.service", "ib40-link@eth40b.service")
+NAMES_RULES = "/etc/udev/rules.d/70-ib40-names.rules"
 PRODUCT_SOURCES = ("ib40d", "units", "udev", "debian", "sysctl", "setup.py", "setup.cfg")
 
 

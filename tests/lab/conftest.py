@@ -72,9 +72,18 @@ def ib40_lab(lab, figures):
     deb = scenario.ensure_deb()
     t0 = time.monotonic()
 
+    lab.rules_missed = {}
+
     def setup(vm):
         scenario.install_deb(vm, deb)
-        return scenario.configure(vm, scenario.bond_conf(vm))
+        scenario.configure(vm, scenario.bond_conf(vm))
+        # ib40-sync.path should have generated the naming rules from the new
+        # file. When it has not (seen intermittently), the scenario for it
+        # fails, and `ib40d sync` by hand lets the others test the rest.
+        missed = vm.run("test -s " + scenario.NAMES_RULES, check=False).rc != 0
+        lab.rules_missed[vm.key] = missed
+        if missed:
+            vm.run("ib40d sync", timeout=120)
     lab.parallel(setup)
     t_install = time.monotonic() - t0
     ta, tb = lab.reboot()
