@@ -47,12 +47,12 @@ def run(args) -> int:
     if args.link is None:
         # Port types first: a mlx4 switch re-creates the card's netdevs,
         # which ib40d.service then configures as they appear.
-        from ib40d import porttype
-
         card_actions, card_notes = plan_card(cfg, root)
         for note in card_notes:
             print(f"note: {note}", file=sys.stderr)
         if card_actions:
+            from ib40d import porttype
+
             card = porttype.apply_port_actions(card_actions, root)
             for message in card.messages:
                 print(f"port types: {message}")

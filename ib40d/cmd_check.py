@@ -28,10 +28,10 @@ def summary(cfg) -> str:
 def card_problems(cfg, root) -> list[str]:
     """[card] against the cards present: several ConnectX cards and no pci is
     a problem the config must fix; an absent card is only worth a warning."""
-    from ib40d import porttype
-
     if cfg.card is None:
         return []
+    from ib40d import porttype  # only configs with a [card] pay for it
+
     cards = porttype.find_cards(root)
     where = cfg.origin("card")
     if not cfg.card.pci and len(cards) > 1:

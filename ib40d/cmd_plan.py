@@ -21,10 +21,10 @@ def plan_card(cfg, root) -> tuple[list, list[str]]:
     """Port-type actions for [card], or why there are none. A missing card
     is a note (the links may still be configured); several cards without
     [card] pci is an error: it is the config that must say which."""
-    from ib40d import porttype
-
     if cfg.card is None or (cfg.card.port1 is None and cfg.card.port2 is None):
         return [], []
+    from ib40d import porttype  # only configs with port types pay for it
+
     cards = porttype.find_cards(root)
     if not cards and not cfg.card.pci:
         return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]

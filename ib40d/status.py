@@ -14,8 +14,11 @@ from ib40d.addrdump import addresses_by_name
 from ib40d.bonding import parse_proc_bonding
 from ib40d.cli import load_config, sysroot
 from ib40d.config import desired_addresses
-from ib40d import ibports, opensm, porttype
+from ib40d import ibports
 from ib40d.linkstate import read_link
+
+
+PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype.STATE_FILE (a test keeps them equal)
 
 
 def add_arguments(parser) -> None:
@@ -78,10 +81,18 @@ def collect(cfg, root) -> dict:
         info.update(name=name, exists=True)
         bonds.append(info)
     status = {"config": list(cfg.files), "links": links, "bonds": bonds}
-    status["port_types"] = porttype.status_json(root)
+    status["port_types"] = {}
+    if root.exists(PORTTYPE_STATE):  # only machines whose card ib40 handles pay for porttype's import
+        from ib40d import porttype
+
+        status["port_types"] = porttype.status_json(root)
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
-    status["ib_ports"] = opensm.ports_status(root) if ibports.read_ports(root) else []
+    status["ib_ports"] = []
+    if root.listdir("/sys/class/infiniband") and ibports.read_ports(root):
+        from ib40d import opensm
+
+        status["ib_ports"] = opensm.ports_status(root)
     return status
 
 
@@ -121,6 +132,8 @@ def render(status: dict) -> str:
             speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
             lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
     if status["port_types"]:
+        from ib40d import porttype
+
         lines.append("")
         lines.extend(porttype.status_lines_from(status["port_types"]))
     if status["ib_ports"]:

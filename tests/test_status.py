@@ -84,3 +84,9 @@ def test_status_absent_link(tmp_path):
     write(root, "/etc/ib40.conf", "[link eth40a]\n")
     out = run_ib40d("status", "--root", str(root), check_rc=0).stdout
     assert "eth40a     link            absent" in out
+
+
+def test_status_reads_the_state_file_porttype_writes():
+    from ib40d import porttype, status
+
+    assert status.PORTTYPE_STATE == porttype.STATE_FILE
