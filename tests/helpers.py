@@ -6,6 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The HOWTO's dual-port bond (MachineB), as most tests configure it.
+HOWTO_BOND = """\
+[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+txqueuelen = 10000
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+txqueuelen = 10000
+[bond bond0]
+slaves = eth40a eth40b
+mode = balance-rr
+miimon = 100
+updelay = 200
+downdelay = 200
+address = 10.30.0.2/16
+"""
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures"
 sys.path.insert(0, str(REPO))

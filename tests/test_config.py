@@ -3,25 +3,10 @@
 
 import pytest
 
-from helpers import REPO, run_ib40d
+from helpers import HOWTO_BOND, REPO, run_ib40d
 from ib40d.config import ConfigError, load, parse_text, parse_texts
 
-GOOD_BOND = """\
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-txqueuelen = 10000
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-txqueuelen = 10000
-[bond bond0]
-slaves = eth40a eth40b
-mode = balance-rr
-miimon = 100
-updelay = 200
-downdelay = 200
-address = 10.30.0.2/16
-broadcast = 10.30.255.255
-"""
+GOOD_BOND = HOWTO_BOND + "broadcast = 10.30.255.255\n"
 
 # (name, text, expected line, words the message must contain)
 MALFORMED = [

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
-from helpers import FIXTURES, fixture_output
+from helpers import FIXTURES, HOWTO_BOND, fixture_output
 
 from ib40d import cli, doctor
 from ib40d.config import parse_text
@@ -32,22 +32,7 @@ pci = 0000:05:00.0
 port1 = eth
 port2 = eth
 
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-txqueuelen = 10000
-
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-txqueuelen = 10000
-
-[bond bond0]
-slaves = eth40a eth40b
-mode = balance-rr
-miimon = 100
-updelay = 200
-downdelay = 200
-address = 10.30.0.2/16
-"""
+""" + HOWTO_BOND
 
 
 def ib_machine(tmp_path, *, port_state="4: ACTIVE", sm_lid="0x1", mode="connected", mtu=65520,

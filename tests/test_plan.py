@@ -6,27 +6,13 @@ import errno
 import pytest
 
 from fakenl import FakeNetlink, FakeRoot
+from helpers import HOWTO_BOND
 from ib40d.apply import converge
 from ib40d.config import parse_text
 from ib40d.observe import AddrObs, BondObs, LinkObs, observe
 from ib40d.plan import make_plan, missing_slaves
 
-BOND_CONF = """
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-txqueuelen = 10000
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-txqueuelen = 10000
-[bond bond0]
-slaves = eth40a eth40b
-mode = balance-rr
-miimon = 100
-updelay = 200
-downdelay = 200
-address = 10.30.0.2/16
-broadcast = 10.30.255.255
-"""
+BOND_CONF = HOWTO_BOND + "broadcast = 10.30.255.255\n"
 
 
 def nic(name, index, mac, up=True, **kw):

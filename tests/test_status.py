@@ -3,23 +3,9 @@
 
 import json
 
-from helpers import FIXTURES, fixture_output, run_ib40d
+from helpers import FIXTURES, HOWTO_BOND, fixture_output, run_ib40d
 
-CONF = """
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-txqueuelen = 10000
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-txqueuelen = 10000
-[bond bond0]
-slaves = eth40a eth40b
-mode = balance-rr
-miimon = 100
-updelay = 200
-downdelay = 200
-address = 10.30.0.2/16
-"""
+CONF = HOWTO_BOND
 
 
 def write(root, path, text):
