@@ -34,7 +34,8 @@ import io
 # so links don't flap), and a late import would mix two versions.
 from ib40d import notify, rtnl
 from ib40d.apply import apply_lock, converge
-from ib40d.cli import load_config, sysroot
+from ib40d.cli import config_path, load_config, sysroot
+from ib40d.config import config_files
 from ib40d.cmd_apply import report
 from ib40d.netlink import Netlink
 from ib40d.observe import observe
@@ -61,6 +62,7 @@ class Daemon:
         self.args = args
         self.root = sysroot(args)
         self.cfg = load_config(args)
+        self.cfg_stamp = config_stamp(config_path(args))
         self.nl = Netlink()
         self.ready_sent = False
         self.started = time.monotonic()
@@ -75,6 +77,10 @@ class Daemon:
     def converge(self, only: str | None = None) -> tuple[list[str], bool]:
         """Apply (all, or one link and its bond); log what changed.
         Returns the report lines and whether everything converged."""
+        if config_stamp(config_path(self.args)) != self.cfg_stamp:
+            # Edited since we read it (and `ib40d apply` run, whose changes
+            # woke us): applying the old file would undo the new one.
+            self.load_new_config()
         try:
             with apply_lock(self.root):
                 result = converge(self.cfg, self.nl, self.root, only)
@@ -177,17 +183,36 @@ class Daemon:
                 pass  # the client gave up; the work is done anyway
         self.check_ready()
 
-    def reload(self) -> None:
+    def load_new_config(self) -> bool:
+        self.cfg_stamp = config_stamp(config_path(self.args))
         try:
             self.cfg = load_config(self.args)
         except ConfigError as e:
             for problem in e.problems:
                 log(f"reload refused: {problem}")
             notify.status("config reload refused: invalid configuration; running the previous one")
-            return
+            return False
         log("configuration reloaded")
-        self.converge()
-        self.check_ready()
+        return True
+
+    def reload(self) -> None:
+        if self.load_new_config():
+            self.converge()
+            self.check_ready()
+
+    def check_rules(self) -> None:
+        """The udev naming rules are written by `ib40d sync` when the config
+        is saved; if that did not happen (the path unit missed the save),
+        the ports keep their kernel names. Write them now and say so: the
+        names take effect when the devices are next added."""
+        if not self.root.is_live:
+            return
+        from ib40d import sync
+
+        result = sync.sync(self.root, self.cfg, reload=True, sources=config_path(self.args))
+        if result.rules_changed:
+            log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
+                + "; ".join(result.changed + result.notes))
 
     # ---------------------------------------------------------------- loop
 
@@ -224,6 +249,7 @@ class Daemon:
         signal.signal(signal.SIGINT, on_signal)
 
         notify.status("applying configuration")
+        self.check_rules()
         self.converge()
         self.check_ready()
         if self.args.exit_when_ready and self.ready_sent:
@@ -258,6 +284,18 @@ class Daemon:
         monitor.close()
         self.nl.close()
         return 0
+
+
+def config_stamp(path: str) -> tuple:
+    """What changes when the config or a drop-in is saved (or removed)."""
+    stamp = []
+    for p in config_files(path):
+        try:
+            st = p.stat()
+            stamp.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append((str(p), None, None))
+    return tuple(stamp)
 
 
 def run(args) -> int:

@@ -154,3 +154,24 @@ def test_only_changes_ib40_makes_call_for_an_apply(tmp_path):
     daemon.pending.clear()
     daemon.on_link_event(Monitor(None))  # events dropped: look at everything
     assert daemon.pending == {"v1"}
+
+
+def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_text("[link v1]\nmtu = 9000\n")
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
+                               "-c", str(conf), "--root", str(tmp_path / "root")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
+        conf.write_text("[link v1]\nmtu = 7000\n")
+        run_ib40d("apply", "-c", str(conf), "--root", str(tmp_path / "root"), netns=netns.name, check_rc=0)
+        time.sleep(2)  # the daemon has seen the MTU event by now
+        assert "mtu 7000" in netns.ip("link", "show", "v1")
+    finally:
+        daemon.terminate()
+        out, _ = daemon.communicate(timeout=10)
+    assert "configuration reloaded" in out, out
+    assert "mtu 7000 -> 9000" not in out
