@@ -54,7 +54,14 @@ def test_port_removed_and_added_back_is_reenslaved(ib40_lab, figures):
     link = scenario.links(a)["eth40b"]
     assert link.get("permaddr", link["address"]) == a.macs[1]
     assert link["txqlen"] == 10000 and link["master"] == "bond0", link
-    unit = a.run("systemctl is-active ib40-link@eth40b.service", check=False).out.strip()
+    # The daemon re-enslaves the port from the link event itself; the unit
+    # udev started for it (link-ready asking the daemon) finishes right after.
+    def unit_state(vm):
+        return vm.run("systemctl is-active ib40-link@eth40b.service", check=False).out.strip()
+
+    timings["unit"] = scenario.wait_for(a, lambda v: unit_state(v) == "active", 60,
+                                        "ib40-link@eth40b active")
+    unit = unit_state(a)
     figures("hotplug", "A port 2 device_del: eth40b gone in %.1f s; device_add: renamed, "
             "configured, re-enslaved in %.1f s; ib40-link@eth40b %s; ping B->A meanwhile: %s"
             % (timings["gone"], timings["total"], unit, loss))
