@@ -32,7 +32,7 @@ import io
 # Everything the daemon will ever run is imported at start: a package
 # upgrade replaces these files under a running daemon (it is not restarted,
 # so links don't flap), and a late import would mix two versions.
-from ib40d import notify, rtnl
+from ib40d import notify, rtnl, sync
 from ib40d.apply import apply_lock, converge
 from ib40d.cli import config_path, load_config, sysroot
 from ib40d.config import config_files
@@ -207,8 +207,6 @@ class Daemon:
         names take effect when the devices are next added."""
         if not self.root.is_live:
             return
-        from ib40d import sync
-
         result = sync.sync(self.root, self.cfg, reload=True, sources=config_path(self.args))
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
