@@ -61,6 +61,9 @@ class Daemon:
     def __init__(self, args):
         self.args = args
         self.root = sysroot(args)
+        # Read before parsing: what check_rules may record as synced must
+        # be no newer than what self.cfg was parsed from.
+        self.cfg_bytes = sync.seen_bytes(config_path(args))
         self.cfg = load_config(args)
         self.cfg_stamp = config_stamp(config_path(args))
         self.nl = Netlink()
@@ -207,7 +210,13 @@ class Daemon:
         names take effect when the devices are next added."""
         if not self.root.is_live:
             return
-        result = sync.sync(self.root, self.cfg, reload=True, sources=config_path(self.args))
+        path = config_path(self.args)
+        result = sync.sync(self.root, self.cfg, reload=True, sources=path)
+        # Tell ib40-sync.service's ExecCondition these files are done, or the
+        # first write to /etc of each boot costs a Python start for nothing.
+        # Unless the file was saved since we read it: then sync must run.
+        if sync.seen_bytes(path) == self.cfg_bytes:
+            sync.record_seen(self.root, self.cfg_bytes)
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
                 + "; ".join(result.changed + result.notes))

@@ -69,3 +69,23 @@ def test_status_json_agrees_with_the_kernel(ib40_lab, figures, key):
     bond = next(b for b in status["bonds"] if b["name"] == "bond0")
     assert bond == dict(scenario.bond_state(vm), name="bond0", exists=True)
     figures("status", "%s: ib40d status --json matches ip -d link and /proc/net/bonding" % vm.hostname)
+
+
+@pytest.mark.parametrize("key", ["a", "b"])
+def test_boot_does_not_run_sync_for_an_unchanged_config(ib40_lab, figures, key):
+    """ib40-sync.path fires on any write to /etc. The daemon checks the
+    rules at start and records the file as synced, so writes to /etc
+    during and after boot cost ib40-sync.service's ExecCondition (cat and
+    cmp), not a Python start."""
+    vm = ib40_lab.vms[key]
+    main_started = "systemctl show -P ExecMainStartTimestampMonotonic ib40-sync.service"
+    assert vm.run(main_started).out.strip() == "0", vm.journal("-b -u ib40-sync.service --no-pager")
+    assert vm.run("cmp /run/ib40/synced.conf /etc/ib40.conf", check=False).rc == 0
+    # a write to /etc now: the path unit fires, the condition says "same file"
+    vm.run("touch /etc/ib40-lab-probe && rm /etc/ib40-lab-probe")
+    skipped = scenario.wait_for(vm, lambda v: "condition" in v.run(
+        "journalctl -b -u ib40-sync.service --no-pager -o cat", check=False).out.lower()
+        or "not yet", 30, "ib40-sync.service skipped by its ExecCondition")
+    figures("sync", "%s: boot ran no ib40d sync; a write to /etc was skipped by the condition in %.1f s"
+            % (vm.hostname, skipped))
+    assert vm.run(main_started).out.strip() == "0"
