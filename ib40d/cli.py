@@ -11,14 +11,21 @@ Each subcommand lives in its own module with `add_arguments(parser)` and
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
 from ib40d import __version__
 from ib40d.errors import ConfigError, UserError
-from ib40d.sysroot import SysRoot
+
+TYPE_CHECKING = False  # typing's, without importing typing (see below)
+if TYPE_CHECKING:
+    import argparse
+
+    from ib40d.sysroot import SysRoot
+
+# argparse, importlib and SysRoot (pathlib) are imported where they are used:
+# ib40-link@.service's `ib40d link-ready NAME` runs at every boot and hotplug
+# and needs none of them (see main()).
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -43,6 +50,8 @@ def config_path(args: argparse.Namespace) -> str:
     """-c FILE as given; otherwise /etc/ib40.conf under --root."""
     if getattr(args, "config", None):
         return args.config
+    from ib40d.sysroot import SysRoot
+
     return str(SysRoot(args.root).path(DEFAULT_CONFIG))
 
 
@@ -55,10 +64,14 @@ def load_config(args: argparse.Namespace):
 
 
 def sysroot(args: argparse.Namespace) -> SysRoot:
+    from ib40d.sysroot import SysRoot
+
     return SysRoot(args.root)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=os.environ.get("IB40_ROOT", "/"), metavar="DIR",
                         help="read and write /sys, /proc, /etc, /run under DIR (default /)")
@@ -76,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "link-ready" and not argv[1].startswith("-"):
+        # The unit's exact command line: no parser to build, and argparse
+        # with what it imports is most of this short process's CPU, paid at
+        # every boot and hotplug by every link.
+        from ib40d.linkready import quick
+
+        return quick(argv[1])
+    import importlib
+
     parser = build_parser()
     # Two passes: the first finds the subcommand, whose module then adds its
     # own arguments; only that module is imported. --help waits for the
