@@ -122,6 +122,10 @@ def test_entry_point_runs_from_the_package(installed):
     env = dict(os.environ, PYTHONPATH=str(installed / "usr/lib/python3/dist-packages"))
     script = installed / "usr/bin/ib40d"
     assert script.read_text().startswith("#!/usr/bin/python3")
+    # the entry point called directly: no importlib.metadata lookup at each
+    # start (debian/rules says what that costs)
+    assert "from ib40d.cli import main" in script.read_text()
+    assert "metadata" not in script.read_text() and "load_entry_point" not in script.read_text()
     proc = subprocess.run(["/usr/bin/python3", str(script), "--version"], capture_output=True, text=True,
                           env=env, cwd="/", timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("ib40d "), proc.stderr
