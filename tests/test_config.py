@@ -189,3 +189,21 @@ def test_subcommand_help_lists_its_own_options():
     proc = run_ib40d("apply", "--help", check_rc=0)
     assert "--link NAME" in proc.stdout and "--root DIR" in proc.stdout
     assert run_ib40d("--version", check_rc=0).stdout.startswith("ib40d ")
+
+
+def test_usage_mistakes_get_the_whole_command_list_and_status_2():
+    # the parser is built for the one command named; anything else gets the
+    # full one, which lists every command
+    from ib40d.cli import SUBCOMMANDS
+
+    proc = run_ib40d(check_rc=2)
+    assert "usage: ib40d [-h] [--version] COMMAND" in proc.stderr and "required: COMMAND" in proc.stderr
+    for argv in (["bogus"], ["--root", "/", "check"]):
+        proc = run_ib40d(*argv, check_rc=2)
+        assert "usage: ib40d" in proc.stderr and "Traceback" not in proc.stderr
+        assert all(name in proc.stderr for name in SUBCOMMANDS), proc.stderr
+    top = run_ib40d("--help", check_rc=0)
+    assert all(name in top.stdout for name in SUBCOMMANDS)
+    # a known command with an option it lacks (apply has --link, check not)
+    proc = run_ib40d("check", "--link", "x", check_rc=2)
+    assert "unrecognized arguments: --link x" in proc.stderr and "Traceback" not in proc.stderr
