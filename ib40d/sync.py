@@ -229,6 +229,14 @@ def record_seen(root: SysRoot, data: bytes) -> None:
     os.replace(tmp, target)
 
 
+def recorded_seen(root: SysRoot) -> bytes | None:
+    """What the last sync recorded with record_seen(), or None."""
+    try:
+        return root.path(SEEN_COPY).read_bytes()
+    except OSError:
+        return None
+
+
 MAX_ROUNDS = 5
 
 

@@ -175,3 +175,56 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
         out, _ = daemon.communicate(timeout=10)
     assert "configuration reloaded" in out, out
     assert "mtu 7000 -> 9000" not in out
+
+
+def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
+    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
+    # save in that window is synced by the daemon, after ib40-sync's grace.
+    import argparse
+
+    from ib40d import daemon as daemon_mod, sync, udev
+    from ib40d.sysroot import SysRoot
+
+    conf = tmp_path / "etc/ib40.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n")
+    args = argparse.Namespace(root=str(tmp_path), config=None)
+    root = SysRoot(tmp_path)
+    d = daemon_mod.Daemon.__new__(daemon_mod.Daemon)
+    d.args, d.root = args, root
+    d.saved_stamp, d.sync_due = daemon_mod.config_stamp(str(conf)), None
+    sync.sync(root, daemon_mod.load_config(args), reload=False)  # what ib40-sync did at the first save
+    sync.record_seen(root, conf.read_bytes())
+    grace = daemon_mod.SYNC_GRACE_S
+
+    d.watch_saved_config(now=100)  # nothing saved since: nothing to do
+    assert d.sync_due is None
+    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
+    os.utime(conf, ns=(1, 1))  # a stamp surely unlike the first (mtime granularity)
+    d.watch_saved_config(now=101)
+    assert d.sync_due == 101 + grace
+    d.watch_saved_config(now=100 + grace)  # ib40-sync.service's turn still
+    assert "eth40c" not in root.read(udev.HOOKS_RULES)
+    d.watch_saved_config(now=102 + grace)
+    assert "eth40c" in root.read(udev.HOOKS_RULES)
+    assert sync.recorded_seen(root) == conf.read_bytes()
+    assert "was saved but not synced by ib40-sync.service; wrote" in capsys.readouterr().out
+
+    # when ib40-sync.service did sync the save, the daemon leaves it alone
+    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n")
+    os.utime(conf, ns=(2, 2))
+    sync.record_seen(root, conf.read_bytes())
+    d.watch_saved_config(now=200)
+    d.watch_saved_config(now=201 + grace)
+    assert "eth40c" in root.read(udev.HOOKS_RULES)  # untouched: sync's business
+    assert capsys.readouterr().out == ""
+
+    # an invalid save: said once, nothing written
+    conf.write_text("[link eth40a]\nmtu = 1\n")
+    os.utime(conf, ns=(3, 3))
+    d.watch_saved_config(now=300)
+    d.watch_saved_config(now=301 + grace)
+    d.watch_saved_config(now=302 + grace)
+    out = capsys.readouterr().out
+    assert out.count("saved with 1 problem(s) and not synced") == 1, out
+    assert "eth40c" in root.read(udev.HOOKS_RULES)
