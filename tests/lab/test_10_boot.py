@@ -3,6 +3,7 @@
 `systemctl enable` and a reboot, both machines come up with the HOWTO's
 dual-port setup and nothing else to do."""
 import json
+import statistics
 
 import pytest
 
@@ -69,6 +70,39 @@ def test_status_json_agrees_with_the_kernel(ib40_lab, figures, key):
     bond = next(b for b in status["bonds"] if b["name"] == "bond0")
     assert bond == dict(scenario.bond_state(vm), name="bond0", exists=True)
     figures("status", "%s: ib40d status --json matches ip -d link and /proc/net/bonding" % vm.hostname)
+
+
+@pytest.mark.parametrize("key", ["a", "b"])
+def test_boot_pays_pyroute2_about_once(ib40_lab, figures, key):
+    """CPU of every ib40 unit during this boot (systemd's CPUUsageNSec, read
+    before any other scenario adds to it), against one `python3 -c 'import
+    pyroute2'` in the same guest. The figure
+    is recorded; what is asserted is the design: no unit but ib40d.service
+    imports pyroute2."""
+    vm = ib40_lab.vms[key]
+    units = vm.run("systemctl list-units --all --plain --no-legend 'ib40*' | awk '{print $1}'").out.split()
+    usage = {}
+    for unit in units:
+        if unit.endswith(".service"):
+            ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
+            if ns.isdigit() and int(ns) < 2**63:
+                usage[unit] = int(ns) / 1e9
+    assert "ib40d.service" in usage, "no CPU accounting for ib40d.service: %r" % units
+    samples = []
+    for _ in range(3):
+        out = vm.run(["python3", "-c",
+                      "import resource, subprocess; subprocess.run(['python3', '-c', 'import pyroute2']);"
+                      "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"]).out
+        samples.append(float(out.strip()))
+    baseline = statistics.median(samples)
+    total = sum(usage.values())
+    detail = ", ".join("%s %.2f" % (u.replace(".service", ""), s) for u, s in sorted(usage.items()))
+    figures("cpu", "%s: ib40 units %.2f s CPU in the boot = %.1fx one `import pyroute2` (%.2f s); %s"
+            % (vm.hostname, total, total / baseline, baseline, detail))
+    # The modules the other units run, imported as they import them.
+    probe = ("import sys, ib40d.cli, ib40d.linkready, ib40d.porttype, ib40d.opensm, ib40d.sync;"
+             "print('pyroute2' in sys.modules)")
+    assert vm.run(["python3", "-c", probe]).out.strip() == "False"
 
 
 @pytest.mark.parametrize("key", ["a", "b"])

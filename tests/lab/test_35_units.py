@@ -1,10 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The package's own machinery in a booted guest: the units and udev rules
-as installed by `apt install ./ib40.deb`, the CPU a boot pays for them, and
-ib40-sync.path regenerating the rules when the file is saved by renaming a
-new one over it. (Hotplug and purge: test_40_hotplug, test_80_purge.)"""
+as installed by `apt install ./ib40.deb`, and ib40-sync.path regenerating
+the rules when the file is saved by renaming a new one over it. (The CPU a
+boot pays: test_10_boot; hotplug and purge: test_40_hotplug, test_80_purge.)"""
 import re
-import statistics
 
 import pytest
 
@@ -49,38 +48,6 @@ def test_units_rules_and_marks_after_boot(ib40_lab, key):
         # NM_UNMANAGED is in the udev database after every event (SYSTEMD_WANTS
         # only on "add", see the hotplug scenario)
         assert udev_props(vm, name).get("NM_UNMANAGED") == "1"
-
-
-@pytest.mark.parametrize("key", ["a", "b"])
-def test_boot_pays_pyroute2_about_once(ib40_lab, figures, key):
-    """CPU of every ib40 unit during this boot (systemd's CPUUsageNSec),
-    against one `python3 -c 'import pyroute2'` in the same guest. The figure
-    is recorded; what is asserted is the design: no unit but ib40d.service
-    imports pyroute2."""
-    vm = ib40_lab.vms[key]
-    units = vm.run("systemctl list-units --all --plain --no-legend 'ib40*' | awk '{print $1}'").out.split()
-    usage = {}
-    for unit in units:
-        if unit.endswith(".service"):
-            ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
-            if ns.isdigit() and int(ns) < 2**63:
-                usage[unit] = int(ns) / 1e9
-    assert "ib40d.service" in usage, "no CPU accounting for ib40d.service: %r" % units
-    samples = []
-    for _ in range(3):
-        out = vm.run(["python3", "-c",
-                      "import resource, subprocess; subprocess.run(['python3', '-c', 'import pyroute2']);"
-                      "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"]).out
-        samples.append(float(out.strip()))
-    baseline = statistics.median(samples)
-    total = sum(usage.values())
-    detail = ", ".join("%s %.2f" % (u.replace(".service", ""), s) for u, s in sorted(usage.items()))
-    figures("cpu", "%s: ib40 units %.2f s CPU in the boot = %.1fx one `import pyroute2` (%.2f s); %s"
-            % (vm.hostname, total, total / baseline, baseline, detail))
-    # The modules the other units run, imported as they import them.
-    probe = ("import sys, ib40d.cli, ib40d.linkready, ib40d.porttype, ib40d.opensm, ib40d.sync;"
-             "print('pyroute2' in sys.modules)")
-    assert vm.run(["python3", "-c", probe]).out.strip() == "False"
 
 
 def test_editing_the_config_regenerates_the_rules(ib40_lab, figures):
