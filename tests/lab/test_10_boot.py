@@ -76,9 +76,8 @@ def test_status_json_agrees_with_the_kernel(ib40_lab, figures, key):
 def test_boot_pays_pyroute2_about_once(ib40_lab, figures, key):
     """CPU of every ib40 unit during this boot (systemd's CPUUsageNSec, read
     before any other scenario adds to it), against one `python3 -c 'import
-    pyroute2'` in the same guest. The figure
-    is recorded; what is asserted is the design: no unit but ib40d.service
-    imports pyroute2."""
+    pyroute2'` in the same guest. The figure is recorded; what is asserted
+    is the design: no unit but ib40d.service imports pyroute2."""
     vm = ib40_lab.vms[key]
     units = vm.run("systemctl list-units --all --plain --no-legend 'ib40*' | awk '{print $1}'").out.split()
     usage = {}
