@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ib40d.cli import load_config, sysroot
@@ -64,6 +63,8 @@ def run(args) -> int:
     finally:
         nl.close()
     if args.json:
+        import json  # only here: an apply with nothing to do stays light
+
         print(json.dumps(result.to_json(), indent=2))
     else:
         report(result)

@@ -6,8 +6,6 @@ Exit 0 when there is nothing to do, 1 when there is a plan (like diff).
 
 from __future__ import annotations
 
-import json
-
 from ib40d.cli import load_config, sysroot
 from ib40d.conflicts import find_conflicts
 
@@ -52,6 +50,8 @@ def run(args) -> int:
         plan.notes[:0] = card_notes
     plan.notes.extend(find_conflicts(root, cfg.names()))
     if args.json:
+        import json  # only for --json (apply imports this module too)
+
         print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes}, indent=2))
     else:
         for action in plan.actions:
