@@ -4,7 +4,7 @@
 PYTHON ?= /usr/bin/python3
 PYTEST = $(PYTHON) -m pytest
 
-.PHONY: deps test test-pure test-netns bench example
+.PHONY: deps test test-pure test-netns bench
 
 # What building, testing and the lab need on Debian bookworm (as root).
 # Run-time dependencies are Debian's own python3-* packages, the versions the
@@ -35,10 +35,5 @@ test-netns:
 # CLI start-up figures (status, check, plan vs `import pyroute2`).
 bench:
 	$(PYTHON) bench/cli.py
-
-# Until a card or the lab is at hand: plan the bundled example against the
-# bundled fake machine.
-example:
-	$(PYTHON) -m ib40d plan --root examples/fake-root -c examples/ib40.conf || test $$? = 1
 
 -include mk/*.mk

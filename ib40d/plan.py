@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """diff(desired, observed) -> ordered actions. Pure: no I/O.
 
-The order encodes what the kernel demands (see DESIGN.md, pitfalls):
+The order encodes what the kernel demands (docs/pitfalls.md says why):
 - a bond exists, with its mode and monitor settings, before any slave joins;
   its mode changes only while it is down and has no slaves;
 - a slave is set down, then enslaved, as two separate requests (since 6.1 a

@@ -15,16 +15,14 @@ On top of fake_pci.FakeMachine (PCI device, netdevs, RDMA device layout):
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 
 from fake_pci import CONNECTX3, FakeMachine
+from helpers import fixture_output
 
 from ib40d import ibports, mstconfig
 
-# The same place conftest.py uses: ../shared/fixtures next to the checkout.
-FIXTURES = Path(os.environ.get("IB40_FIXTURES", Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"))
 TESTS_BIN = Path(__file__).parent / "bin"
 
 CX3_IB_FIXTURE = "ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"
@@ -36,11 +34,6 @@ CX3_QUERY_FIXTURE = "mstconfig/cx3_hp544qsfp_nextboot_eth_vpi.txt"
 _RATE_NAMES = {"10": "SDR", "20": "DDR", "40": "QDR", "56": "FDR", "100": "EDR", "200": "HDR"}
 _STATE_NUMBERS = {name: num for num, name in ibports.PORT_STATES.items()}
 _PHYS_NUMBERS = {name: num for num, name in ibports.PHYS_STATES.items()}
-
-
-def fixture_text(rel: str) -> str:
-    """The verbatim output part of a fixture (after the `# ---` line)."""
-    return (FIXTURES / rel).read_text().split("# ---\n", 1)[1]
 
 
 def sysfs_rate(ibstat_rate: str) -> str:
@@ -94,7 +87,7 @@ class FakeIBMachine(FakeMachine):
     def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
                                  override: dict[int, dict] | None = None) -> list[ibports.IBPort]:
         """The ports of a real ibstat sample; override: {port: {attr: value}}."""
-        ca = ibports.parse_ibstat(fixture_text(rel))[0]
+        ca = ibports.parse_ibstat(fixture_output(rel))[0]
         ports = [p for p in ca["ports"] if p.port in only]
         for p in ports:
             for key, value in (override or {}).get(p.port, {}).items():
@@ -125,7 +118,7 @@ def cx3_eth_mode(root) -> FakeIBMachine:
     """Both ports Ethernet (the HOWTO's eth40a/eth40b): RoCE ports, no IB."""
     m = FakeIBMachine(root)
     m.add_cx3(BDF, port1="eth", port2="eth")
-    ports = ibports.parse_ibstat(fixture_text(CX3_IB_FIXTURE))[0]["ports"]
+    ports = ibports.parse_ibstat(fixture_output(CX3_IB_FIXTURE))[0]["ports"]
     for p in ports:
         p.link_layer, p.sm_lid, p.lid, p.rate = "Ethernet", 0, 0, "40 Gb/sec (4X QDR)"
     m.add_ib_ports(BDF, ports)
@@ -140,7 +133,7 @@ def cx3_mixed_mode(root) -> FakeIBMachine:
     SM lid 0), port 2 Ethernet."""
     m = FakeIBMachine(root)
     m.add_cx3(BDF, port1="ib", port2="eth")
-    ports = ibports.parse_ibstat(fixture_text(CX3_INIT_FIXTURE))[0]["ports"]
+    ports = ibports.parse_ibstat(fixture_output(CX3_INIT_FIXTURE))[0]["ports"]
     ports[1].link_layer = "Ethernet"
     m.add_ib_ports(BDF, ports)
     m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)
@@ -181,7 +174,7 @@ class FakeTools:
                  link_types: dict[int, str] | None = None) -> None:
         """Seed a card's Next Boot table from a real query sample; link_types
         overrides LINK_TYPE_Pn ({1: "ib"})."""
-        dev = mstconfig.parse(fixture_text(rel)).devices[0]
+        dev = mstconfig.parse(fixture_output(rel)).devices[0]
         params = [[name, cols["Next Boot"].text] for name, cols in dev.params.items()]
         labels = {1: "IB(1)", 2: "ETH(2)", 3: "VPI(3)"}
         for port, kind in (link_types or {}).items():

@@ -3,7 +3,7 @@
 
 It keeps a model of links and enforces the kernel rules the planner must
 respect, so an ordering bug fails here the way it would on a machine:
-- a slave must be down to be enslaved (EBUSY otherwise, as DESIGN.md notes);
+- a slave must be down to be enslaved (EBUSY otherwise, docs/pitfalls.md);
   the bond driver then opens it and gives it the bond's MTU;
 - a bond's mode changes only while it is down (EBUSY) and empty (ENOTEMPTY);
 - updelay/downdelay are rounded down to multiples of miimon;

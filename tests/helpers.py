@@ -24,12 +24,15 @@ address = 10.30.0.2/16
 """
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# Real outputs of the tools ib40 reads, each with its source (fixtures/INDEX.md).
+FIXTURES = REPO / "tests" / "fixtures"
 sys.path.insert(0, str(REPO))
 
 
-def fixture_output(path: Path) -> str:
-    """A fixture file's verbatim tool output: what follows the first '# ---' line."""
+def fixture_output(path: Path | str) -> str:
+    """A fixture file's verbatim tool output: what follows the first '# ---' line.
+    PATH is a Path, or a string relative to tests/fixtures ("ibstat/x.txt")."""
+    path = FIXTURES / path
     text = path.read_text()
     _, sep, body = text.partition("# ---\n")
     assert sep, f"{path} has no '# ---' separator"

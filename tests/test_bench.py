@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 from fake_pci import downgraded_gen3_x4
-from helpers import FIXTURES, REPO, fixture_output
+from helpers import REPO, fixture_output
 
 from ib40d import bench, cli, iperf
 
@@ -24,7 +24,7 @@ SERVER, CLIENT = "192.0.2.1", "192.0.2.2"
 
 
 def fixture(name: str) -> str:
-    return fixture_output(FIXTURES / "iperf3" / name)
+    return fixture_output(f"iperf3/{name}")
 
 
 # ------------------------------------------------------------------ pure

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The /proc/net/bonding parser on every real sample in shared/fixtures/bonding."""
+"""The /proc/net/bonding parser on every real sample in tests/fixtures/bonding."""
 
 import pytest
 
@@ -31,7 +31,7 @@ def test_every_bonding_fixture_is_covered():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_bonding_fixture(name):
-    bond = parse_proc_bonding(fixture_output(FIXTURES / "bonding" / name))
+    bond = parse_proc_bonding(fixture_output(f"bonding/{name}"))
     want = dict(EXPECTED[name])
     slaves = want.pop("slaves")
     for key, value in want.items():

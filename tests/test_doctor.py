@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
-from helpers import FIXTURES, HOWTO_BOND, fixture_output
+from helpers import HOWTO_BOND, fixture_output
 
 from ib40d import cli, doctor
 from ib40d.config import parse_text
@@ -255,7 +255,7 @@ def test_slave_flapped_is_a_warning(tmp_path):
 
 def test_real_proc_bonding_sample_slave_down(tmp_path):
     # telegraf's active-backup sample: eth3 down with 2 failures (real kernel text).
-    text = fixture_output(FIXTURES / "bonding" / "active_backup_slave_down_failcount2_telegraf.txt")
+    text = fixture_output("bonding/active_backup_slave_down_failcount2_telegraf.txt")
     m = healthy_gen3_x8(tmp_path)
     m.add_bond("bond0", ["eth2", "eth3"], proc_text=text)
     _, fs = findings(tmp_path)
@@ -372,7 +372,7 @@ def fake_lspci(bindir, bdf: str, sample: str) -> None:
     nothing (exit 0) for a slot that is not there."""
     bindir.mkdir(exist_ok=True)
     out = bindir / "lspci.out"
-    out.write_text(fixture_output(FIXTURES / "lspci" / sample))
+    out.write_text(fixture_output(f"lspci/{sample}"))
     script = bindir / "lspci"
     script.write_text(f'#!/bin/sh\n[ "$1 $2 $3" = "-vv -s {bdf}" ] && /bin/cat {out}\nexit 0\n')
     script.chmod(0o755)

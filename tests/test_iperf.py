@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 import pytest
-from helpers import FIXTURES, fixture_output
+from helpers import fixture_output
 
 from ib40d import iperf
 
 
 def fixture(name: str) -> str:
-    return fixture_output(FIXTURES / "iperf3" / name)
+    return fixture_output(f"iperf3/{name}")
 
 
 def test_json_one_stream_with_omitted_intervals():

@@ -5,13 +5,14 @@ and the fake mstconfig program checked against the same parser."""
 import subprocess
 
 import pytest
-from fake_ib import FIXTURES, TESTS_BIN, FakeTools, fixture_text
+from fake_ib import TESTS_BIN, FakeTools
+from helpers import FIXTURES, fixture_output
 
 from ib40d import mstconfig
 
 
 def parse_fixture(name):
-    return mstconfig.parse(fixture_text(f"mstconfig/{name}"))
+    return mstconfig.parse(fixture_output(f"mstconfig/{name}"))
 
 
 def test_every_fixture_is_covered_here():
@@ -160,7 +161,7 @@ def test_fake_query_reproduces_the_fixture_table(tmp_path, monkeypatch):
     assert fake.device_type == real.device_type
     # Same row layout as the real one ("         %-36s%-16s").
     row = [line for line in done.stdout.splitlines() if "LINK_TYPE_P1" in line][0]
-    real_row = [line for line in fixture_text("mstconfig/cx3_hp544qsfp_nextboot_eth_vpi.txt").splitlines()
+    real_row = [line for line in fixture_output("mstconfig/cx3_hp544qsfp_nextboot_eth_vpi.txt").splitlines()
                 if "LINK_TYPE_P1" in line][0]
     assert row == real_row
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 from helpers import run_ib40d
-from fake_ib import BDF, FIXTURES, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode, fixture_text
+from fake_ib import BDF, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
+from helpers import FIXTURES, fixture_output
 
 from ib40d import ibports, opensm
 from ib40d.config import parse_text
@@ -50,7 +51,7 @@ def test_every_fixture_is_covered_here():
 
 
 def test_syslog_discovering_port_down_with_wrapped_line():
-    events = opensm.parse_log(fixture_text("opensm/syslog_opensm_3.2.6_discovering_sm_port_down.txt"))
+    events = opensm.parse_log(fixture_output("opensm/syslog_opensm_3.2.6_discovering_sm_port_down.txt"))
     assert [e.message for e in events] == [
         "/var/log/opensm.0x002590ffff2e4f6d.log log file opened", "OpenSM 3.2.6_20090317",
         "Entering DISCOVERING state", "SM port is down"]
@@ -61,14 +62,14 @@ def test_syslog_discovering_port_down_with_wrapped_line():
 
 
 def test_syslog_master_subnet_up():
-    events = opensm.parse_log(fixture_text("opensm/syslog_opensm_3.2.6_master_subnet_up.txt"))
+    events = opensm.parse_log(fixture_output("opensm/syslog_opensm_3.2.6_master_subnet_up.txt"))
     assert [e.message for e in events] == ["Entering MASTER state", "SUBNET UP"]
     [inst] = opensm.sm_instances(events).values()
     assert (inst.pid, inst.state, inst.subnet_up, inst.guid) == (3527, "MASTER", True, None)
 
 
 def test_systemctl_status_lsb_two_instances_one_standby():
-    info = opensm.parse_systemctl_status(fixture_text("opensm/systemctl_status_opensm_lsb_standby.txt"))
+    info = opensm.parse_systemctl_status(fixture_output("opensm/systemctl_status_opensm_lsb_standby.txt"))
     assert (info["unit"], info["description"], info["unit_file"], info["enabled"]) == (
         "opensm.service", "LSB: Start opensm subnet manager.", "/etc/init.d/opensm", "generated")
     assert (info["active"], info["sub"]) == ("active", "running")
@@ -82,7 +83,7 @@ def test_systemctl_status_lsb_two_instances_one_standby():
 
 def test_systemctl_status_opensm_launch_running():
     info = opensm.parse_systemctl_status(
-        fixture_text("opensm/systemctl_status_opensm_launch_3.3.24_active_running.txt"))
+        fixture_output("opensm/systemctl_status_opensm_launch_3.3.24_active_running.txt"))
     assert (info["unit"], info["unit_file"], info["enabled"], info["active"], info["sub"], info["main_pid"]) == (
         "opensm.service", "/usr/lib/systemd/system/opensm.service", "disabled", "active", "running", 50757)
     assert info["processes"] == [(50757, "/usr/bin/bash /usr/libexec/opensm-launch"), (50769, "sleep 30")]
@@ -94,7 +95,7 @@ def test_systemctl_status_opensm_launch_running():
 
 def test_systemctl_status_native_unit_active_exited():
     info = opensm.parse_systemctl_status(
-        fixture_text("opensm/systemctl_status_opensm_systemd_native_active_exited_cx7.txt"))
+        fixture_output("opensm/systemctl_status_opensm_systemd_native_active_exited_cx7.txt"))
     assert (info["description"], info["enabled"], info["active"], info["sub"], info["main_pid"]) == (
         "Starts the OpenSM InfiniBand fabric Subnet Managers", "enabled", "active", "exited", 7993)
     assert info["processes"] == []

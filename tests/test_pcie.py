@@ -1,14 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 import pytest
 from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
-from helpers import FIXTURES, fixture_output
+from helpers import fixture_output
 
 from ib40d import pcie
 from ib40d.sysroot import SysRoot
 
 
 def fixture(rel: str) -> str:
-    return fixture_output(FIXTURES / rel)
+    return fixture_output(rel)
 
 
 # Per-lane throughput as the PCIe specs state it (MB/s, one direction):

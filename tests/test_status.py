@@ -3,7 +3,7 @@
 
 import json
 
-from helpers import FIXTURES, HOWTO_BOND, fixture_output, run_ib40d
+from helpers import HOWTO_BOND, fixture_output, run_ib40d
 
 CONF = HOWTO_BOND
 
@@ -33,7 +33,7 @@ def test_status_on_a_bundle_shows_bond_slaves_and_mismatch(tmp_path):
     fake_link(root, "eth40a", "00:02:c9:3e:ca:b0", qlen=10000, master="bond0")
     fake_link(root, "eth40b", "00:02:c9:3e:ca:b0", qlen=1000, carrier=False)  # not enslaved, wrong qlen
     write(root, "/proc/net/bonding/bond0",
-          fixture_output(FIXTURES / "bonding" / "balance_rr_single_slave_40g_eth.txt")
+          fixture_output("bonding/balance_rr_single_slave_40g_eth.txt")
           .replace("eth40b", "eth40a").replace("00:02:c9:3e:ca:b0", "00:02:c9:3e:ca:b1"))
     write(root, "/run/ib40/ip-address.json", json.dumps([
         {"ifname": "bond0", "addr_info": [{"local": "10.30.0.2", "prefixlen": 16, "broadcast": "10.30.255.255"}]}]))

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers import FIXTURES, fixture_output
+from helpers import fixture_output
 from ib40d import udev
 from ib40d.config import parse_text
 
@@ -74,7 +74,7 @@ def test_mac_rule_is_the_howtos_line_with_the_configured_name():
 
 def test_ipoib_rule_matches_the_port_guid_whatever_the_qpn():
     # Port GUIDs of a real ConnectX-3 (ibstat -p).
-    guids = fixture_output(FIXTURES / "ibstat" / "ibstat_p_cx3_two_port_guids.txt").split()
+    guids = fixture_output("ibstat/ibstat_p_cx3_two_port_guids.txt").split()
     port1, port2 = (g[2:] for g in guids)
     cfg = parse_text(f"[ipoib ib40p1]\nguid = 0x{port1}\nmode = connected\n[ipoib ib40p2]\nguid = 0x{port2}\n")
     lines = rule_lines(udev.names_rules(cfg))
