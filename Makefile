@@ -9,7 +9,7 @@ PYTEST = $(PYTHON) -m pytest
 # What building, testing and the lab need on Debian bookworm (as root).
 # Run-time dependencies are Debian's own python3-* packages, the versions the
 # .deb depends on.
-DEPS = python3 python3-pytest python3-setuptools python3-all \
+DEPS = python3 python3-pytest python3-hypothesis python3-setuptools python3-all \
 	python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify \
 	iproute2 iperf3 kmod udev systemd procps \
 	build-essential debhelper dh-python fakeroot lintian dpkg-dev \
