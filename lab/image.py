@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Builds (once) the lab's Debian bookworm disk image, kernel and initrd.
+"""Builds (once) the lab's Debian disk image, kernel and initrd, for
+Debian 13 "trixie" (the current stable) or Debian 12 "bookworm".
 
-Two cached stages under lab/cache/:
-  tree-<K1>/   debootstrap's tree; K1 = hash of suite, mirror and package list
-               (the slow part, ~2 min: only redone when the list changes)
-  image-<K2>/  disk.raw (ext4 made by `mkfs.ext4 -d`, no loop mount), vmlinuz,
-               initrd.img; K2 = K1 + this file + lab/guest/* (seconds)
+Two cached stages under lab/cache/, each kept per release:
+  tree-<SUITE>-<K1>/   debootstrap's tree; K1 = hash of suite, mirror and
+               package list (the slow part, ~2 min: only redone when the list
+               changes)
+  image-<SUITE>-<K2>/  disk.raw (ext4 made by `mkfs.ext4 -d`, no loop mount),
+               vmlinuz, initrd.img; K2 = K1 + this file + lab/guest/* (seconds)
 VMs never write to disk.raw: each boots from its own qcow2 overlay.
 
-Run as root: `python3 -m lab.image` prints the image directory.
+Run as root: `python3 -m lab.image [SUITE]` prints the image directory
+(SUITE defaults to $LAB_SUITE, else trixie).
 """
 import hashlib
 import os
@@ -20,7 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, "cache")
 GUEST = os.path.join(HERE, "guest")
-SUITE = "bookworm"
+SUITES = ("trixie", "bookworm")
+# The release a lab run uses when none is named.
+DEFAULT_SUITE = os.environ.get("LAB_SUITE", "trixie")
 MIRROR = "http://deb.debian.org/debian"
 DISK_SIZE = "3G"
 
@@ -43,12 +48,12 @@ def _sha(*parts):
     return h.hexdigest()[:12]
 
 
-def tree_key():
-    return _sha(SUITE, MIRROR, " ".join(PACKAGES))
+def tree_key(suite):
+    return _sha(suite, MIRROR, " ".join(PACKAGES))
 
 
-def image_key():
-    parts = [tree_key(), open(__file__, "rb").read()]
+def image_key(suite):
+    parts = [tree_key(suite), open(__file__, "rb").read()]
     for name in sorted(os.listdir(GUEST)):
         parts += [name, open(os.path.join(GUEST, name), "rb").read()]
     return _sha(*parts)
@@ -70,18 +75,18 @@ def _prune(prefix, keep):
             shutil.rmtree(os.path.join(CACHE, name), ignore_errors=True)
 
 
-def build_tree():
-    tree = os.path.join(CACHE, "tree-" + tree_key())
+def build_tree(suite):
+    tree = os.path.join(CACHE, "tree-%s-%s" % (suite, tree_key(suite)))
     if os.path.isdir(tree):
         return tree
     tmp = tree + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.monotonic()
     _run(["debootstrap", "--variant=minbase", "--components=main",
-          "--include=" + ",".join(PACKAGES), SUITE, tmp, MIRROR])
+          "--include=" + ",".join(PACKAGES), suite, tmp, MIRROR])
     _log("debootstrap took %.0f s" % (time.monotonic() - t0))
     os.rename(tmp, tree)
-    _prune("tree-", os.path.basename(tree))
+    _prune("tree-%s-" % suite, os.path.basename(tree))
     return tree
 
 
@@ -145,13 +150,15 @@ def _kernel_files(tree):
     return os.path.join(boot, vmlinuz), os.path.join(boot, "initrd.img-" + version)
 
 
-def build_image():
+def build_image(suite=DEFAULT_SUITE):
     """Returns the directory holding disk.raw, vmlinuz and initrd.img."""
+    if suite not in SUITES:
+        raise SystemExit("lab: unknown release %r (known: %s)" % (suite, ", ".join(SUITES)))
     os.makedirs(CACHE, exist_ok=True)
-    out = os.path.join(CACHE, "image-" + image_key())
+    out = os.path.join(CACHE, "image-%s-%s" % (suite, image_key(suite)))
     if os.path.exists(os.path.join(out, "disk.raw")):
         return out
-    tree = build_tree()
+    tree = build_tree(suite)
     customize(tree)
     tmp = out + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -166,9 +173,9 @@ def build_image():
     with open(os.path.join(tmp, "packages.txt"), "w") as f:
         f.write("\n".join(PACKAGES) + "\n")
     os.rename(tmp, out)
-    _prune("image-", os.path.basename(out))
+    _prune("image-%s-" % suite, os.path.basename(out))
     return out
 
 
 if __name__ == "__main__":
-    print(build_image())
+    print(build_image(*sys.argv[1:2]))

@@ -6,6 +6,12 @@ minute, so one pair serves every scenario, in file order:
   ib40_lab   the same pair after `apt install ./ib40.deb`, /etc/ib40.conf,
              `systemctl enable`, reboot
 
+Two Debian releases: every scenario runs on $LAB_SUITE (default trixie, the
+current stable), and those marked `both_releases` (boot, bond settings,
+failover of one cable, hotplug, idempotence, purge) run again on the other
+one, on a pair booted from that release's image with the same ib40.deb.
+pytest groups the tests by release, so each pair is booted once.
+
 Each scenario records its figures with `figures(...)`; they are printed in
 the terminal summary (and on stdout with -s). A failing scenario's report
 carries the guests' ib40/udev journal and bonding kernel messages.
@@ -17,11 +23,26 @@ import time
 import pytest
 
 from lab import scenario
-from lab.image import build_image
+from lab.image import DEFAULT_SUITE, SUITES, build_image
 from lab.vm import Lab
 
 _FIGURES = []
 _LAB = {}
+OTHER_SUITES = [s for s in SUITES if s != DEFAULT_SUITE]
+
+
+def pytest_generate_tests(metafunc):
+    if "lab_suite" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_releases") is not None
+        metafunc.parametrize("lab_suite", [DEFAULT_SUITE] + (OTHER_SUITES if both else []),
+                             indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def lab_suite(request):
+    """The Debian release the lab's machines run (see the module's doc)."""
+    _LAB["suite"] = request.param
+    return request.param
 
 
 def _missing_tools():
@@ -32,14 +53,14 @@ def _missing_tools():
 @pytest.fixture(scope="session")
 def figures():
     def record(scenario_name, text):
-        line = "%-12s %s" % (scenario_name, text)
+        line = "%-8s %-12s %s" % (_LAB.get("suite", ""), scenario_name, text)
         _FIGURES.append(line)
         print("[lab] " + line)
     return record
 
 
 @pytest.fixture(scope="session")
-def lab_image(figures):
+def lab_image(lab_suite, figures):
     missing = _missing_tools()
     if os.geteuid() != 0 or missing:
         reason = "the lab needs root and %s" % (", ".join(missing) or "nothing else")
@@ -47,7 +68,7 @@ def lab_image(figures):
             pytest.fail(reason + ": CI installs them, so the lab must run there")
         pytest.skip(reason)
     t0 = time.monotonic()
-    path = build_image()
+    path = build_image(lab_suite)
     figures("image", "ready in %.0f s (%s)" % (time.monotonic() - t0, os.path.basename(path)))
     return path
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.both_releases]
 
 
 def test_both_machines_boot_with_the_howto_macs(lab, figures):
@@ -19,6 +19,16 @@ def test_both_machines_boot_with_the_howto_macs(lab, figures):
         assert state in ("running", "degraded")
         # the bonding driver the product relies on ships with Debian's kernel
         vm.run("modinfo bonding >/dev/null")
+
+
+def test_guest_versions(lab, figures):
+    """What ib40 runs against on this release, for the record."""
+    vm = lab.a
+    pkgs = vm.run("dpkg-query -W -f '${Package} ${Version}\\n' python3 python3-pyroute2 python3-pyudev "
+                  "python3-pystemd python3-sdnotify systemd udev iproute2").out.strip().splitlines()
+    figures("versions", "%s, kernel %s: %s" % (vm.run(". /etc/os-release; echo $PRETTY_NAME").out.strip(),
+                                               vm.run("uname -r").out.strip(), ", ".join(pkgs)))
+    assert len(pkgs) == 8, pkgs
 
 
 def test_cables_carry_frames_port_to_port(lab, figures):

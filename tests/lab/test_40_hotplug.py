@@ -9,7 +9,7 @@ import pytest
 
 from lab import scenario
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.both_releases]
 
 
 def _absent(name):

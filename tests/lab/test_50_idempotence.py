@@ -12,6 +12,7 @@ from lab.scenario import churn, snapshot, watch_while
 
 pytestmark = pytest.mark.lab
 
+@pytest.mark.both_releases
 def test_rerunning_units_and_apply_changes_nothing(ib40_lab, figures):
     a = ib40_lab.a
     before = snapshot(a)

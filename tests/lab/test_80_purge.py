@@ -4,7 +4,7 @@ file of the package, no generated rule, no unit, no state; only the admin's
 own /etc/ib40.conf stays (README.Debian says purge keeps it)."""
 import pytest
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.both_releases]
 
 # Written by the lab itself, not by the package.
 OURS = {"/etc/ib40.conf", "/root/ib40.deb"}
