@@ -199,7 +199,10 @@ def refusal(out: Output, returncode: int) -> tuple[str, str] | None:
 def refusal_message(kind: str, text: str, pci: str) -> str:
     """One line saying why mstconfig can't be used on this card."""
     why = {
-        "unsupported": "this mstflint no longer supports the card (mstflint 4.26+ dropped ConnectX-3)",
+        # mstflint 4.26 dropped ConnectX-3; Debian 13 ships 4.31 and Ubuntu
+        # 24.04 4.26, so there this is the normal case, not an error.
+        "unsupported": ("this mstflint no longer supports the card (mstflint 4.26+ dropped ConnectX-3; "
+                        "Debian 13 ships 4.31, Ubuntu 24.04 4.26): ib40 uses the mlx4 driver instead"),
         "open-failed": "it could not open the card (driver or permissions)",
         "query-failed": "it could not read the card's configuration (firmware too old?)",
         "aborted": "it asked for confirmation instead of running non-interactively",
