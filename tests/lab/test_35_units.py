@@ -50,6 +50,37 @@ def test_systemd_analyze_verify_is_silent_on_the_installed_units(ib40_lab, figur
     assert (res.rc, (res.out + res.err).strip()) == (0, "")
 
 
+@pytest.mark.both_releases
+def test_opensm_gates_systemd_calls_work_with_this_releases_pystemd(ib40_lab, figures):
+    """The gate lists, starts and stops units through pystemd (0.11 on
+    bookworm, 0.13 on trixie). No card here, so the calls are made on a
+    probe unit and compared with what systemctl says."""
+    vm = ib40_lab.b
+    probe = "lab-pystemd-probe.service"
+    vm.put("/run/systemd/system/" + probe,
+           "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
+    vm.run("systemctl daemon-reload")
+    call = ("from ib40d.opensm import SystemdUnits; u = SystemdUnits(); u.%s('%s');"
+            "print(' '.join(sorted(u.active_units('lab-pystemd-*'))))")
+    try:
+        started = vm.run(["python3", "-c", call % ("start", probe)]).out.split()
+        scenario.wait_for(vm, lambda v: unit_state(v, probe) == "active", 30, probe + " active")
+        assert started == [probe], started
+        active = vm.run(["python3", "-c", "from ib40d.opensm import SystemdUnits;"
+                         "print(' '.join(sorted(SystemdUnits().active_units('ib40*'))))"]).out.split()
+        listed = vm.run("systemctl list-units --no-legend --plain --state=active,activating 'ib40*'"
+                        " | awk '{print $1}'").out.split()
+        assert sorted(listed) == active, (listed, active)
+        vm.run(["python3", "-c", call % ("stop", probe)])
+        scenario.wait_for(vm, lambda v: unit_state(v, probe) == "inactive", 30, probe + " stopped")
+    finally:
+        vm.run("systemctl stop %s; rm -f /run/systemd/system/%s; systemctl daemon-reload" % (probe, probe),
+               check=False)
+    version = vm.run("dpkg-query -W -f '${Version}' python3-pystemd").out
+    figures("pystemd", "%s: python3-pystemd %s lists, starts and stops units (%d ib40 units active)"
+            % (vm.hostname, version, len(active)))
+
+
 @pytest.mark.parametrize("key", ["a", "b"])
 def test_units_rules_and_marks_after_boot(ib40_lab, key):
     vm = ib40_lab.vms[key]

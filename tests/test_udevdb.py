@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""ib40d.udevdb against the real libudev (through pyudev), on veths in a
+network namespace, with a udev database of the test's own: a tmpfs over
+/run/udev in a private mount namespace, so the host's udev is never read
+or written."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import REPO
+
+pytestmark = pytest.mark.netns
+
+PROBE = textwrap.dedent("""
+    import os, sys
+    from ib40d.udevdb import Watcher
+    w = Watcher()
+    print(w.active, sorted(w.uninitialized(["v0", "v1", "absent"])))
+    if w.active:
+        # what udevd writes when it has run its rules on v0
+        index = open("/sys/class/net/v0/ifindex").read().strip()
+        os.makedirs("/run/udev/data", exist_ok=True)
+        with open("/run/udev/data/n" + index, "w") as f:
+            f.write("I:1\\n")
+        print(sorted(w.uninitialized(["v0", "v1"])), w.fileno() is not None, sorted(w.finished()))
+""")
+
+
+def run_with_private_udev(netns, udevd_running: bool) -> list[str]:
+    setup = "mount -t tmpfs tmpfs /run/udev"
+    if udevd_running:
+        setup += " && touch /run/udev/control"
+    script = f'{setup} && exec ip netns exec {netns.name} "$0" -c "$1"'
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                           sys.executable, PROBE],
+                          capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_links_wait_for_their_udev_database_entry(netns):
+    netns.ip("link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    lines = run_with_private_udev(netns, udevd_running=True)
+    # both exist, neither has an entry; the absent name is not waited for
+    assert lines[0] == "True ['v0', 'v1']"
+    # v0's entry written: only v1 is still waiting; the monitor opens
+    assert lines[1] == "['v1'] True []"
+
+
+def test_without_udevd_nothing_is_waited_for(netns):
+    netns.ip("link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    assert run_with_private_udev(netns, udevd_running=False) == ["False []"]
