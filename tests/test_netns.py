@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_ib40d
+from helpers import REPO, run_ib40d, run_ib40d_private_run
 
 pytestmark = pytest.mark.netns
 
@@ -61,7 +61,7 @@ def test_apply_sets_mtu_qlen_addresses_broadcast_up_and_leaves_others(netns, tmp
     conf = setup_pair(netns, tmp_path)
     before_other = links(netns)["other0"]
     assert run_ib40d("plan", "-c", conf, netns=netns.name).returncode == 1
-    proc = run_ib40d("apply", "-c", conf, netns=netns.name)
+    proc = run_ib40d_private_run("apply", "-c", conf, netns=netns.name)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     now = links(netns)
     v1, v2 = now["v1"], now["v2"]
@@ -77,11 +77,11 @@ def test_apply_sets_mtu_qlen_addresses_broadcast_up_and_leaves_others(netns, tmp
 
 def test_second_apply_sends_zero_writes_and_the_kernel_announces_nothing(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
-    first = json.loads(run_ib40d("apply", "-c", conf, "--json", netns=netns.name, check_rc=0).stdout)
+    first = json.loads(run_ib40d_private_run("apply", "-c", conf, "--json", netns=netns.name, check_rc=0).stdout)
     assert first["writes"] > 0
     time.sleep(2.5)  # IPv6 DAD and operstate settle, so their events don't count as ours
     monitor = Monitor(netns)
-    second = json.loads(run_ib40d("apply", "-c", conf, "--json", netns=netns.name, check_rc=0).stdout)
+    second = json.loads(run_ib40d_private_run("apply", "-c", conf, "--json", netns=netns.name, check_rc=0).stdout)
     events = monitor.stop()
     assert second["writes"] == 0 and second["done"] == []
     assert events == [], events
@@ -90,7 +90,7 @@ def test_second_apply_sends_zero_writes_and_the_kernel_announces_nothing(netns, 
 def test_invalid_config_touches_nothing(netns, tmp_path):
     conf = setup_pair(netns, tmp_path, CONF + "[link v3]\nmtu = 12\n")
     monitor = Monitor(netns)
-    proc = run_ib40d("apply", "-c", conf, netns=netns.name)
+    proc = run_ib40d_private_run("apply", "-c", conf, netns=netns.name)
     events = monitor.stop()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert ":11: [link v3] mtu: 12 is out of range" in proc.stderr
@@ -131,7 +131,7 @@ def test_carrier_flapping_mid_apply_still_converges(netns, tmp_path):
     flapper = subprocess.Popen(["ip", "netns", "exec", netns.name, "sh", "-c",
                                 "for i in $(seq 200); do ip link set v2 down; ip link set v2 up; done"])
     try:
-        proc = run_ib40d("apply", "-c", conf, "--json", netns=netns.name)
+        proc = run_ib40d_private_run("apply", "-c", conf, "--json", netns=netns.name)
     finally:
         flapper.wait(timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -142,16 +142,16 @@ def test_carrier_flapping_mid_apply_still_converges(netns, tmp_path):
 
 def test_apply_link_filter_and_unknown_link(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
-    proc = run_ib40d("apply", "-c", conf, "--link", "v2", netns=netns.name, check_rc=0)
+    proc = run_ib40d_private_run("apply", "-c", conf, "--link", "v2", netns=netns.name, check_rc=0)
     assert "v1" not in proc.stdout
     assert links(netns)["v1"]["mtu"] == 1500
-    bad = run_ib40d("apply", "-c", conf, "--link", "nope", netns=netns.name)
+    bad = run_ib40d_private_run("apply", "-c", conf, "--link", "nope", netns=netns.name)
     assert bad.returncode == 2 and "nope is not configured" in bad.stderr
 
 
 def test_status_in_netns_agrees_with_the_kernel(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
-    run_ib40d("apply", "-c", conf, netns=netns.name, check_rc=0)
+    run_ib40d_private_run("apply", "-c", conf, netns=netns.name, check_rc=0)
     status = json.loads(run_ib40d("status", "-c", conf, "--json", netns=netns.name, check_rc=0).stdout)
     kernel = links(netns)
     for link in status["links"]:
