@@ -121,7 +121,7 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
 
 
 def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
-    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes))
+    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes), errors=list(plan.refusals))
     index = _Indexes(nl)
     failed_groups: set[str] = set()
     downed: dict[str, list[str]] = {}  # group -> links this run set down

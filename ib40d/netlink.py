@@ -121,6 +121,7 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         name=raw["name"],
         index=raw["index"],
         kind=raw["kind"],
+        arptype=raw["type"],
         mac=raw["mac"],
         perm_mac=raw["perm_mac"],
         mtu=raw["mtu"],

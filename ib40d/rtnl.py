@@ -128,7 +128,7 @@ def dump(request_type: int, family_msg: bytes, attempts: int = 5) -> list[tuple[
 
 def parse_link(body: bytes) -> dict:
     """One RTM_NEWLINK body -> plain dict (bond options under 'bond')."""
-    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(body)
+    _family, arptype, index, flags, _change = _IFINFOMSG.unpack_from(body)
     a = attrs(body, _IFINFOMSG.size)
     kind, bond = None, None
     if IFLA_LINKINFO in a:
@@ -153,6 +153,7 @@ def parse_link(body: bytes) -> dict:
     return {
         "index": index,
         "name": _str(a.get(IFLA_IFNAME)),
+        "type": arptype,  # ARPHRD_*: 1 Ethernet, 32 InfiniBand
         "flags": flags,
         "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
         "perm_mac": ":".join(f"{b:02x}" for b in perm) if perm else None,

@@ -159,3 +159,46 @@ def test_status_in_netns_agrees_with_the_kernel(netns, tmp_path):
         assert (link["mtu"], link["txqueuelen"], link["mac"]) == (k["mtu"], k["txqlen"], k["address"])
         assert {a["cidr"] for a in link["addresses"]} == {f"{a['local']}/{a['prefixlen']}" for a in k["addr_info"]}
         assert link["mismatches"] == []
+
+
+BOND_ON_VETHS = """
+[link v1]
+[link v2]
+[bond bond0]
+slaves = v1 v2
+mode = balance-rr
+miimon = 100
+address = 10.99.0.1/24
+"""
+
+
+@pytest.mark.parametrize("kind", ["bridge", "veth"])
+def test_bond0_that_is_a_bridge_or_veth_is_refused_and_its_group_untouched(netns, tmp_path, kind):
+    conf = setup_pair(netns, tmp_path, BOND_ON_VETHS)
+    netns.ip("link", "add", "bond0", "type", kind, *(["peer", "name", "bond0p"] if kind == "veth" else []))
+    before = links(netns)
+    refusal = f"bond0: is of kind {kind}, but the config says bond ([bond bond0]); refused: nothing is done to " \
+              "bond0, v1, v2"
+    plan = run_ib40d("plan", "-c", conf, netns=netns.name)
+    assert plan.returncode == 1 and f"refused: {refusal}" in plan.stdout.splitlines(), plan.stdout
+    monitor = Monitor(netns)
+    proc = run_ib40d_private_run("apply", "-c", conf, netns=netns.name)
+    events = monitor.stop()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: {refusal}" in proc.stdout.splitlines() and "Traceback" not in proc.stderr
+    assert events == [] and links(netns) == before
+
+
+def test_ipoib_section_on_a_veth_is_refused_before_any_write(netns, tmp_path):
+    conf = setup_pair(netns, tmp_path, "[ipoib ib0]\nmode = connected\nmtu = 65520\naddress = 10.99.0.1/24\n")
+    netns.ip("link", "add", "ib0", "type", "veth", "peer", "name", "ib0p")
+    netns.ip("link", "set", "ib0", "up")
+    before = links(netns)
+    monitor = Monitor(netns)
+    proc = run_ib40d_private_run("apply", "-c", conf, netns=netns.name)
+    events = monitor.stop()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == "error: ib0: is of kind veth, but the config says ipoib ([ipoib ib0]); " \
+                                          "refused: nothing is done to ib0"
+    assert events == [] and links(netns) == before  # no flap, no EACCES from a mode file
+

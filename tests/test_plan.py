@@ -297,3 +297,43 @@ def test_a_balance_rr_slave_wearing_the_bond_mac_is_not_a_mismatch(tmp_path):
     nl.links["eth40b"].perm_mac, nl.links["eth40b"].mac = "00:02:c9:3e:ca:b0", "00:02:c9:3e:ca:b1"
     plan = make_plan(parse_text(BOND_CONF), observe(nl, FakeRoot(tmp_path, nl)))
     assert not any("MAC is" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("kind", ["bridge", "veth", None])
+def test_a_bond_name_taken_by_another_kind_is_refused_with_its_slaves(tmp_path, kind):
+    cfg = parse_text(BOND_CONF + "[link eth0]\nmtu = 9000\n")
+    nl = machine(LinkObs(name="bond0", index=8, kind=kind, arptype=1, mtu=1500, admin_up=True))
+    plan = make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)))
+    shown = kind or "none (an Ethernet device)"
+    refusal = (f"bond0: is of kind {shown}, but the config says bond ([bond bond0]); "
+               "refused: nothing is done to bond0, eth40a, eth40b")
+    assert plan.refusals == [refusal]
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert not result.ok and result.errors == [refusal]
+    assert names_touched(nl) == {"eth0"}  # other groups go on
+
+
+def test_ipoib_section_on_a_link_that_is_not_ipoib_is_refused_before_any_write(tmp_path):
+    nl = FakeNetlink([LinkObs(name="ib0", index=5, kind="veth", arptype=1, mtu=1500, admin_up=True)])
+    result = converge(parse_text(IPOIB_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.errors == ["ib0: is of kind veth, but the config says ipoib ([ipoib ib0]); "
+                             "refused: nothing is done to ib0"]
+    assert nl.calls == []
+
+
+def test_ipoib_without_a_link_kind_is_known_by_its_link_type(tmp_path):
+    link = ib0()
+    link.kind, link.arptype = None, 32  # ARPHRD_INFINIBAND
+    nl = FakeNetlink([link])
+    result = converge(parse_text(IPOIB_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.errors == [] and nl.links["ib0"].ipoib_mode == "connected"
+
+
+def test_a_bond_with_an_ipoib_slave_that_is_not_ipoib_is_refused_whole(tmp_path):
+    cfg = parse_text("[ipoib ib0]\n[ipoib ib1]\n[bond bond1]\nslaves = ib0 ib1\nmode = active-backup\nmiimon = 100\n")
+    nl = FakeNetlink([ib0(), nic("ib1", 6, "52:54:00:00:00:06", arptype=1)])
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.errors == ["ib1: is of kind none (an Ethernet device), but the config says ipoib ([ipoib ib1]); "
+                             "refused: nothing is done to bond1, ib0, ib1"]
+    assert nl.calls == []
+
