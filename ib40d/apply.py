@@ -55,19 +55,35 @@ class ApplyResult:
         }
 
 
-class _Indexes:
-    """name -> ifindex, refreshed when a name is missing (a bond we just made)."""
+class LinkRenamed(Exception):
+    """The ifindex a write is aimed at now carries another name: the link
+    was renamed (or the index reused) since the plan was made."""
 
-    def __init__(self, nl):
+    def __init__(self, name: str, now: str, index: int):
+        super().__init__(f"{name} was renamed to {now} during the apply (ifindex {index}); "
+                         "refused: nothing more is written to it or its group")
+
+
+class _Indexes:
+    """name -> ifindex, checked before every write: the index must still
+    carry that name, or the write would land on a renamed link."""
+
+    def __init__(self, nl, known: dict[str, int]):
         self.nl = nl
-        self.map: dict[str, int] = {}
+        self.map = dict(known)
 
     def __call__(self, name: str) -> int:
-        if name not in self.map:
-            self.map = {l.name: l.index for l in self.nl.dump_links()}
+        if name not in self.map:  # a bond this run created
+            self.map.update({l.name: l.index for l in self.nl.dump_links() if l.name not in self.map})
         if name not in self.map:
             raise NetlinkRefused(errno.ENODEV, f"find {name}")
-        return self.map[name]
+        index = self.map[name]
+        now = self.nl.link_name(index)
+        if now is None:
+            raise NetlinkRefused(errno.ENODEV, f"find {name}")
+        if now != name:
+            raise LinkRenamed(name, now, index)
+        return index
 
 
 def _ipoib_mode(root: SysRoot, name: str, mode: str) -> None:
@@ -122,7 +138,7 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
 
 def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
     result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes), errors=list(plan.refusals))
-    index = _Indexes(nl)
+    index = _Indexes(nl, plan.indexes)
     failed_groups: set[str] = set()
     downed: dict[str, list[str]] = {}  # group -> links this run set down
     for action in plan.actions:
@@ -130,7 +146,7 @@ def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
             continue
         try:
             execute_action(action, nl, root, index, result)
-        except NetlinkRefused as e:
+        except (NetlinkRefused, LinkRenamed) as e:
             result.errors.append(f"{action.target}: {e}")
             failed_groups.add(action.group)
             _restore(downed.get(action.group, []), nl, index, result)
@@ -153,7 +169,7 @@ def _restore(names: list[str], nl, index: _Indexes, result: ApplyResult) -> None
         try:
             nl.set_state(index(name), name, True)
             result.warnings.append(f"{name}: set up again after the failure above")
-        except NetlinkRefused as e:
+        except (NetlinkRefused, LinkRenamed) as e:
             result.errors.append(f"{name}: could not set it up again: {e}")
 
 

@@ -33,6 +33,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # waiting links, things left alone
     # Groups not planned at all, one line each: apply reports them as errors.
     refusals: list[str] = field(default_factory=list)
+    # name -> ifindex of the links the plan was made against: apply writes
+    # to an index only while it still has that name.
+    indexes: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -256,7 +259,7 @@ def related_names(cfg: Config, name: str) -> set[str]:
 
 
 def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
-    plan = Plan()
+    plan = Plan(indexes={name: link.index for name, link in obs.links.items()})
     for bond in cfg.bonds.values():
         _plan_group(cfg, obs, plan, [bond.name, *bond.slaves], lambda: _plan_bond(cfg, bond, obs, plan))
     for link_cfg in cfg.links.values():

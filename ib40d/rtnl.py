@@ -188,6 +188,24 @@ def dump_links() -> list[dict]:
             if mtype == RTM_NEWLINK]
 
 
+def get_link(index: int) -> dict | None:
+    """One link by ifindex (a request, not a dump), or None when no link
+    has that index any more."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as s:
+        s.bind((0, 0))
+        s.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST, 1, 0) + body)
+        try:
+            for mtype, _flags, reply in messages(s.recv(1 << 16)):
+                if mtype == RTM_NEWLINK:
+                    return parse_link(reply)
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                return None
+            raise
+    return None
+
+
 def dump_addresses() -> list[tuple[int, str, str | None, bool]]:
     out = []
     for mtype, body in dump(RTM_GETADDR, _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):

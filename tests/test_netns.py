@@ -202,3 +202,35 @@ def test_ipoib_section_on_a_veth_is_refused_before_any_write(netns, tmp_path):
                                           "refused: nothing is done to ib0"
     assert events == [] and links(netns) == before  # no flap, no EACCES from a mode file
 
+
+
+def test_link_renamed_mid_apply_gets_no_more_writes(netns, tmp_path):
+    # v1 is renamed to v1x (by udev, by hand) right after ib40's first write
+    # to it: nothing more may land on that ifindex; v2's group goes on.
+    conf = setup_pair(netns, tmp_path)
+    script = textwrap.dedent(f"""
+        import json, subprocess
+        from ib40d.config import load
+        from ib40d.netlink import Netlink
+        from ib40d.apply import converge
+        from ib40d.sysroot import SysRoot
+
+        class RenamedAfterFirstWrite(Netlink):
+            def set_txqueuelen(self, index, name, qlen):
+                super().set_txqueuelen(index, name, qlen)
+                subprocess.run(["ip", "link", "set", "v1", "name", "v1x"], check=True)
+
+        result = converge(load({conf!r}), RenamedAfterFirstWrite(), SysRoot("/"))
+        print(json.dumps(result.to_json()))
+    """)
+    proc = netns.exec(sys.executable, "-c", script, env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert not result["ok"]
+    assert result["errors"] == ["v1: v1 was renamed to v1x during the apply (ifindex "
+                                f"{links(netns)['v1x']['ifindex']}); refused: nothing more is written to it or its group"]
+    assert [a["kind"] for a in result["done"] if a["target"] == "v1"] == ["link.txqueuelen"]
+    v1x = links(netns)["v1x"]
+    assert v1x["mtu"] == 1500 and "UP" not in v1x["flags"]
+    assert [a for a in v1x["addr_info"] if a["scope"] == "global"] == []
+    assert [a["local"] for a in links(netns)["v2"]["addr_info"] if a["family"] == "inet"] == ["10.99.0.2"]

@@ -337,3 +337,31 @@ def test_a_bond_with_an_ipoib_slave_that_is_not_ipoib_is_refused_whole(tmp_path)
                              "refused: nothing is done to bond1, ib0, ib1"]
     assert nl.calls == []
 
+
+
+class RenamingNetlink(FakeNetlink):
+    """Renames a link (as udev or an admin would) right after a given write."""
+
+    def __init__(self, links, after: tuple[str, str], new_name: str):
+        super().__init__(links)
+        self.after, self.new_name = after, new_name
+
+    def _write(self, method, name, detail=None):
+        super()._write(method, name, detail)
+        if (method, name) == self.after:
+            link = self.links.pop(name)
+            link.name = self.new_name
+            self.links[self.new_name] = link
+
+
+def test_a_slave_renamed_mid_apply_ends_its_bond_group_and_gets_no_more_writes(tmp_path):
+    base = machine()
+    nl = RenamingNetlink(base.links.values(), ("set_txqueuelen", "eth40a"), "eth40x")
+    cfg = parse_text(BOND_CONF + "[link eth0]\nmtu = 9000\n")
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.errors == ["eth40a: eth40a was renamed to eth40x during the apply (ifindex 3); "
+                             "refused: nothing more is written to it or its group"]
+    renamed_at = nl.calls.index(("set_txqueuelen", "eth40a", 10000))
+    assert [c[1] for c in nl.calls[renamed_at + 1:]] == ["eth0"]  # nothing more in bond0's group
+    assert nl.links["eth40x"].master is None and nl.links["eth0"].mtu == 9000
+
