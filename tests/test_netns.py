@@ -4,6 +4,7 @@ namespaces made by the test (this machine's kernel has veth, not bonding;
 bonds are proven in the QEMU lab)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_ib40d, run_ib40d_private_run
+from helpers import REPO, private_run, run_ib40d, run_ib40d_private_run
 
 pytestmark = pytest.mark.netns
 
@@ -234,3 +235,40 @@ def test_link_renamed_mid_apply_gets_no_more_writes(netns, tmp_path):
     assert v1x["mtu"] == 1500 and "UP" not in v1x["flags"]
     assert [a for a in v1x["addr_info"] if a["scope"] == "global"] == []
     assert [a["local"] for a in links(netns)["v2"]["addr_info"] if a["family"] == "inet"] == ["10.99.0.2"]
+
+def test_apply_waits_for_the_lock_a_bounded_time_naming_the_holder(netns, tmp_path):
+    conf = setup_pair(netns, tmp_path)
+    holder = ("import fcntl, sys, time; f = open('/run/ib40/apply.lock', 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+              "open('/run/held', 'w').close(); time.sleep(float(sys.argv[1]))")
+    apply = f"{sys.executable} -m ib40d apply -c {conf} --lock-wait"
+    script = textwrap.dedent(f"""
+        mkdir /run/ib40
+        hold() {{ rm -f /run/held; {sys.executable} -c "{holder}" "$1" & pid=$!
+                  while [ ! -e /run/held ]; do sleep 0.05; done; echo "holder $pid"; }}
+        hold 600; {apply} 1; echo "rc $?"; kill $pid; wait
+        hold 2; {apply} 120; echo "rc $?"; wait
+    """)
+    proc = subprocess.run(private_run(["sh", "-c", script], netns.name), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    out = proc.stdout.splitlines()
+    first, second = [int(l.split()[1]) for l in out if l.startswith("holder")]
+    assert [l for l in out if l.startswith("rc")] == ["rc 1", "rc 0"], proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    held_by = f"held by pid {first} ({sys.executable} -c import fcntl"
+    gave_up, waited_again = proc.stderr.splitlines()[1:]
+    assert proc.stderr.splitlines()[0].startswith(f"ib40d apply: waiting for the apply lock /run/ib40/apply.lock, {held_by}")
+    assert gave_up.startswith("ib40d apply: gave up after 1 s waiting for the apply lock /run/ib40/apply.lock, "
+                              f"{held_by}") and gave_up.endswith("; nothing was changed")
+    assert waited_again.startswith(f"ib40d apply: waiting for the apply lock /run/ib40/apply.lock, held by pid {second} ")
+    assert links(netns)["v1"]["mtu"] == 9000  # the second apply, once the holder let go
+
+
+def test_read_only_run_is_one_line_and_touches_nothing(netns, tmp_path):
+    conf = setup_pair(netns, tmp_path)
+    monitor = Monitor(netns)
+    proc = run_ib40d_private_run("apply", "-c", conf, netns=netns.name, mount="mount -t tmpfs -o ro tmpfs /run")
+    events = monitor.stop()
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == ["ib40d apply: cannot open the apply lock /run/ib40/apply.lock: "
+                                        "Read-only file system; nothing was changed"]
+    assert events == []

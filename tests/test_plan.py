@@ -365,3 +365,33 @@ def test_a_slave_renamed_mid_apply_ends_its_bond_group_and_gets_no_more_writes(t
     assert [c[1] for c in nl.calls[renamed_at + 1:]] == ["eth0"]  # nothing more in bond0's group
     assert nl.links["eth40x"].master is None and nl.links["eth0"].mtu == 9000
 
+
+
+def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
+    import fcntl
+    import os
+
+    from ib40d.apply import LockError, apply_lock
+    from ib40d.sysroot import SysRoot
+
+    lock = tmp_path / "run/ib40/apply.lock"
+    lock.parent.mkdir(parents=True)
+    held = open(lock, "a")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    st = os.stat(lock)
+    (tmp_path / "proc/4242").mkdir(parents=True)
+    (tmp_path / "proc/4242/cmdline").write_bytes(b"/usr/bin/python3\0/usr/bin/ib40d\0daemon\0")
+    (tmp_path / "proc/locks").write_text(
+        f"1: POSIX  ADVISORY  WRITE 77 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n"
+        f"2: -> FLOCK  ADVISORY  WRITE 99 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n"
+        f"3: FLOCK  ADVISORY  WRITE 4242 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n")
+    told = []
+    with pytest.raises(LockError) as e:
+        with apply_lock(SysRoot(tmp_path), wait=0.3, waiting=told.append):
+            raise AssertionError("the lock is held: this must not run")
+    holder = "held by pid 4242 (/usr/bin/python3 /usr/bin/ib40d daemon)"
+    assert told == [f"waiting for the apply lock {lock}, {holder}; giving up after 0.3 s"]
+    assert str(e.value) == f"gave up after 0.3 s waiting for the apply lock {lock}, {holder}"
+    held.close()
+    with apply_lock(SysRoot(tmp_path), wait=0.3, waiting=told.append):
+        assert len(told) == 1  # free: no wait, nothing said
