@@ -204,7 +204,6 @@ def test_ipoib_section_on_a_veth_is_refused_before_any_write(netns, tmp_path):
     assert events == [] and links(netns) == before  # no flap, no EACCES from a mode file
 
 
-
 def test_link_renamed_mid_apply_gets_no_more_writes(netns, tmp_path):
     # v1 is renamed to v1x (by udev, by hand) right after ib40's first write
     # to it: nothing more may land on that ifindex; v2's group goes on.
@@ -235,6 +234,7 @@ def test_link_renamed_mid_apply_gets_no_more_writes(netns, tmp_path):
     assert v1x["mtu"] == 1500 and "UP" not in v1x["flags"]
     assert [a for a in v1x["addr_info"] if a["scope"] == "global"] == []
     assert [a["local"] for a in links(netns)["v2"]["addr_info"] if a["family"] == "inet"] == ["10.99.0.2"]
+
 
 def test_apply_waits_for_the_lock_a_bounded_time_naming_the_holder(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
@@ -272,3 +272,16 @@ def test_read_only_run_is_one_line_and_touches_nothing(netns, tmp_path):
     assert proc.stderr.splitlines() == ["ib40d apply: cannot open the apply lock /run/ib40/apply.lock: "
                                         "Read-only file system; nothing was changed"]
     assert events == []
+
+
+def test_apply_refuses_a_root_other_than_slash(netns, tmp_path):
+    # --root reads a support bundle; its config must not reach this kernel
+    conf = setup_pair(netns, tmp_path)
+    monitor = Monitor(netns)
+    proc = run_ib40d_private_run("apply", "-c", conf, "--root", str(tmp_path), netns=netns.name)
+    events = monitor.stop()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"ib40d apply: --root {tmp_path}: apply changes this machine's links "
+                                        "and runs only with --root /"]
+    assert events == [] and links(netns)["v1"]["mtu"] == 1500
+    run_ib40d_private_run("apply", "-c", conf, "--root", "/", netns=netns.name, check_rc=0)

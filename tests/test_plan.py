@@ -338,7 +338,6 @@ def test_a_bond_with_an_ipoib_slave_that_is_not_ipoib_is_refused_whole(tmp_path)
     assert nl.calls == []
 
 
-
 class RenamingNetlink(FakeNetlink):
     """Renames a link (as udev or an admin would) right after a given write."""
 
@@ -364,7 +363,6 @@ def test_a_slave_renamed_mid_apply_ends_its_bond_group_and_gets_no_more_writes(t
     renamed_at = nl.calls.index(("set_txqueuelen", "eth40a", 10000))
     assert [c[1] for c in nl.calls[renamed_at + 1:]] == ["eth0"]  # nothing more in bond0's group
     assert nl.links["eth40x"].master is None and nl.links["eth0"].mtu == 9000
-
 
 
 def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
