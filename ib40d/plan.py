@@ -274,7 +274,8 @@ def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
                 keep |= set(bond.slaves)
         plan.actions = [a for a in plan.actions if a.target in keep]
         plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
-        plan.refusals = [r for r in plan.refusals if r.split(":", 1)[0] in keep]
+        # a refused slave refuses its bond, whichever of them was asked for
+        plan.refusals = [r for r in plan.refusals if related_names(cfg, r.split(":", 1)[0]) & keep]
     return plan
 
 

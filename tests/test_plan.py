@@ -332,9 +332,10 @@ def test_ipoib_without_a_link_kind_is_known_by_its_link_type(tmp_path):
 def test_a_bond_with_an_ipoib_slave_that_is_not_ipoib_is_refused_whole(tmp_path):
     cfg = parse_text("[ipoib ib0]\n[ipoib ib1]\n[bond bond1]\nslaves = ib0 ib1\nmode = active-backup\nmiimon = 100\n")
     nl = FakeNetlink([ib0(), nic("ib1", 6, "52:54:00:00:00:06", arptype=1)])
-    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
-    assert result.errors == ["ib1: is of kind none (an Ethernet device), but the config says ipoib ([ipoib ib1]); "
-                             "refused: nothing is done to bond1, ib0, ib1"]
+    refusal = ("ib1: is of kind none (an Ethernet device), but the config says ipoib ([ipoib ib1]); "
+               "refused: nothing is done to bond1, ib0, ib1")
+    assert converge(cfg, nl, FakeRoot(tmp_path, nl), only="ib0").errors == [refusal]  # `apply --link ib0`
+    assert converge(cfg, nl, FakeRoot(tmp_path, nl)).errors == [refusal]
     assert nl.calls == []
 
 
