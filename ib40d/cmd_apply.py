@@ -48,12 +48,11 @@ def run(args) -> int:
     from ib40d.netlink import Netlink
 
     card_failed = False
+    wait = getattr(args, "lock_wait", LOCK_WAIT_S)  # link-ready's in-process apply has no --lock-wait
     nl = Netlink()
     try:
         # Port types too are changed only under the lock: a /run where the
         # lock can't be made leaves everything as it was.
-        # link-ready's in-process apply comes here with its own arguments
-        wait = getattr(args, "lock_wait", LOCK_WAIT_S)
         with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
             if args.link is None:
                 # Port types first: a mlx4 switch re-creates the card's netdevs,
