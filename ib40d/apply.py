@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import os
+import time
 from dataclasses import dataclass, field
 
 from ib40d.actions import Action
@@ -55,19 +57,35 @@ class ApplyResult:
         }
 
 
-class _Indexes:
-    """name -> ifindex, refreshed when a name is missing (a bond we just made)."""
+class LinkRenamed(Exception):
+    """The ifindex a write is aimed at now carries another name: the link
+    was renamed (or the index reused) since the plan was made."""
 
-    def __init__(self, nl):
+    def __init__(self, name: str, now: str, index: int):
+        super().__init__(f"{name} was renamed to {now} during the apply (ifindex {index}); "
+                         "refused: nothing more is written to it or its group")
+
+
+class _Indexes:
+    """name -> ifindex, checked before every write: the index must still
+    carry that name, or the write would land on a renamed link."""
+
+    def __init__(self, nl, known: dict[str, int]):
         self.nl = nl
-        self.map: dict[str, int] = {}
+        self.map = dict(known)
 
     def __call__(self, name: str) -> int:
-        if name not in self.map:
-            self.map = {l.name: l.index for l in self.nl.dump_links()}
+        if name not in self.map:  # a bond this run created
+            self.map.update({l.name: l.index for l in self.nl.dump_links() if l.name not in self.map})
         if name not in self.map:
             raise NetlinkRefused(errno.ENODEV, f"find {name}")
-        return self.map[name]
+        index = self.map[name]
+        now = self.nl.link_name(index)
+        if now is None:
+            raise NetlinkRefused(errno.ENODEV, f"find {name}")
+        if now != name:
+            raise LinkRenamed(name, now, index)
+        return index
 
 
 def _ipoib_mode(root: SysRoot, name: str, mode: str) -> None:
@@ -121,8 +139,8 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
 
 
 def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
-    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes))
-    index = _Indexes(nl)
+    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes), errors=list(plan.refusals))
+    index = _Indexes(nl, plan.indexes)
     failed_groups: set[str] = set()
     downed: dict[str, list[str]] = {}  # group -> links this run set down
     for action in plan.actions:
@@ -130,7 +148,7 @@ def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
             continue
         try:
             execute_action(action, nl, root, index, result)
-        except NetlinkRefused as e:
+        except (NetlinkRefused, LinkRenamed) as e:
             result.errors.append(f"{action.target}: {e}")
             failed_groups.add(action.group)
             _restore(downed.get(action.group, []), nl, index, result)
@@ -153,26 +171,78 @@ def _restore(names: list[str], nl, index: _Indexes, result: ApplyResult) -> None
         try:
             nl.set_state(index(name), name, True)
             result.warnings.append(f"{name}: set up again after the failure above")
-        except NetlinkRefused as e:
+        except (NetlinkRefused, LinkRenamed) as e:
             result.errors.append(f"{name}: could not set it up again: {e}")
 
 
 LOCK_FILE = "/run/ib40/apply.lock"
 
 
+class LockError(OSError):
+    """The apply lock can't be had: /run is read-only, or another apply held
+    it for longer than the caller waits. One line, as str()."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 @contextlib.contextmanager
-def apply_lock(root: SysRoot):
+def apply_lock(root: SysRoot, wait: float | None = None, waiting=None):
     """One apply at a time on a machine: the daemon, a hand-run `ib40d
     apply`, and link units applying in-process (no daemon) would otherwise
-    race, e.g. two of them creating the same bond (EEXIST)."""
+    race, e.g. two of them creating the same bond (EEXIST).
+    WAIT: how many seconds another holder may keep us waiting before
+    LockError (None: as long as it takes); WAITING(line) is called once when
+    the wait starts, with who holds the lock."""
     path = root.path(LOCK_FILE)
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        f = open(path, "a")
+    except OSError as e:
+        raise LockError(e.errno, f"cannot open the apply lock {path}: {e.strerror}") from None
+    with f:
+        if wait is None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        else:
+            _wait_for_lock(f, root, wait, waiting)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _wait_for_lock(f, root: SysRoot, wait: float, waiting) -> None:
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if time.monotonic() >= deadline:
+            raise LockError(errno.EWOULDBLOCK, f"gave up after {wait:g} s waiting for the apply lock "
+                                               f"{f.name}, held by {_lock_holder(f, root)}")
+        if not told and waiting is not None:
+            waiting(f"waiting for the apply lock {f.name}, held by {_lock_holder(f, root)}; "
+                    f"giving up after {wait:g} s")
+            told = True
+        time.sleep(0.1)
+
+
+def _lock_holder(f, root: SysRoot) -> str:
+    """'pid 1234 (ib40d daemon)' for the process holding F's flock, from
+    /proc/locks: it names any holder, not only one that wrote its pid."""
+    st = os.fstat(f.fileno())
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in (root.read("/proc/locks") or "").splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; "1: -> FLOCK ..." is a waiter
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
+            pid = fields[4]
+            command = (root.read(f"/proc/{pid}/cmdline") or "").replace("\0", " ").strip()
+            return f"pid {pid} ({command})" if command else f"pid {pid}"
+    return "a process /proc/locks does not name"
 
 
 def converge(cfg: Config, nl, root: SysRoot, only: str | None = None) -> ApplyResult:

@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(subparsers[command])
     args = parser.parse_args(argv)
     try:
+        if command == "apply" and os.path.realpath(args.root) != "/":
+            # --root reads another machine's files (a support bundle): its
+            # config must not be applied to this machine's kernel.
+            raise UserError(f"--root {args.root}: apply changes this machine's links and runs only with --root /",
+                            status=2)
         return module.run(args)
     except ConfigError as e:
         for problem in e.problems:

@@ -8,13 +8,18 @@ import sys
 from ib40d.cli import load_config, sysroot
 from ib40d.errors import UserError
 
+LOCK_WAIT_S = 30.0
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--link", metavar="NAME", help="only NAME (and its bond, or a bond's slaves)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--lock-wait", type=float, default=LOCK_WAIT_S, metavar="SECONDS",
+                        help=f"how long another apply may hold the lock before giving up (default {LOCK_WAIT_S:g})")
 
 
-def report(result, out=sys.stdout) -> None:
+def report(result, out=None) -> None:
+    out = out or sys.stdout  # looked up now, not at import: tests swap sys.stdout
     for action in result.done:
         print(f"done: {action.describe()}", file=out)
     for warning in result.warnings:
@@ -38,28 +43,33 @@ def run(args) -> int:
     root = sysroot(args)
     if args.link and args.link not in cfg.names():
         raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
-    from ib40d.apply import apply_lock, converge
+    from ib40d.apply import LockError, apply_lock, converge
     from ib40d.cmd_plan import plan_card
     from ib40d.netlink import Netlink
 
     card_failed = False
-    if args.link is None:
-        # Port types first: a mlx4 switch re-creates the card's netdevs,
-        # which ib40d.service then configures as they appear.
-        card_actions, card_notes = plan_card(cfg, root)
-        for note in card_notes:
-            print(f"note: {note}", file=sys.stderr)
-        if card_actions:
-            from ib40d import porttype
-
-            card = porttype.apply_port_actions(card_actions, root)
-            for message in card.messages:
-                print(f"port types: {message}")
-            card_failed = card.failed
+    wait = getattr(args, "lock_wait", LOCK_WAIT_S)  # link-ready's in-process apply has no --lock-wait
     nl = Netlink()
     try:
-        with apply_lock(root):
+        # Port types too are changed only under the lock: a /run where the
+        # lock can't be made leaves everything as it was.
+        with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
+            if args.link is None:
+                # Port types first: a mlx4 switch re-creates the card's netdevs,
+                # which ib40d.service then configures as they appear.
+                card_actions, card_notes = plan_card(cfg, root)
+                for note in card_notes:
+                    print(f"note: {note}", file=sys.stderr)
+                if card_actions:
+                    from ib40d import porttype
+
+                    card = porttype.apply_port_actions(card_actions, root)
+                    for message in card.messages:
+                        print(f"port types: {message}")
+                    card_failed = card.failed
             result = converge(cfg, nl, root, args.link)
+    except LockError as e:
+        raise UserError(f"{e}; nothing was changed") from None
     finally:
         nl.close()
     if args.json:

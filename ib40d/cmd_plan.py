@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """`ib40d plan`: what apply would change on this machine. Changes nothing.
 
-Exit 0 when there is nothing to do, 1 when there is a plan (like diff).
+Exit 0 when there is nothing to do, 1 when there is a plan (like diff) or
+something apply would refuse (a bridge named like the configured bond).
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ def run(args) -> int:
     if args.json:
         import json  # only for --json (apply imports this module too)
 
-        print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes}, indent=2))
+        print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes,
+                          "refused": plan.refusals}, indent=2))
     else:
         for action in plan.actions:
             print(action.describe())
         for note in plan.notes:
             print(f"note: {note}")
-        if not plan.actions:
+        for refusal in plan.refusals:
+            print(f"refused: {refusal}")
+        if not plan.actions and not plan.refusals:
             print("nothing to do: the machine matches the configuration")
-    return 1 if plan.actions else 0
+    return 1 if plan.actions or plan.refusals else 0

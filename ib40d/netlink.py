@@ -47,6 +47,11 @@ class Netlink:
                 links[index].addresses.append(AddrObs(cidr, bcast, permanent))
         return list(links.values())
 
+    def link_name(self, index: int) -> str | None:
+        """The name the link with this ifindex has now; None when it is gone."""
+        raw = rtnl.get_link(index)
+        return raw["name"] if raw else None
+
     # ---------------------------------------------------------------- writes
 
     def _write(self, what: str, fn, *args, **kwargs):
@@ -121,6 +126,7 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         name=raw["name"],
         index=raw["index"],
         kind=raw["kind"],
+        arptype=raw["type"],
         mac=raw["mac"],
         perm_mac=raw["perm_mac"],
         mtu=raw["mtu"],

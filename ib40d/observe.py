@@ -42,6 +42,7 @@ class LinkObs:
     name: str
     index: int
     kind: str | None = None  # IFLA_INFO_KIND: "bond", "veth", "ipoib"... None for plain NICs
+    arptype: int | None = None  # ifi_type, ARPHRD_*: 1 Ethernet, 32 InfiniBand
     mac: str | None = None
     perm_mac: str | None = None  # the port's own MAC (a bond rewrites `mac` of balance-rr slaves)
     mtu: int | None = None

@@ -9,7 +9,8 @@ The order encodes what the kernel demands (docs/pitfalls.md says why):
 - addresses go on the bond, never on its slaves;
 - IPoIB: down -> mode -> MTU -> up, because switching to connected mode raises
   the MTU by itself and switching to datagram clamps it.
-Only links named in the config ever get an action.
+Only links named in the config ever get an action, and only when they are of
+the kind the config says (a bridge named bond0 is refused, not written to).
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from ib40d.config import Address, BondConfig, Config, IPoIBConfig, LinkConfig, d
 from ib40d.observe import LinkObs, Observed
 
 BOND_OPTIONS = ("miimon", "updelay", "downdelay", "arp_interval", "arp_ip_target")
+ARPHRD_ETHER, ARPHRD_INFINIBAND = 1, 32
 
 
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # waiting links, things left alone
+    # Groups not planned at all, one line each: apply reports them as errors.
+    refusals: list[str] = field(default_factory=list)
+    # name -> ifindex of the links the plan was made against: apply writes
+    # to an index only while it still has that name.
+    indexes: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -96,8 +103,8 @@ def _plan_bond(cfg: Config, bond: BondConfig, obs: Observed, plan: Plan) -> None
                                "", {"value": bond.use_carrier}))
         current_slaves: list[str] = []
     else:
-        if current.kind != "bond" or current.bond is None:
-            plan.notes.append(f"{bond.name}: exists but is not a bond ({current.kind or 'plain link'}); left alone")
+        if current.bond is None:
+            plan.notes.append(f"{bond.name}: the kernel does not show its bond settings; left alone")
             return
         current_slaves = obs.slaves_of(bond.name)
         have = current.bond
@@ -212,8 +219,34 @@ def _plan_link(link_cfg: LinkConfig, obs: Observed, plan: Plan) -> None:
         acts.append(Action("link.up", name, (Change("state", "down", "up"),)))
 
 
-def _set_group(plan: Plan, start: int, group: str) -> None:
-    plan.actions[start:] = [dataclasses.replace(a, group=group) for a in plan.actions[start:]]
+def _kind_refusal(cfg: Config, name: str, link: LinkObs | None, group: list[str]) -> str | None:
+    """Why a configured link is not of the kind its section says (a bridge
+    or veth named bond0, a veth named ib0), or None."""
+    if link is None:
+        return None
+    if name in cfg.bonds:
+        section, fits = "bond", link.kind == "bond"
+    elif isinstance(cfg.links[name], IPoIBConfig):
+        section, fits = "ipoib", link.kind == "ipoib" or link.arptype == ARPHRD_INFINIBAND
+    else:
+        return None
+    if fits:
+        return None
+    kind = link.kind or ("none (an Ethernet device)" if link.arptype == ARPHRD_ETHER else "none")
+    return (f"{name}: is of kind {kind}, but the config says {section} ([{section} {name}]); "
+            f"refused: nothing is done to {', '.join(group)}")
+
+
+def _plan_group(cfg: Config, obs: Observed, plan: Plan, group: list[str], planner) -> None:
+    """Plan one group (a bond and its slaves, or one link), or refuse all of
+    it when one of its links is of another kind than the config says."""
+    refusals = [r for r in (_kind_refusal(cfg, name, obs.get(name), group) for name in group) if r]
+    if refusals:
+        plan.refusals += refusals
+        return
+    start = len(plan.actions)
+    planner()
+    plan.actions[start:] = [dataclasses.replace(a, group=group[0]) for a in plan.actions[start:]]
 
 
 def related_names(cfg: Config, name: str) -> set[str]:
@@ -226,16 +259,12 @@ def related_names(cfg: Config, name: str) -> set[str]:
 
 
 def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
-    plan = Plan()
+    plan = Plan(indexes={name: link.index for name, link in obs.links.items()})
     for bond in cfg.bonds.values():
-        start = len(plan.actions)
-        _plan_bond(cfg, bond, obs, plan)
-        _set_group(plan, start, bond.name)
+        _plan_group(cfg, obs, plan, [bond.name, *bond.slaves], lambda: _plan_bond(cfg, bond, obs, plan))
     for link_cfg in cfg.links.values():
         if cfg.bond_of(link_cfg.name) is None:
-            start = len(plan.actions)
-            _plan_link(link_cfg, obs, plan)
-            _set_group(plan, start, link_cfg.name)
+            _plan_group(cfg, obs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, obs, plan))
     if only is not None:
         keep = related_names(cfg, only)
         for bond in cfg.bonds.values():
@@ -245,6 +274,8 @@ def make_plan(cfg: Config, obs: Observed, only: str | None = None) -> Plan:
                 keep |= set(bond.slaves)
         plan.actions = [a for a in plan.actions if a.target in keep]
         plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
+        # a refused slave refuses its bond, whichever of them was asked for
+        plan.refusals = [r for r in plan.refusals if related_names(cfg, r.split(":", 1)[0]) & keep]
     return plan
 
 

@@ -128,7 +128,7 @@ def dump(request_type: int, family_msg: bytes, attempts: int = 5) -> list[tuple[
 
 def parse_link(body: bytes) -> dict:
     """One RTM_NEWLINK body -> plain dict (bond options under 'bond')."""
-    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(body)
+    _family, arptype, index, flags, _change = _IFINFOMSG.unpack_from(body)
     a = attrs(body, _IFINFOMSG.size)
     kind, bond = None, None
     if IFLA_LINKINFO in a:
@@ -153,6 +153,7 @@ def parse_link(body: bytes) -> dict:
     return {
         "index": index,
         "name": _str(a.get(IFLA_IFNAME)),
+        "type": arptype,  # ARPHRD_*: 1 Ethernet, 32 InfiniBand
         "flags": flags,
         "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
         "perm_mac": ":".join(f"{b:02x}" for b in perm) if perm else None,
@@ -185,6 +186,24 @@ def parse_addr(body: bytes) -> tuple[int, str, str | None, bool] | None:
 def dump_links() -> list[dict]:
     return [parse_link(body) for mtype, body in dump(RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
             if mtype == RTM_NEWLINK]
+
+
+def get_link(index: int) -> dict | None:
+    """One link by ifindex (a request, not a dump), or None when no link
+    has that index any more."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as s:
+        s.bind((0, 0))
+        s.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST, 1, 0) + body)
+        try:
+            for mtype, _flags, reply in messages(s.recv(1 << 16)):
+                if mtype == RTM_NEWLINK:
+                    return parse_link(reply)
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                return None
+            raise
+    return None
 
 
 def dump_addresses() -> list[tuple[int, str, str | None, bool]]:

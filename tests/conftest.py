@@ -13,6 +13,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+HOST_RUN_IB40 = Path("/run/ib40")
+
+
+def _host_run_ib40() -> list[str] | None:
+    try:
+        return sorted(os.listdir(HOST_RUN_IB40))
+    except FileNotFoundError:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def host_run_ib40_untouched():
+    """No test writes to the host's /run/ib40: commands that write there run
+    under helpers.private_run (a tmpfs over /run) or with their own --root."""
+    before = _host_run_ib40()
+    yield
+    after = _host_run_ib40()
+    assert after == before, f"this test changed the host's {HOST_RUN_IB40}: {before} -> {after}"
+
 
 def _can_netns() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None

@@ -37,6 +37,9 @@ class FakeNetlink:
     def dump_links(self) -> list[LinkObs]:
         return [copy.deepcopy(l) for l in self.links.values()]
 
+    def link_name(self, index: int) -> str | None:
+        return next((l.name for l in self.links.values() if l.index == index), None)
+
     def close(self):
         pass
 

@@ -49,3 +49,22 @@ def run_ib40d(*args, netns: str | None = None, env: dict | None = None, check_rc
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def private_run(cmd: list[str], netns: str | None = None, mount: str = "mount -t tmpfs tmpfs /run") -> list[str]:
+    """CMD in its own mount namespace with a fresh tmpfs over /run (MOUNT), so
+    that what it writes there (apply's lock) never reaches the host's /run.
+    `ip netns exec` comes first: it needs the host's /run/netns."""
+    inner = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mount} && exec "$@"', "sh", *cmd]
+    return ["ip", "netns", "exec", netns, *inner] if netns else inner
+
+
+def run_ib40d_private_run(*args, netns: str | None = None, mount: str = "mount -t tmpfs tmpfs /run",
+                          check_rc=None):
+    """run_ib40d for commands that write to /run (apply): under private_run."""
+    cmd = private_run([sys.executable, "-m", "ib40d", *args], netns, mount)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          cwd=REPO, timeout=120)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
+    return proc

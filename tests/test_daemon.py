@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_ib40d
+from helpers import REPO, run_ib40d, run_ib40d_private_run
 
 pytestmark = pytest.mark.netns
 
@@ -167,7 +167,7 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
     try:
         assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
         conf.write_text("[link v1]\nmtu = 7000\n")
-        run_ib40d("apply", "-c", str(conf), "--root", str(tmp_path / "root"), netns=netns.name, check_rc=0)
+        run_ib40d_private_run("apply", "-c", str(conf), netns=netns.name, check_rc=0)
         time.sleep(2)  # the daemon has seen the MTU event by now
         assert "mtu 7000" in netns.ip("link", "show", "v1")
     finally:

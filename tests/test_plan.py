@@ -297,3 +297,100 @@ def test_a_balance_rr_slave_wearing_the_bond_mac_is_not_a_mismatch(tmp_path):
     nl.links["eth40b"].perm_mac, nl.links["eth40b"].mac = "00:02:c9:3e:ca:b0", "00:02:c9:3e:ca:b1"
     plan = make_plan(parse_text(BOND_CONF), observe(nl, FakeRoot(tmp_path, nl)))
     assert not any("MAC is" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("kind", ["bridge", "veth", None])
+def test_a_bond_name_taken_by_another_kind_is_refused_with_its_slaves(tmp_path, kind):
+    cfg = parse_text(BOND_CONF + "[link eth0]\nmtu = 9000\n")
+    nl = machine(LinkObs(name="bond0", index=8, kind=kind, arptype=1, mtu=1500, admin_up=True))
+    plan = make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)))
+    shown = kind or "none (an Ethernet device)"
+    refusal = (f"bond0: is of kind {shown}, but the config says bond ([bond bond0]); "
+               "refused: nothing is done to bond0, eth40a, eth40b")
+    assert plan.refusals == [refusal]
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert not result.ok and result.errors == [refusal]
+    assert names_touched(nl) == {"eth0"}  # other groups go on
+
+
+def test_ipoib_section_on_a_link_that_is_not_ipoib_is_refused_before_any_write(tmp_path):
+    nl = FakeNetlink([LinkObs(name="ib0", index=5, kind="veth", arptype=1, mtu=1500, admin_up=True)])
+    result = converge(parse_text(IPOIB_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.errors == ["ib0: is of kind veth, but the config says ipoib ([ipoib ib0]); "
+                             "refused: nothing is done to ib0"]
+    assert nl.calls == []
+
+
+def test_ipoib_without_a_link_kind_is_known_by_its_link_type(tmp_path):
+    link = ib0()
+    link.kind, link.arptype = None, 32  # ARPHRD_INFINIBAND
+    nl = FakeNetlink([link])
+    result = converge(parse_text(IPOIB_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.errors == [] and nl.links["ib0"].ipoib_mode == "connected"
+
+
+def test_a_bond_with_an_ipoib_slave_that_is_not_ipoib_is_refused_whole(tmp_path):
+    cfg = parse_text("[ipoib ib0]\n[ipoib ib1]\n[bond bond1]\nslaves = ib0 ib1\nmode = active-backup\nmiimon = 100\n")
+    nl = FakeNetlink([ib0(), nic("ib1", 6, "52:54:00:00:00:06", arptype=1)])
+    refusal = ("ib1: is of kind none (an Ethernet device), but the config says ipoib ([ipoib ib1]); "
+               "refused: nothing is done to bond1, ib0, ib1")
+    assert converge(cfg, nl, FakeRoot(tmp_path, nl), only="ib0").errors == [refusal]  # `apply --link ib0`
+    assert converge(cfg, nl, FakeRoot(tmp_path, nl)).errors == [refusal]
+    assert nl.calls == []
+
+
+class RenamingNetlink(FakeNetlink):
+    """Renames a link (as udev or an admin would) right after a given write."""
+
+    def __init__(self, links, after: tuple[str, str], new_name: str):
+        super().__init__(links)
+        self.after, self.new_name = after, new_name
+
+    def _write(self, method, name, detail=None):
+        super()._write(method, name, detail)
+        if (method, name) == self.after:
+            link = self.links.pop(name)
+            link.name = self.new_name
+            self.links[self.new_name] = link
+
+
+def test_a_slave_renamed_mid_apply_ends_its_bond_group_and_gets_no_more_writes(tmp_path):
+    base = machine()
+    nl = RenamingNetlink(base.links.values(), ("set_txqueuelen", "eth40a"), "eth40x")
+    cfg = parse_text(BOND_CONF + "[link eth0]\nmtu = 9000\n")
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.errors == ["eth40a: eth40a was renamed to eth40x during the apply (ifindex 3); "
+                             "refused: nothing more is written to it or its group"]
+    renamed_at = nl.calls.index(("set_txqueuelen", "eth40a", 10000))
+    assert [c[1] for c in nl.calls[renamed_at + 1:]] == ["eth0"]  # nothing more in bond0's group
+    assert nl.links["eth40x"].master is None and nl.links["eth0"].mtu == 9000
+
+
+def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
+    import fcntl
+    import os
+
+    from ib40d.apply import LockError, apply_lock
+    from ib40d.sysroot import SysRoot
+
+    lock = tmp_path / "run/ib40/apply.lock"
+    lock.parent.mkdir(parents=True)
+    held = open(lock, "a")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    st = os.stat(lock)
+    (tmp_path / "proc/4242").mkdir(parents=True)
+    (tmp_path / "proc/4242/cmdline").write_bytes(b"/usr/bin/python3\0/usr/bin/ib40d\0daemon\0")
+    (tmp_path / "proc/locks").write_text(
+        f"1: POSIX  ADVISORY  WRITE 77 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n"
+        f"2: -> FLOCK  ADVISORY  WRITE 99 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n"
+        f"3: FLOCK  ADVISORY  WRITE 4242 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} 0 EOF\n")
+    told = []
+    with pytest.raises(LockError) as e:
+        with apply_lock(SysRoot(tmp_path), wait=0.3, waiting=told.append):
+            raise AssertionError("the lock is held: this must not run")
+    holder = "held by pid 4242 (/usr/bin/python3 /usr/bin/ib40d daemon)"
+    assert told == [f"waiting for the apply lock {lock}, {holder}; giving up after 0.3 s"]
+    assert str(e.value) == f"gave up after 0.3 s waiting for the apply lock {lock}, {holder}"
+    held.close()
+    with apply_lock(SysRoot(tmp_path), wait=0.3, waiting=told.append):
+        assert len(told) == 1  # free: no wait, nothing said
