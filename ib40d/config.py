@@ -140,6 +140,28 @@ class Config:
         return self.origins.get(f"{section} {key}" if key else section, "")
 
 
+def shown(text: str) -> str:
+    """TEXT for a message or a generated file: anything but printable ASCII
+    as \\xNN escapes of its UTF-8 bytes (an undecodable byte of a file name
+    as itself), so that it stays on one line in any terminal and locale."""
+    if _PRINTABLE_RE.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if " " <= ch <= "~":
+            out.append(ch)
+            continue
+        try:
+            raw = ch.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = ch.encode("utf-8", "surrogatepass")
+        out.append("".join(f"\\x{b:02x}" for b in raw))
+    return "".join(out)
+
+
+_PRINTABLE_RE = re.compile(r"[ -~]*")
+
+
 def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
     """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
     network's broadcast (as `ip addr add ... brd +` would) when ib40 adds it."""
@@ -170,7 +192,7 @@ class _Section:
 
     @property
     def label(self) -> str:
-        return f"[{self.kind} {self.name}]" if self.name else f"[{self.kind}]"
+        return f"[{self.kind} {shown(self.name)}]" if self.name else f"[{self.kind}]"
 
 
 _SECTION_KEYS = {
@@ -217,7 +239,7 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
             kind, name = m.group(1), m.group(2)
             if kind not in _SECTION_KEYS:
                 known = ", ".join(f"[{k}]" for k in _SECTION_KEYS)
-                problems.append(f"{where}: [{kind}{' ' + name if name else ''}]: unknown section (known: {known})")
+                problems.append(f"{where}: [{kind}{' ' + shown(name) if name else ''}]: unknown section (known: {known})")
                 current = None
                 continue
             if kind in _NAMED_SECTIONS and not name:
@@ -405,17 +427,30 @@ class _Checker:
         return tuple(result)
 
 
+# Names udev rules and the kernel both take as they are: no quote, glob or
+# "%" (udev patterns and substitutions; the kernel's "%d" template), nothing
+# a shell or a unit name would need escaped beyond "-".
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_RESERVED_NAMES = {
+    "lo": "is the loopback device: ib40 would remove its 127.0.0.1/8 and ::1",
+    # /proc/sys/net/*/conf/{all,default}: the kernel refuses them (EINVAL)
+    "all": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/all",
+    "default": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/default",
+}
+
+
 def _valid_ifname(name: str) -> str | None:
-    """Why the kernel would refuse this interface name, or None."""
-    if len(name.encode()) >= IFNAMSIZ:
-        return f"longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
+    """Why ib40 refuses this interface name, or None."""
+    if name in _RESERVED_NAMES:
+        return _RESERVED_NAMES[name]
     if name in (".", ".."):
-        return "'.' and '..' are not valid interface names"
-    bad = [c for c in name if c in "/:" or c.isspace()]
-    if bad:
-        return f"contains {bad[0]!r}, which the kernel refuses in interface names"
-    if not name.isascii() or not name.isprintable():
-        return "must be printable ASCII"
+        return "is not a valid interface name"
+    bad = next((c for c in name if not _IFNAME_RE.fullmatch(c)), None)
+    if bad is not None:
+        return (f"contains {bad!r}; use letters, digits, '_', '.' and '-' "
+                "(what udev rules and the kernel both take as they are)")
+    if len(name) >= IFNAMSIZ:
+        return f"is longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
     return None
 
 
@@ -445,7 +480,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
         if s.name is not None:
             why = _valid_ifname(s.name)
             if why:
-                chk.err(s.where, s, None, f"interface name {s.name!r}: {why}")
+                chk.err(s.where, s, None, f"interface name '{shown(s.name)}' {why}")
                 continue
             if s.name in name_sections:
                 other = name_sections[s.name]
@@ -592,7 +627,8 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
                 if slave in bonds:
                     chk.err(where, s, "slaves", f"{slave} is a bond; ib40 does not nest bonds")
                 else:
-                    chk.err(where, s, "slaves", f"{slave} is neither a [link {slave}] nor an [ipoib {slave}] section")
+                    n = shown(slave)
+                    chk.err(where, s, "slaves", f"{n} is neither a [link {n}] nor an [ipoib {n}] section")
                 continue
             if slave in owner:
                 chk.err(where, s, "slaves", f"{slave} is already a slave of {owner[slave]}")
@@ -621,8 +657,8 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
             elif bond.mode != "active-backup":
                 where = s.keys["mode"].where if "mode" in s.keys else s.where
                 key = "mode" if "mode" in s.keys else None
-                shown = bond.mode or "balance-rr (the default)"
-                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {shown}; set mode = active-backup")
+                mode = bond.mode or "balance-rr (the default)"
+                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {mode}; set mode = active-backup")
 
 
 # ---------------------------------------------------------------- entry points

@@ -67,6 +67,18 @@ MALFORMED = [
     ("arp target broadcast", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\narp_ip_target = 255.255.255.255\n", 6, ["cannot be an ARP target"]),
     ("ipoib bond mtu datagram", "[ipoib ib0]\nmode = datagram\n[bond b]\nslaves = ib0\nmode = active-backup\nmtu = 65520\n", 6, ["connected mode"]),
     ("bad guid", "[ipoib ib0]\nguid = 0002c903003f02f1\n", 2, ["GUID"]),
+    # names udev or the kernel would take otherwise than written, or refuse
+    ("name lo", "[link lo]\naddress = 127.0.0.1/8\n", 1, ["[link lo]: interface name 'lo' is the loopback device"]),
+    ("name all", "[link all]\n", 1, ["[link all]: interface name 'all' is refused by the kernel (EINVAL)"]),
+    ("name default", "[ipoib default]\n", 1, ["[ipoib default]: interface name 'default' is refused by the kernel"]),
+    ("name with quotes", '[link x",RUN+="evil]\nmac = 00:02:c9:3e:ca:b1\n', 1,
+     ['[link x",RUN+="evil]: interface name \'x",RUN+="evil\' contains \'"\'']),
+    ("name with *", "[link eth*]\n", 1, ["[link eth*]: interface name 'eth*' contains '*'"]),
+    ("name with ?", "[link eth?]\n", 1, ["contains '?'"]),
+    ("name with brackets", "[link eth[0]]\n", 1, ["[link eth[0]]: interface name 'eth[0]' contains '['"]),
+    ("name with %", "[link a]\n[bond bond%d]\nslaves = a\n", 2, ["[bond bond%d]: interface name 'bond%d' contains '%'"]),
+    ("name .", "[link .]\n", 1, ["not a valid interface name"]),
+    ("name with escape", "[link a\x1bb]\n", 1, ["[link a\\x1bb]: interface name 'a\\x1bb' contains '\\x1b'"]),
 ]
 
 
@@ -82,6 +94,21 @@ def test_malformed_reports_file_line_and_key(name, text, line, words):
     assert first.startswith(f"/etc/ib40.conf:{line}: "), e.value.problems
     for word in words:
         assert any(word in p for p in e.value.problems), (word, e.value.problems)
+
+
+@pytest.mark.parametrize("name,text,line,words", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_check_prints_the_line_and_exits_2(name, text, line, words, tmp_path, capsys):
+    """The same files through `ib40d check`'s entry point (in-process)."""
+    from ib40d import cli
+
+    conf = tmp_path / "ib40.conf"
+    conf.write_text(text, encoding="utf-8")
+    assert cli.main(["check", "-c", str(conf)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert any(e.startswith(f"{conf}:{line}: ") for e in err), err
+    for word in words:
+        assert any(word in e for e in err if e.startswith(f"{conf}:")), (word, err)
+    assert err[-1].endswith("nothing was changed")
 
 
 def test_every_problem_is_reported_not_just_the_first():
