@@ -170,9 +170,11 @@ def test_no_config_no_rules():
 def _udevadm_test(netns, tmp_path, action, device, rules: dict[str, str]) -> dict[str, str]:
     """`udevadm test` (the real udev rule engine, no udevd needed) on a
     device of the test's namespace, with our rules in place of the host's
-    /etc/udev/rules.d: a tmpfs mounted inside `ip netns exec`'s private
-    mount namespace, so the host never sees it. Returns the properties."""
-    script = "mount -t tmpfs ib40test /etc/udev/rules.d"
+    /etc/udev/rules.d. It writes the udev database (/run/udev/data/n<ifindex>,
+    /run/udev/tags), keyed by an ifindex the host's own links may have: both
+    go to tmpfs mounts inside `ip netns exec`'s private mount namespace, so
+    the host never sees them. Returns the properties."""
+    script = "mount -t tmpfs ib40test /run && mount -t tmpfs ib40test /etc/udev/rules.d"
     for path, text in rules.items():
         if text is not None:
             staged = tmp_path / os.path.basename(path)
@@ -195,7 +197,9 @@ def _udevadm_test(netns, tmp_path, action, device, rules: dict[str, str]) -> dic
 def test_real_udev_marks_the_link_and_hooks_its_unit_on_add_only(netns, tmp_path):
     if shutil.which("udevadm") is None:
         pytest.fail("udevadm is needed (package udev)")
-    netns.ip("link", "add", "eth40a", "type", "veth", "peer", "name", "other0")
+    # an ifindex no host link has: the host's udev database must not get it
+    ifindex = 4_000_000 + os.getpid() % 100_000
+    netns.ip("link", "add", "eth40a", "index", str(ifindex), "type", "veth", "peer", "name", "other0")
     rules = udev.rule_files(parse_text(BOND_CONF))
     added = _udevadm_test(netns, tmp_path, "add", "eth40a", rules)
     assert added["NM_UNMANAGED"] == "1"
@@ -205,3 +209,5 @@ def test_real_udev_marks_the_link_and_hooks_its_unit_on_add_only(netns, tmp_path
     assert "SYSTEMD_WANTS" not in changed  # an edit of the config applies nothing
     other = _udevadm_test(netns, tmp_path, "add", "other0", rules)
     assert "NM_UNMANAGED" not in other and "SYSTEMD_WANTS" not in other
+    for entry in (f"/run/udev/data/n{ifindex}", f"/run/udev/tags/systemd/n{ifindex}"):
+        assert not os.path.lexists(entry), f"udevadm test wrote the host's {entry}"
