@@ -308,11 +308,11 @@ class _Checker:
         v = s.keys.get(key)
         if v is None:
             return None
-        try:
-            n = int(v.text, 10)
-        except ValueError:
+        # int() also takes "1_000", " 12" and digits of other scripts ("９０００")
+        if not re.fullmatch(r"[-+]?[0-9]+", v.text):
             self.err(v.where, s, key, f"{v.text!r} is not a whole number")
             return None
+        n = int(v.text, 10)
         if not lo <= n <= hi:
             self.err(v.where, s, key, f"{n} is out of range {lo}..{hi}")
             return None
@@ -323,7 +323,7 @@ class _Checker:
         if v is None:
             return None
         text = v.text.lower()
-        if text not in choices:
+        if text not in choices or not v.text.isascii():  # "\u212a".lower() == "k"
             self.err(v.where, s, key, f"{v.text!r} is not one of: {', '.join(choices)}")
             return None
         return text
@@ -348,8 +348,15 @@ class _Checker:
             self.err(v.where, s, key, f"{v.text!r} is not a MAC address like 00:02:c9:3e:ca:b1")
             return None
         mac = v.text.lower()
-        if int(mac[:2], 16) & 1:
-            self.err(v.where, s, key, f"{v.text!r} is a multicast address, not a port's MAC")
+        why = None
+        if mac == "ff:ff:ff:ff:ff:ff":
+            why = "the broadcast address"
+        elif int(mac[:2], 16) & 1:
+            why = "a multicast address"
+        elif mac == "00:00:00:00:00:00":
+            why = "all zero"
+        if why:
+            self.err(v.where, s, key, f"{v.text!r} is {why}, not a port's MAC")
             return None
         return mac
 
@@ -368,6 +375,9 @@ class _Checker:
         if digits is None:
             self.err(v.where, s, key, f"{v.text!r} is not a port GUID like 0x0002c903003f02f1")
             return None
+        if int(digits, 16) == 0:
+            self.err(v.where, s, key, f"{v.text!r} is all zero, not a port's GUID")
+            return None
         return ":".join(digits[i:i + 4] for i in range(0, 16, 4))
 
     def addresses(self, s: _Section) -> tuple[Address, ...] | None:
@@ -383,6 +393,10 @@ class _Checker:
         result: list[Address] = []
         words = v.text.split()
         for word in words:
+            if "%" in word:
+                # pyroute2 refuses a scope at apply time, halfway through a link
+                self.err(v.where, s, "address", f"{word!r} has a zone (%...); a configured address takes none")
+                continue
             if nm is not None:
                 if "/" in word:
                     self.err(nm.where, s, "netmask", f"given together with a prefix length in address {word!r}: use one")
@@ -404,8 +418,9 @@ class _Checker:
                 except ValueError:
                     self.err(v.where, s, "address", f"{word!r} is not an address in CIDR form like 10.30.0.2/16")
                     continue
-            if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
-                self.err(v.where, s, "address", f"{word!r} is the network address of {iface.network}, not a host")
+            why = _not_a_host(iface)
+            if why:
+                self.err(v.where, s, "address", f"{word!r} is {why}")
                 continue
             result.append(Address(iface))
         if len({a.interface.ip for a in result}) != len(result):
@@ -454,6 +469,26 @@ def _valid_ifname(name: str) -> str | None:
     return None
 
 
+def _not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str | None:
+    """Why IFACE cannot be a host's own address on a link, or None."""
+    ip, net = iface.ip, iface.network
+    if ip.is_unspecified:
+        return "the unspecified address, not a host's"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the limited broadcast address, not a host's"
+    if ip.is_multicast:
+        return "a multicast address, not a host's"
+    if ip.version == 6 and ip.is_link_local:
+        return "link-local: the kernel gives every link its own fe80:: address"
+    # /31 and /32 (/127, /128) have no network or broadcast address (RFC 3021)
+    if net.prefixlen < iface.max_prefixlen - 1:
+        if ip == net.network_address:
+            return f"the network address of {net}, not a host"
+        if ip.version == 4 and ip == net.broadcast_address:
+            return f"the broadcast address of {net}, not a host"
+    return None
+
+
 def _normalize_pci(text: str) -> str | None:
     m = re.fullmatch(r"(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
     if not m:
@@ -472,6 +507,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
     origins: dict[str, str] = {}
     name_sections: dict[str, _Section] = {}
     macs: dict[str, _Section] = {}
+    guids: dict[str, _Section] = {}
 
     for s in sections:
         origins[s.name or s.kind] = s.where
@@ -525,7 +561,12 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
                     why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
                     chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
                             "set mode = connected (up to 65520) or mtu <= 4092")
-                links[s.name] = IPoIBConfig(mode=mode, guid=chk.guid(s, "guid"), **common)
+                guid = chk.guid(s, "guid")
+                if guid:
+                    if guid in guids:
+                        chk.err(s.keys["guid"].where, s, "guid", f"{guid} is also the port GUID of {guids[guid].label}")
+                    guids[guid] = s
+                links[s.name] = IPoIBConfig(mode=mode, guid=guid, **common)
 
         elif s.kind == "bond":
             bonds[s.name] = _build_bond(chk, s)
@@ -551,7 +592,7 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
         text = v.text.lower()
         by_number = {str(n): m for m, n in BOND_MODES.items()}
         mode = by_number.get(text, text)
-        if mode not in BOND_MODES:
+        if mode not in BOND_MODES or not v.text.isascii():
             chk.err(v.where, s, "mode", f"{v.text!r} is not a bonding mode ({', '.join(BOND_MODES)})")
             mode = None
     miimon = chk.integer(s, "miimon", 0, 2**31 - 1)
@@ -604,6 +645,8 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
     else:
         v = s.keys["slaves"]
         names = v.text.replace(",", " ").split()
+        if not names:
+            chk.err(v.where, s, "slaves", f"{v.text!r} names no link")
         if len(set(names)) != len(names):
             chk.err(v.where, s, "slaves", "a link is listed twice")
         slaves = tuple(dict.fromkeys(names))

@@ -79,6 +79,28 @@ MALFORMED = [
     ("name with %", "[link a]\n[bond bond%d]\nslaves = a\n", 2, ["[bond bond%d]: interface name 'bond%d' contains '%'"]),
     ("name .", "[link .]\n", 1, ["not a valid interface name"]),
     ("name with escape", "[link a\x1bb]\n", 1, ["[link a\\x1bb]: interface name 'a\\x1bb' contains '\\x1b'"]),
+    # addresses the kernel refuses, drops, or that cannot be a host's
+    ("ipv6 zone", "[link eth0]\nmtu = 9000\naddress = 2001:db8::1%v1/64\n", 3,
+     ["[link eth0] address: '2001:db8::1%v1/64' has a zone"]),
+    ("unspecified", "[link eth0]\naddress = 0.0.0.0/32\n", 2, ["[link eth0] address: '0.0.0.0/32' is the unspecified"]),
+    ("unspecified v6", "[link eth0]\naddress = ::/128\n", 2, ["unspecified"]),
+    ("limited broadcast", "[link eth0]\naddress = 255.255.255.255/32\n", 2, ["limited broadcast"]),
+    ("subnet broadcast", "[link eth0]\naddress = 10.30.0.255/24\n", 2, ["is the broadcast address of 10.30.0.0/24"]),
+    ("subnet broadcast by netmask", "[link eth0]\naddress = 10.30.0.255\nnetmask = 255.255.255.0\n", 2,
+     ["[link eth0] address: '10.30.0.255' is the broadcast address of 10.30.0.0/24"]),
+    ("multicast address", "[bond b]\nslaves = a\naddress = 224.0.0.5/24\n[link a]\n", 3, ["[bond b] address", "multicast"]),
+    ("multicast v6", "[link eth0]\naddress = ff02::1/64\n", 2, ["multicast"]),
+    ("link-local v6", "[ipoib ib0]\naddress = fe80::2/64\n", 2, ["[ipoib ib0] address: 'fe80::2/64' is link-local"]),
+    ("zero mac", "[link eth0]\nmac = 00:00:00:00:00:00\n", 2, ["[link eth0] mac: '00:00:00:00:00:00' is all zero"]),
+    ("broadcast mac", "[link eth0]\nmac = FF:FF:FF:FF:FF:FF\n", 2, ["is the broadcast address, not a port's MAC"]),
+    ("zero guid", "[ipoib ib0]\nguid = 0x0000000000000000\n", 2, ["[ipoib ib0] guid: '0x0000000000000000' is all zero"]),
+    ("same guid twice", "[ipoib ib0]\nguid = 0x0002c903003f02f1\n[ipoib ib1]\nguid = 0002:C903:003f:02f1\n", 4,
+     ["[ipoib ib1] guid: 0002:c903:003f:02f1 is also the port GUID of [ipoib ib0]"]),
+    ("slaves only a comma", "[link a]\n[bond b]\nslaves = ,\n", 3, ["[bond b] slaves: ',' names no link"]),
+    ("full-width digits", "[link eth0]\nmtu = \uff19\uff10\uff10\uff10\n", 2, ["[link eth0] mtu:", "not a whole number"]),
+    ("underscore in a number", "[link eth0]\ntxqueuelen = 10_000\n", 2, ["'10_000' is not a whole number"]),
+    ("kelvin sign in a mode", "[ipoib ib0]\nmode = connected\n[bond b]\nslaves = ib0\nmode = active-bac\u212aup\n", 5,
+     ["[bond b] mode:", "not a bonding mode"]),
 ]
 
 
@@ -109,6 +131,12 @@ def test_check_prints_the_line_and_exits_2(name, text, line, words, tmp_path, ca
     for word in words:
         assert any(word in e for e in err if e.startswith(f"{conf}:")), (word, err)
     assert err[-1].endswith("nothing was changed")
+
+
+def test_hosts_of_31_and_32_bit_prefixes_are_fine():
+    # RFC 3021: a /31 has no network or broadcast address, nor has a /32
+    cfg = parse_text("[link eth0]\naddress = 10.30.0.0/31 10.31.0.1/31 10.32.0.255/32 10.33.0.0/32 2001:db8::/127\n")
+    assert len(cfg.links["eth0"].addresses) == 5
 
 
 def test_every_problem_is_reported_not_just_the_first():
