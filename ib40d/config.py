@@ -13,8 +13,11 @@ numbers and silently merges duplicates.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,7 +228,11 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
     sections: list[_Section] = []
     seen_headers: dict[str, str] = {}
     current: _Section | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark, skipped as systemd's parsers do
+    # Only \n ends a line (\r\n too: strip() drops the \r); splitlines()
+    # also splits at \f, \v, \x85, \u2028... and would misnumber the lines.
+    for lineno, raw in enumerate(text.split("\n"), 1):
         where = f"{fname}:{lineno}"
         line = _strip_comment(raw)
         if not line:
@@ -709,7 +716,34 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
 
 def parse_texts(named_texts: list[tuple[str, str]]) -> Config:
     """Parse (file name, text) pairs, main file first. Raises ConfigError."""
+    return _parse(named_texts, [])
+
+
+def parse_bytes(named_bytes: list[tuple[str, bytes]]) -> Config:
+    """parse_texts() for the files' bytes, always read as UTF-8 (whatever
+    the locale); a line that is not UTF-8 is a problem at that line."""
     problems: list[str] = []
+    return _parse([(name, _decode(name, data, problems)) for name, data in named_bytes], problems)
+
+
+def _decode(fname: str, data: bytes, problems: list[str]) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = []
+    # 0x0a is never part of a UTF-8 sequence: the lines are those of the text
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            problems.append(f"{fname}:{lineno}: byte 0x{raw[e.start]:02x} (byte {e.start + 1} of the line) "
+                            "is not UTF-8; write the file as UTF-8")
+            lines.append(raw.decode("utf-8", "replace"))
+    return "\n".join(lines)
+
+
+def _parse(named_texts: list[tuple[str, str]], problems: list[str]) -> Config:
     per_file = [_parse_file(name, text, problems) for name, text in named_texts]
     files = tuple(name for name, _ in named_texts)
     config = _build(_merge(per_file), files, problems)
@@ -732,25 +766,87 @@ def parse_text(text: str, fname: str = "ib40.conf") -> Config:
 
 
 def config_files(path: str | Path) -> list[Path]:
-    """The main file, then its drop-ins (path + ".d/*.conf") in name order."""
+    """The main file, then its drop-ins (path + ".d/*.conf") in the byte
+    order of their names. Hidden ones (".x.conf") are not drop-ins, as for
+    systemd and for the shell glob of ib40-sync.service's comparison."""
     path = Path(path)
     dropin_dir = Path(str(path) + ".d")
-    dropins = sorted(p for p in dropin_dir.glob("*.conf") if p.is_file()) if dropin_dir.is_dir() else []
-    return [path, *dropins]
+    try:
+        names = os.listdir(dropin_dir)
+    except OSError:  # none, or not a directory
+        names = []
+    dropins = sorted((n for n in names if n.endswith(".conf") and not n.startswith(".")), key=os.fsencode)
+    return [path, *(dropin_dir / n for n in dropins)]
+
+
+# A configuration is a few KB; a log or a disk image given by mistake is not one.
+MAX_FILE_BYTES = 1 << 20
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
+}
+
+
+class NotRegularFile(OSError):
+    def __init__(self, mode: int):
+        super().__init__(errno.EINVAL, f"is {_FILE_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                         "not a regular file")
+
+
+def read_config_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """PATH's bytes, at most LIMIT + 1 of them (more means too large). Only
+    a regular file (symlinks followed) is opened: anything else raises
+    NotRegularFile first, as a FIFO would block and /dev/zero never ends."""
+    if not stat.S_ISREG(mode := os.stat(path).st_mode):
+        raise NotRegularFile(mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(mode := os.fstat(fd).st_mode):  # replaced since the stat
+            raise NotRegularFile(mode)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path = DEFAULT_CONFIG) -> Config:
-    """Read and parse the config and its drop-ins. A missing main file or an
-    unreadable one is a ConfigError naming it, like any other problem."""
-    named: list[tuple[str, str]] = []
+    """Read and parse the config and its drop-ins. A missing main file, or
+    any file that cannot be read, is a ConfigError naming it (FILE: message)."""
+    named: list[tuple[str, bytes]] = []
     problems = []
-    for p in config_files(path):
+    for i, p in enumerate(config_files(path)):
+        name = shown(str(p))
         try:
-            named.append((str(p), p.read_text()))
+            data = read_config_bytes(p)
         except FileNotFoundError:
-            problems.append(f"{p}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
-        except (OSError, UnicodeDecodeError) as e:
-            problems.append(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}")
+            if os.path.islink(p):
+                problems.append(f"{name}: a dangling symbolic link ({_link_target(p)} does not exist)")
+            elif i == 0:
+                problems.append(f"{name}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
+            continue  # otherwise a drop-in removed since the listing
+        except NotRegularFile as e:
+            problems.append(f"{name}: {e.strerror}")
+            continue
+        except OSError as e:
+            problems.append(f"{name}: cannot read: {e.strerror or e}")
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(f"{name}: larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration")
+            continue
+        named.append((name, data))
     if problems:
         raise ConfigError(problems)
-    return parse_texts(named)
+    return parse_bytes(named)
+
+
+def _link_target(p: Path) -> str:
+    try:
+        return shown(os.readlink(p))
+    except OSError:
+        return "its target"

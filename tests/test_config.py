@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Config parsing and validation: every malformed file names FILE:LINE."""
 
+import os
+
 import pytest
 
 from helpers import HOWTO_BOND, REPO, run_ib40d
@@ -139,6 +141,43 @@ def test_hosts_of_31_and_32_bit_prefixes_are_fine():
     assert len(cfg.links["eth0"].addresses) == 5
 
 
+@pytest.mark.parametrize("sep", ["\f", "\v", "\r", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"],
+                         ids=lambda c: f"U+{ord(c):04X}")
+def test_only_newline_ends_a_line(sep):
+    text = f"[link eth0]\n# a comment{sep}with a separator\nmtu = 1{sep}\n[link eth1]\r\nmtu = 2\r\n"
+    with pytest.raises(ConfigError) as e:
+        parse_text(text, "f")
+    assert [p.split(":")[1] for p in e.value.problems] == ["3", "5"], e.value.problems
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    assert parse_text("\ufeff[link eth0]\nmtu = 9000\n").links["eth0"].mtu == 9000
+    conf = tmp_path / "ib40.conf"
+    conf.write_bytes(b"\xef\xbb\xbf[link eth0]\r\nmtu = 9000\r\n")
+    assert load(conf).links["eth0"].mtu == 9000
+
+
+def test_a_line_that_is_not_utf8_is_reported_at_its_line(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_bytes(b"[link eth0]\nmtu = 9000  # caf\xe9\n[link eth1]\nmtu = 1\n")
+    with pytest.raises(ConfigError) as e:
+        load(conf)
+    assert e.value.problems == [
+        f"{conf}:2: byte 0xe9 (byte 18 of the line) is not UTF-8; write the file as UTF-8",
+        f"{conf}:4: [link eth1] mtu: 1 is out of range 68..65520",
+    ]
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_text("# caf\u00e9: the port by the window\n[link eth40a]\nmtu = 9000\n", encoding="utf-8")
+    ascii_locale = {"LC_ALL": "C", "PYTHONUTF8": "0"}  # Python's ASCII locale, not its UTF-8 mode
+    run_ib40d("check", "-c", str(conf), env=ascii_locale, check_rc=0)
+    conf.write_text("[link eth40a]\nmtu = \uff19\uff10\uff10\uff10\n", encoding="utf-8")
+    proc = run_ib40d("check", "-c", str(conf), env=ascii_locale, check_rc=2)
+    assert f"{conf}:2: [link eth40a] mtu: " in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_every_problem_is_reported_not_just_the_first():
     text = "[link eth0]\nmtu = 1\ntxqueuelen = x\nmac = nope\n[bogus]\n"
     with pytest.raises(ConfigError) as e:
@@ -262,3 +301,79 @@ def test_usage_mistakes_get_the_whole_command_list_and_status_2():
     # a known command with an option it lacks (apply has --link, check not)
     proc = run_ib40d("check", "--link", "x", check_rc=2)
     assert "unrecognized arguments: --link x" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _check_limited(*args):
+    """`ib40d check` with its memory bounded: before ib40 refused them,
+    /dev/zero as the config ate memory until the OOM killer came."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "ib40d", "check", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, preexec_fn=limit)
+
+
+def test_check_reads_only_regular_files(tmp_path):
+    fifo = tmp_path / "ib40.conf"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer
+    for conf, kind in ((fifo, "a FIFO"), ("/dev/zero", "a character device"), (tmp_path, "a directory")):
+        proc = _check_limited("-c", str(conf))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.splitlines()[0] == f"{conf}: is {kind}, not a regular file"
+
+
+def test_a_file_too_large_to_be_a_configuration_is_refused(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    with open(conf, "wb") as f:
+        f.truncate(64 << 30)  # sparse: 64 GiB of NULs
+    proc = _check_limited("-c", str(conf))
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0] == f"{conf}: larger than 1 MiB: not a configuration"
+
+
+def test_dropins_that_cannot_be_read_are_problems_not_skipped(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    d = tmp_path / "ib40.conf.d"
+    d.mkdir()
+    os.mkfifo(d / "10-fifo.conf")
+    (d / "20-dangling.conf").symlink_to(d / "gone")
+    (d / "30-loop.conf").symlink_to(d / "30-loop.conf")
+    (d / "40-zero.conf").symlink_to("/dev/zero")
+    (d / "50-dir.conf").mkdir()
+    (d / "60-fine.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    with pytest.raises(ConfigError) as e:
+        load(main)
+    assert e.value.problems == [
+        f"{d}/10-fifo.conf: is a FIFO, not a regular file",
+        f"{d}/20-dangling.conf: a dangling symbolic link ({d}/gone does not exist)",
+        f"{d}/30-loop.conf: cannot read: Too many levels of symbolic links",
+        f"{d}/40-zero.conf: is a character device, not a regular file",
+        f"{d}/50-dir.conf: is a directory, not a regular file",
+    ]
+    proc = run_ib40d("check", "-c", str(main), check_rc=2)
+    assert proc.stderr.splitlines()[0] == f"{d}/10-fifo.conf: is a FIFO, not a regular file"
+
+
+def test_hidden_dropins_are_not_read(tmp_path):
+    # as systemd skips them, and the shell glob of ib40-sync.service
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    (tmp_path / "ib40.conf.d").mkdir()
+    (tmp_path / "ib40.conf.d" / ".10-x.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    (tmp_path / "ib40.conf.d" / ".conf").write_text("[bond bond0]\nmtu = 9000\n")
+    cfg = load(main)
+    assert cfg.files == (str(main),) and cfg.bonds["bond0"].mtu is None
+
+
+def test_a_file_name_stays_on_its_line(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    (tmp_path / "ib40.conf.d").mkdir()
+    (tmp_path / "ib40.conf.d" / "10-a\nb\x1b.conf").write_text("[bond bond0]\nmtu = 1\n")
+    with pytest.raises(ConfigError) as e:
+        load(main)
+    assert e.value.problems == [f"{tmp_path}/ib40.conf.d/10-a\\x0ab\\x1b.conf:2: [bond bond0] mtu: 1 is out of range 68..65520"]
