@@ -254,7 +254,7 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
                 current = None
                 continue
             if kind not in _NAMED_SECTIONS and name:
-                problems.append(f"{where}: [{kind} {name}]: [{kind}] takes no name")
+                problems.append(f"{where}: [{kind} {shown(name)}]: [{kind}] takes no name")
                 current = None
                 continue
             current = _Section(kind, name, where)
