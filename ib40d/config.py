@@ -316,10 +316,15 @@ class _Checker:
         if v is None:
             return None
         # int() also takes "1_000", " 12" and digits of other scripts ("９０００")
-        if not re.fullmatch(r"[-+]?[0-9]+", v.text):
+        m = re.fullmatch(r"([-+]?)0*([0-9]+)", v.text)
+        if not m:
             self.err(v.where, s, key, f"{v.text!r} is not a whole number")
             return None
-        n = int(v.text, 10)
+        if len(m.group(2)) > 20:  # beyond every range here; int() refuses 4300 digits
+            self.err(v.where, s, key, f"{m.group(1)}{m.group(2)[:8]}... ({len(m.group(2))} digits) "
+                     f"is out of range {lo}..{hi}")
+            return None
+        n = int(m.group(1) + m.group(2), 10)
         if not lo <= n <= hi:
             self.err(v.where, s, key, f"{n} is out of range {lo}..{hi}")
             return None

@@ -100,6 +100,7 @@ MALFORMED = [
      ["[ipoib ib1] guid: 0002:c903:003f:02f1 is also the port GUID of [ipoib ib0]"]),
     ("slaves only a comma", "[link a]\n[bond b]\nslaves = ,\n", 3, ["[bond b] slaves: ',' names no link"]),
     ("full-width digits", "[link eth0]\nmtu = \uff19\uff10\uff10\uff10\n", 2, ["[link eth0] mtu:", "not a whole number"]),
+    ("number int() refuses", "[link eth0]\nmtu = " + "9" * 5000 + "\n", 2, ["[link eth0] mtu: 99999999... (5000 digits) is out of range"]),
     ("underscore in a number", "[link eth0]\ntxqueuelen = 10_000\n", 2, ["'10_000' is not a whole number"]),
     ("kelvin sign in a mode", "[ipoib ib0]\nmode = connected\n[bond b]\nslaves = ib0\nmode = active-bac\u212aup\n", 5,
      ["[bond b] mode:", "not a bonding mode"]),
