@@ -13,8 +13,11 @@ numbers and silently merges duplicates.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +143,28 @@ class Config:
         return self.origins.get(f"{section} {key}" if key else section, "")
 
 
+def shown(text: str) -> str:
+    """TEXT for a message or a generated file: anything but printable ASCII
+    as \\xNN escapes of its UTF-8 bytes (an undecodable byte of a file name
+    as itself), so that it stays on one line in any terminal and locale."""
+    if _PRINTABLE_RE.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if " " <= ch <= "~":
+            out.append(ch)
+            continue
+        try:
+            raw = ch.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = ch.encode("utf-8", "surrogatepass")
+        out.append("".join(f"\\x{b:02x}" for b in raw))
+    return "".join(out)
+
+
+_PRINTABLE_RE = re.compile(r"[ -~]*")
+
+
 def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
     """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
     network's broadcast (as `ip addr add ... brd +` would) when ib40 adds it."""
@@ -170,7 +195,7 @@ class _Section:
 
     @property
     def label(self) -> str:
-        return f"[{self.kind} {self.name}]" if self.name else f"[{self.kind}]"
+        return f"[{self.kind} {shown(self.name)}]" if self.name else f"[{self.kind}]"
 
 
 _SECTION_KEYS = {
@@ -203,7 +228,11 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
     sections: list[_Section] = []
     seen_headers: dict[str, str] = {}
     current: _Section | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark, skipped as systemd's parsers do
+    # Only \n ends a line (\r\n too: strip() drops the \r); splitlines()
+    # also splits at \f, \v, \x85, \u2028... and would misnumber the lines.
+    for lineno, raw in enumerate(text.split("\n"), 1):
         where = f"{fname}:{lineno}"
         line = _strip_comment(raw)
         if not line:
@@ -217,7 +246,7 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
             kind, name = m.group(1), m.group(2)
             if kind not in _SECTION_KEYS:
                 known = ", ".join(f"[{k}]" for k in _SECTION_KEYS)
-                problems.append(f"{where}: [{kind}{' ' + name if name else ''}]: unknown section (known: {known})")
+                problems.append(f"{where}: [{kind}{' ' + shown(name) if name else ''}]: unknown section (known: {known})")
                 current = None
                 continue
             if kind in _NAMED_SECTIONS and not name:
@@ -225,7 +254,7 @@ def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
                 current = None
                 continue
             if kind not in _NAMED_SECTIONS and name:
-                problems.append(f"{where}: [{kind} {name}]: [{kind}] takes no name")
+                problems.append(f"{where}: [{kind} {shown(name)}]: [{kind}] takes no name")
                 current = None
                 continue
             current = _Section(kind, name, where)
@@ -286,11 +315,16 @@ class _Checker:
         v = s.keys.get(key)
         if v is None:
             return None
-        try:
-            n = int(v.text, 10)
-        except ValueError:
+        # int() also takes "1_000", " 12" and digits of other scripts ("９０００")
+        m = re.fullmatch(r"([-+]?)0*([0-9]+)", v.text)
+        if not m:
             self.err(v.where, s, key, f"{v.text!r} is not a whole number")
             return None
+        if len(m.group(2)) > 20:  # beyond every range here; int() refuses 4300 digits
+            self.err(v.where, s, key, f"{m.group(1)}{m.group(2)[:8]}... ({len(m.group(2))} digits) "
+                     f"is out of range {lo}..{hi}")
+            return None
+        n = int(m.group(1) + m.group(2), 10)
         if not lo <= n <= hi:
             self.err(v.where, s, key, f"{n} is out of range {lo}..{hi}")
             return None
@@ -301,7 +335,7 @@ class _Checker:
         if v is None:
             return None
         text = v.text.lower()
-        if text not in choices:
+        if text not in choices or not v.text.isascii():  # "\u212a".lower() == "k"
             self.err(v.where, s, key, f"{v.text!r} is not one of: {', '.join(choices)}")
             return None
         return text
@@ -326,8 +360,15 @@ class _Checker:
             self.err(v.where, s, key, f"{v.text!r} is not a MAC address like 00:02:c9:3e:ca:b1")
             return None
         mac = v.text.lower()
-        if int(mac[:2], 16) & 1:
-            self.err(v.where, s, key, f"{v.text!r} is a multicast address, not a port's MAC")
+        why = None
+        if mac == "ff:ff:ff:ff:ff:ff":
+            why = "the broadcast address"
+        elif int(mac[:2], 16) & 1:
+            why = "a multicast address"
+        elif mac == "00:00:00:00:00:00":
+            why = "all zero"
+        if why:
+            self.err(v.where, s, key, f"{v.text!r} is {why}, not a port's MAC")
             return None
         return mac
 
@@ -346,6 +387,9 @@ class _Checker:
         if digits is None:
             self.err(v.where, s, key, f"{v.text!r} is not a port GUID like 0x0002c903003f02f1")
             return None
+        if int(digits, 16) == 0:
+            self.err(v.where, s, key, f"{v.text!r} is all zero, not a port's GUID")
+            return None
         return ":".join(digits[i:i + 4] for i in range(0, 16, 4))
 
     def addresses(self, s: _Section) -> tuple[Address, ...] | None:
@@ -361,6 +405,10 @@ class _Checker:
         result: list[Address] = []
         words = v.text.split()
         for word in words:
+            if "%" in word:
+                # pyroute2 refuses a scope at apply time, halfway through a link
+                self.err(v.where, s, "address", f"{word!r} has a zone (%...); a configured address takes none")
+                continue
             if nm is not None:
                 if "/" in word:
                     self.err(nm.where, s, "netmask", f"given together with a prefix length in address {word!r}: use one")
@@ -382,8 +430,9 @@ class _Checker:
                 except ValueError:
                     self.err(v.where, s, "address", f"{word!r} is not an address in CIDR form like 10.30.0.2/16")
                     continue
-            if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
-                self.err(v.where, s, "address", f"{word!r} is the network address of {iface.network}, not a host")
+            why = _not_a_host(iface)
+            if why:
+                self.err(v.where, s, "address", f"{word!r} is {why}")
                 continue
             result.append(Address(iface))
         if len({a.interface.ip for a in result}) != len(result):
@@ -405,17 +454,50 @@ class _Checker:
         return tuple(result)
 
 
+# Names udev rules and the kernel both take as they are: no quote, glob or
+# "%" (udev patterns and substitutions; the kernel's "%d" template), nothing
+# a shell or a unit name would need escaped beyond "-".
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_RESERVED_NAMES = {
+    "lo": "is the loopback device: ib40 would remove its 127.0.0.1/8 and ::1",
+    # /proc/sys/net/*/conf/{all,default}: the kernel refuses them (EINVAL)
+    "all": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/all",
+    "default": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/default",
+}
+
+
 def _valid_ifname(name: str) -> str | None:
-    """Why the kernel would refuse this interface name, or None."""
-    if len(name.encode()) >= IFNAMSIZ:
-        return f"longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
+    """Why ib40 refuses this interface name, or None."""
+    if name in _RESERVED_NAMES:
+        return _RESERVED_NAMES[name]
     if name in (".", ".."):
-        return "'.' and '..' are not valid interface names"
-    bad = [c for c in name if c in "/:" or c.isspace()]
-    if bad:
-        return f"contains {bad[0]!r}, which the kernel refuses in interface names"
-    if not name.isascii() or not name.isprintable():
-        return "must be printable ASCII"
+        return "is not a valid interface name"
+    bad = next((c for c in name if not _IFNAME_RE.fullmatch(c)), None)
+    if bad is not None:
+        return (f"contains {bad!r}; use letters, digits, '_', '.' and '-' "
+                "(what udev rules and the kernel both take as they are)")
+    if len(name) >= IFNAMSIZ:
+        return f"is longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
+    return None
+
+
+def _not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str | None:
+    """Why IFACE cannot be a host's own address on a link, or None."""
+    ip, net = iface.ip, iface.network
+    if ip.is_unspecified:
+        return "the unspecified address, not a host's"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the limited broadcast address, not a host's"
+    if ip.is_multicast:
+        return "a multicast address, not a host's"
+    if ip.version == 6 and ip.is_link_local:
+        return "link-local: the kernel gives every link its own fe80:: address"
+    # /31 and /32 (/127, /128) have no network or broadcast address (RFC 3021)
+    if net.prefixlen < iface.max_prefixlen - 1:
+        if ip == net.network_address:
+            return f"the network address of {net}, not a host"
+        if ip.version == 4 and ip == net.broadcast_address:
+            return f"the broadcast address of {net}, not a host"
     return None
 
 
@@ -437,6 +519,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
     origins: dict[str, str] = {}
     name_sections: dict[str, _Section] = {}
     macs: dict[str, _Section] = {}
+    guids: dict[str, _Section] = {}
 
     for s in sections:
         origins[s.name or s.kind] = s.where
@@ -445,7 +528,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
         if s.name is not None:
             why = _valid_ifname(s.name)
             if why:
-                chk.err(s.where, s, None, f"interface name {s.name!r}: {why}")
+                chk.err(s.where, s, None, f"interface name '{shown(s.name)}' {why}")
                 continue
             if s.name in name_sections:
                 other = name_sections[s.name]
@@ -490,7 +573,12 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
                     why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
                     chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
                             "set mode = connected (up to 65520) or mtu <= 4092")
-                links[s.name] = IPoIBConfig(mode=mode, guid=chk.guid(s, "guid"), **common)
+                guid = chk.guid(s, "guid")
+                if guid:
+                    if guid in guids:
+                        chk.err(s.keys["guid"].where, s, "guid", f"{guid} is also the port GUID of {guids[guid].label}")
+                    guids[guid] = s
+                links[s.name] = IPoIBConfig(mode=mode, guid=guid, **common)
 
         elif s.kind == "bond":
             bonds[s.name] = _build_bond(chk, s)
@@ -516,7 +604,7 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
         text = v.text.lower()
         by_number = {str(n): m for m, n in BOND_MODES.items()}
         mode = by_number.get(text, text)
-        if mode not in BOND_MODES:
+        if mode not in BOND_MODES or not v.text.isascii():
             chk.err(v.where, s, "mode", f"{v.text!r} is not a bonding mode ({', '.join(BOND_MODES)})")
             mode = None
     miimon = chk.integer(s, "miimon", 0, 2**31 - 1)
@@ -569,6 +657,8 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
     else:
         v = s.keys["slaves"]
         names = v.text.replace(",", " ").split()
+        if not names:
+            chk.err(v.where, s, "slaves", f"{v.text!r} names no link")
         if len(set(names)) != len(names):
             chk.err(v.where, s, "slaves", "a link is listed twice")
         slaves = tuple(dict.fromkeys(names))
@@ -592,7 +682,8 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
                 if slave in bonds:
                     chk.err(where, s, "slaves", f"{slave} is a bond; ib40 does not nest bonds")
                 else:
-                    chk.err(where, s, "slaves", f"{slave} is neither a [link {slave}] nor an [ipoib {slave}] section")
+                    n = shown(slave)
+                    chk.err(where, s, "slaves", f"{n} is neither a [link {n}] nor an [ipoib {n}] section")
                 continue
             if slave in owner:
                 chk.err(where, s, "slaves", f"{slave} is already a slave of {owner[slave]}")
@@ -621,8 +712,8 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
             elif bond.mode != "active-backup":
                 where = s.keys["mode"].where if "mode" in s.keys else s.where
                 key = "mode" if "mode" in s.keys else None
-                shown = bond.mode or "balance-rr (the default)"
-                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {shown}; set mode = active-backup")
+                mode = bond.mode or "balance-rr (the default)"
+                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {mode}; set mode = active-backup")
 
 
 # ---------------------------------------------------------------- entry points
@@ -630,7 +721,34 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
 
 def parse_texts(named_texts: list[tuple[str, str]]) -> Config:
     """Parse (file name, text) pairs, main file first. Raises ConfigError."""
+    return _parse(named_texts, [])
+
+
+def parse_bytes(named_bytes: list[tuple[str, bytes]]) -> Config:
+    """parse_texts() for the files' bytes, always read as UTF-8 (whatever
+    the locale); a line that is not UTF-8 is a problem at that line."""
     problems: list[str] = []
+    return _parse([(name, _decode(name, data, problems)) for name, data in named_bytes], problems)
+
+
+def _decode(fname: str, data: bytes, problems: list[str]) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = []
+    # 0x0a is never part of a UTF-8 sequence: the lines are those of the text
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            problems.append(f"{fname}:{lineno}: byte 0x{raw[e.start]:02x} (byte {e.start + 1} of the line) "
+                            "is not UTF-8; write the file as UTF-8")
+            lines.append(raw.decode("utf-8", "replace"))
+    return "\n".join(lines)
+
+
+def _parse(named_texts: list[tuple[str, str]], problems: list[str]) -> Config:
     per_file = [_parse_file(name, text, problems) for name, text in named_texts]
     files = tuple(name for name, _ in named_texts)
     config = _build(_merge(per_file), files, problems)
@@ -653,25 +771,87 @@ def parse_text(text: str, fname: str = "ib40.conf") -> Config:
 
 
 def config_files(path: str | Path) -> list[Path]:
-    """The main file, then its drop-ins (path + ".d/*.conf") in name order."""
+    """The main file, then its drop-ins (path + ".d/*.conf") in the byte
+    order of their names. Hidden ones (".x.conf") are not drop-ins, as for
+    systemd and for the shell glob of ib40-sync.service's comparison."""
     path = Path(path)
     dropin_dir = Path(str(path) + ".d")
-    dropins = sorted(p for p in dropin_dir.glob("*.conf") if p.is_file()) if dropin_dir.is_dir() else []
-    return [path, *dropins]
+    try:
+        names = os.listdir(dropin_dir)
+    except OSError:  # none, or not a directory
+        names = []
+    dropins = sorted((n for n in names if n.endswith(".conf") and not n.startswith(".")), key=os.fsencode)
+    return [path, *(dropin_dir / n for n in dropins)]
+
+
+# A configuration is a few KB; a log or a disk image given by mistake is not one.
+MAX_FILE_BYTES = 1 << 20
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
+}
+
+
+class NotRegularFile(OSError):
+    def __init__(self, mode: int):
+        super().__init__(errno.EINVAL, f"is {_FILE_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                         "not a regular file")
+
+
+def read_config_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """PATH's bytes, at most LIMIT + 1 of them (more means too large). Only
+    a regular file (symlinks followed) is opened: anything else raises
+    NotRegularFile first, as a FIFO would block and /dev/zero never ends."""
+    if not stat.S_ISREG(mode := os.stat(path).st_mode):
+        raise NotRegularFile(mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(mode := os.fstat(fd).st_mode):  # replaced since the stat
+            raise NotRegularFile(mode)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path = DEFAULT_CONFIG) -> Config:
-    """Read and parse the config and its drop-ins. A missing main file or an
-    unreadable one is a ConfigError naming it, like any other problem."""
-    named: list[tuple[str, str]] = []
+    """Read and parse the config and its drop-ins. A missing main file, or
+    any file that cannot be read, is a ConfigError naming it (FILE: message)."""
+    named: list[tuple[str, bytes]] = []
     problems = []
-    for p in config_files(path):
+    for i, p in enumerate(config_files(path)):
+        name = shown(str(p))
         try:
-            named.append((str(p), p.read_text()))
+            data = read_config_bytes(p)
         except FileNotFoundError:
-            problems.append(f"{p}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
-        except (OSError, UnicodeDecodeError) as e:
-            problems.append(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}")
+            if os.path.islink(p):
+                problems.append(f"{name}: a dangling symbolic link ({_link_target(p)} does not exist)")
+            elif i == 0:
+                problems.append(f"{name}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
+            continue  # otherwise a drop-in removed since the listing
+        except NotRegularFile as e:
+            problems.append(f"{name}: {e.strerror}")
+            continue
+        except OSError as e:
+            problems.append(f"{name}: cannot read: {e.strerror or e}")
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(f"{name}: larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration")
+            continue
+        named.append((name, data))
     if problems:
         raise ConfigError(problems)
-    return parse_texts(named)
+    return parse_bytes(named)
+
+
+def _link_target(p: Path) -> str:
+    try:
+        return shown(os.readlink(p))
+    except OSError:
+        return "its target"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from ib40d import udev
 from ib40d.cli import config_path, load_config, sysroot
-from ib40d.config import Config, config_files
+from ib40d.config import Config, config_files, read_config_bytes
 from ib40d.runner import run as run_program
 from ib40d.sysroot import SysRoot
 
@@ -208,12 +208,15 @@ def sync(root: SysRoot, config: Config | None, reload: bool, sources: str = "/et
 
 
 def seen_bytes(path: str) -> bytes:
-    """What `cat MAIN MAIN.d/*.conf` prints under LC_ALL=C: the main file,
-    then the drop-ins in byte order; missing or unreadable files add nothing."""
+    """What ib40-sync.service's ExecCondition prints under LC_ALL=C: the
+    main file, then the drop-ins in byte order, regular files only; missing,
+    unreadable or other files (a FIFO, /dev/zero) add nothing. Of a file too
+    large to be a configuration only the start is taken, so the copy never
+    matches and each sync reports the file again."""
     parts = []
     for p in config_files(path):
         try:
-            parts.append(p.read_bytes())
+            parts.append(read_config_bytes(p))
         except OSError:
             pass
     return b"".join(parts)

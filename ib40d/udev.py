@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ib40d.config import Config, IPoIBConfig
+from ib40d.config import Config, IPoIBConfig, shown
 
 NAMES_RULES = "/etc/udev/rules.d/70-ib40-names.rules"
 HOOKS_RULES = "/etc/udev/rules.d/90-ib40-hooks.rules"
@@ -36,6 +36,38 @@ HEADER = """\
 # A marker per configured link in HOOKS_RULES, so a later sync knows which
 # devices were ours and need a change event to lose their marks.
 _HOOK_MARK = "# ib40 link: "
+
+
+def _comment(text: str) -> str:
+    """TEXT as a # comment line: one line, not ending in a backslash (udev
+    joins such a line with the next)."""
+    text = shown(text)
+    return text[:-1] + "\\x5c" if text.endswith("\\") else text
+
+
+def _unwritable(value: str) -> None:
+    # udev splits match values at "|" and has no escape for it; a backslash
+    # means different things in plain and glob values. The config's checks
+    # keep all of these out of every value: refuse rather than guess.
+    bad = [c for c in value if c in "|\\" or not " " <= c <= "~"]
+    if bad:
+        raise ValueError(f"{value!r}: {bad[0]!r} cannot be written into a udev rule")
+
+
+def _match(value: str) -> str:
+    """VALUE as the literal string a udev match (=="...") compares with."""
+    _unwritable(value)
+    if any(c in "*?[" for c in value):
+        # a glob: fnmatch(3) takes a backslashed character literally
+        value = re.sub(r"([*?\[\]])", r"\\\1", value)
+    return value.replace('"', '\\"')
+
+
+def _assign(value: str) -> str:
+    """VALUE as the literal string a udev assignment (="...") stores: "%"
+    and "$" start substitutions, doubled they stand for themselves."""
+    _unwritable(value)
+    return value.replace("%", "%%").replace("$", "$$").replace('"', '\\"')
 
 
 def unit_instance(name: str) -> str:
@@ -76,17 +108,18 @@ def names_rules(config: Config, sources: str = "/etc/ib40.conf") -> str | None:
             if not link.guid:
                 continue
             rules += [
-                f"# [ipoib {link.name}]: the IPoIB port whose port GUID is {link.guid}",
+                _comment(f"# [ipoib {link.name}]: the IPoIB port whose port GUID is {link.guid}"),
                 # ATTR{type}=="32" (ARPHRD_INFINIBAND): only IPoIB carries a 20-byte
                 # address; DRIVERS=="?*": a real port of a card, not a virtual device.
                 'SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{type}=="32", '
-                f'ATTR{{address}}=="{guid_address_glob(link.guid)}", NAME="{link.name}"',
+                f'ATTR{{address}}=="{guid_address_glob(link.guid)}", NAME="{_assign(link.name)}"',
             ]
         elif link.mac:
             rules += [
-                f"# [link {link.name}]: the Ethernet port with MAC {link.mac}",
+                _comment(f"# [link {link.name}]: the Ethernet port with MAC {link.mac}"),
                 'SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", '
-                f'ATTR{{address}}=="{link.mac}", ATTR{{dev_id}}=="0x0", ATTR{{type}}=="1", NAME="{link.name}"',
+                f'ATTR{{address}}=="{_match(link.mac)}", ATTR{{dev_id}}=="0x0", ATTR{{type}}=="1", '
+                f'NAME="{_assign(link.name)}"',
             ]
     if not rules:
         return None
@@ -99,7 +132,7 @@ def names_rules(config: Config, sources: str = "/etc/ib40.conf") -> str | None:
         "#   netdev sharing its MAC.",
         "",
     ]
-    return HEADER.format(sources=sources) + "\n".join(explain + rules) + "\n"
+    return HEADER.format(sources=_comment(sources)) + "\n".join(explain + rules) + "\n"
 
 
 def hooks_rules(config: Config, sources: str = "/etc/ib40.conf") -> str | None:
@@ -124,30 +157,30 @@ def hooks_rules(config: Config, sources: str = "/etc/ib40.conf") -> str | None:
     ]
     for name in names:
         unmanaged = 'ENV{NM_UNMANAGED}="1"'
-        lines.append(f"{_HOOK_MARK}{name}")
+        lines.append(_comment(f"{_HOOK_MARK}{name}"))
         if name in config.bonds:
-            lines.append(f"# bond {name}: ib40d.service creates it; NetworkManager must keep off it")
+            lines.append(_comment(f"# bond {name}: ib40d.service creates it; NetworkManager must keep off it"))
         else:
-            lines.append(f"# {name}: NetworkManager must keep off it")
-        lines += [f'NAME=="{name}", {unmanaged}', f'NAME=="", KERNEL=="{name}", {unmanaged}']
+            lines.append(_comment(f"# {name}: NetworkManager must keep off it"))
+        lines += [f'NAME=="{_match(name)}", {unmanaged}', f'NAME=="", KERNEL=="{_match(name)}", {unmanaged}']
         if name in config.bonds:
             pass  # created by ib40d.service itself: no unit to start when it appears
         elif unit_instance(name) != name:
             # systemd versions disagree on backslashes in SYSTEMD_WANTS; the
             # escaped instance is safe only through systemctl.
-            lines.append(f"# no hotplug hook for {name}: its unit name needs escaping; use "
-                         f"`systemctl enable '{link_unit(name)}'`")
+            lines.append(_comment(f"# no hotplug hook for {name}: its unit name needs escaping; use "
+                                  f"`systemctl enable '{link_unit(name)}'`"))
         else:
-            wants = f'TAG+="systemd", ENV{{SYSTEMD_WANTS}}+="{link_unit(name)}"'
+            wants = f'TAG+="systemd", ENV{{SYSTEMD_WANTS}}+="{_assign(link_unit(name))}"'
             lines += [
-                f"# {name} appearing (boot or hotplug) starts {link_unit(name)}, which has",
+                _comment(f"# {name} appearing (boot or hotplug) starts {link_unit(name)}, which has"),
                 "# ib40d.service apply it",
-                f'ACTION=="add", NAME=="{name}", {wants}',
-                f'ACTION=="add", NAME=="", KERNEL=="{name}", {wants}',
+                f'ACTION=="add", NAME=="{_match(name)}", {wants}',
+                f'ACTION=="add", NAME=="", KERNEL=="{_match(name)}", {wants}',
             ]
         lines.append("")
     lines.append('LABEL="ib40_hooks_end"')
-    return HEADER.format(sources=sources) + "\n".join(lines) + "\n"
+    return HEADER.format(sources=_comment(sources)) + "\n".join(lines) + "\n"
 
 
 def hooked_names(text: str | None) -> list[str]:

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Config parsing and validation: every malformed file names FILE:LINE."""
 
+import os
+
 import pytest
 
 from helpers import HOWTO_BOND, REPO, run_ib40d
@@ -67,6 +69,41 @@ MALFORMED = [
     ("arp target broadcast", "[link a]\n[bond b]\nslaves = a\nmiimon = 0\narp_interval = 200\narp_ip_target = 255.255.255.255\n", 6, ["cannot be an ARP target"]),
     ("ipoib bond mtu datagram", "[ipoib ib0]\nmode = datagram\n[bond b]\nslaves = ib0\nmode = active-backup\nmtu = 65520\n", 6, ["connected mode"]),
     ("bad guid", "[ipoib ib0]\nguid = 0002c903003f02f1\n", 2, ["GUID"]),
+    # names udev or the kernel would take otherwise than written, or refuse
+    ("name lo", "[link lo]\naddress = 127.0.0.1/8\n", 1, ["[link lo]: interface name 'lo' is the loopback device"]),
+    ("name all", "[link all]\n", 1, ["[link all]: interface name 'all' is refused by the kernel (EINVAL)"]),
+    ("name default", "[ipoib default]\n", 1, ["[ipoib default]: interface name 'default' is refused by the kernel"]),
+    ("name with quotes", '[link x",RUN+="evil]\nmac = 00:02:c9:3e:ca:b1\n', 1,
+     ['[link x",RUN+="evil]: interface name \'x",RUN+="evil\' contains \'"\'']),
+    ("name with *", "[link eth*]\n", 1, ["[link eth*]: interface name 'eth*' contains '*'"]),
+    ("name with ?", "[link eth?]\n", 1, ["contains '?'"]),
+    ("name with brackets", "[link eth[0]]\n", 1, ["[link eth[0]]: interface name 'eth[0]' contains '['"]),
+    ("name with %", "[link a]\n[bond bond%d]\nslaves = a\n", 2, ["[bond bond%d]: interface name 'bond%d' contains '%'"]),
+    ("name .", "[link .]\n", 1, ["not a valid interface name"]),
+    ("name with escape", "[link a\x1bb]\n", 1, ["[link a\\x1bb]: interface name 'a\\x1bb' contains '\\x1b'"]),
+    # addresses the kernel refuses, drops, or that cannot be a host's
+    ("ipv6 zone", "[link eth0]\nmtu = 9000\naddress = 2001:db8::1%v1/64\n", 3,
+     ["[link eth0] address: '2001:db8::1%v1/64' has a zone"]),
+    ("unspecified", "[link eth0]\naddress = 0.0.0.0/32\n", 2, ["[link eth0] address: '0.0.0.0/32' is the unspecified"]),
+    ("unspecified v6", "[link eth0]\naddress = ::/128\n", 2, ["unspecified"]),
+    ("limited broadcast", "[link eth0]\naddress = 255.255.255.255/32\n", 2, ["limited broadcast"]),
+    ("subnet broadcast", "[link eth0]\naddress = 10.30.0.255/24\n", 2, ["is the broadcast address of 10.30.0.0/24"]),
+    ("subnet broadcast by netmask", "[link eth0]\naddress = 10.30.0.255\nnetmask = 255.255.255.0\n", 2,
+     ["[link eth0] address: '10.30.0.255' is the broadcast address of 10.30.0.0/24"]),
+    ("multicast address", "[bond b]\nslaves = a\naddress = 224.0.0.5/24\n[link a]\n", 3, ["[bond b] address", "multicast"]),
+    ("multicast v6", "[link eth0]\naddress = ff02::1/64\n", 2, ["multicast"]),
+    ("link-local v6", "[ipoib ib0]\naddress = fe80::2/64\n", 2, ["[ipoib ib0] address: 'fe80::2/64' is link-local"]),
+    ("zero mac", "[link eth0]\nmac = 00:00:00:00:00:00\n", 2, ["[link eth0] mac: '00:00:00:00:00:00' is all zero"]),
+    ("broadcast mac", "[link eth0]\nmac = FF:FF:FF:FF:FF:FF\n", 2, ["is the broadcast address, not a port's MAC"]),
+    ("zero guid", "[ipoib ib0]\nguid = 0x0000000000000000\n", 2, ["[ipoib ib0] guid: '0x0000000000000000' is all zero"]),
+    ("same guid twice", "[ipoib ib0]\nguid = 0x0002c903003f02f1\n[ipoib ib1]\nguid = 0002:C903:003f:02f1\n", 4,
+     ["[ipoib ib1] guid: 0002:c903:003f:02f1 is also the port GUID of [ipoib ib0]"]),
+    ("slaves only a comma", "[link a]\n[bond b]\nslaves = ,\n", 3, ["[bond b] slaves: ',' names no link"]),
+    ("full-width digits", "[link eth0]\nmtu = \uff19\uff10\uff10\uff10\n", 2, ["[link eth0] mtu:", "not a whole number"]),
+    ("number int() refuses", "[link eth0]\nmtu = " + "9" * 5000 + "\n", 2, ["[link eth0] mtu: 99999999... (5000 digits) is out of range"]),
+    ("underscore in a number", "[link eth0]\ntxqueuelen = 10_000\n", 2, ["'10_000' is not a whole number"]),
+    ("kelvin sign in a mode", "[ipoib ib0]\nmode = connected\n[bond b]\nslaves = ib0\nmode = active-bac\u212aup\n", 5,
+     ["[bond b] mode:", "not a bonding mode"]),
 ]
 
 
@@ -82,6 +119,64 @@ def test_malformed_reports_file_line_and_key(name, text, line, words):
     assert first.startswith(f"/etc/ib40.conf:{line}: "), e.value.problems
     for word in words:
         assert any(word in p for p in e.value.problems), (word, e.value.problems)
+
+
+@pytest.mark.parametrize("name,text,line,words", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_check_prints_the_line_and_exits_2(name, text, line, words, tmp_path, capsys):
+    """The same files through `ib40d check`'s entry point (in-process)."""
+    from ib40d import cli
+
+    conf = tmp_path / "ib40.conf"
+    conf.write_text(text, encoding="utf-8")
+    assert cli.main(["check", "-c", str(conf)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert any(e.startswith(f"{conf}:{line}: ") for e in err), err
+    for word in words:
+        assert any(word in e for e in err if e.startswith(f"{conf}:")), (word, err)
+    assert err[-1].endswith("nothing was changed")
+
+
+def test_hosts_of_31_and_32_bit_prefixes_are_fine():
+    # RFC 3021: a /31 has no network or broadcast address, nor has a /32
+    cfg = parse_text("[link eth0]\naddress = 10.30.0.0/31 10.31.0.1/31 10.32.0.255/32 10.33.0.0/32 2001:db8::/127\n")
+    assert len(cfg.links["eth0"].addresses) == 5
+
+
+@pytest.mark.parametrize("sep", ["\f", "\v", "\r", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"],
+                         ids=lambda c: f"U+{ord(c):04X}")
+def test_only_newline_ends_a_line(sep):
+    text = f"[link eth0]\n# a comment{sep}with a separator\nmtu = 1{sep}\n[link eth1]\r\nmtu = 2\r\n"
+    with pytest.raises(ConfigError) as e:
+        parse_text(text, "f")
+    assert [p.split(":")[1] for p in e.value.problems] == ["3", "5"], e.value.problems
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    assert parse_text("\ufeff[link eth0]\nmtu = 9000\n").links["eth0"].mtu == 9000
+    conf = tmp_path / "ib40.conf"
+    conf.write_bytes(b"\xef\xbb\xbf[link eth0]\r\nmtu = 9000\r\n")
+    assert load(conf).links["eth0"].mtu == 9000
+
+
+def test_a_line_that_is_not_utf8_is_reported_at_its_line(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_bytes(b"[link eth0]\nmtu = 9000  # caf\xe9\n[link eth1]\nmtu = 1\n")
+    with pytest.raises(ConfigError) as e:
+        load(conf)
+    assert e.value.problems == [
+        f"{conf}:2: byte 0xe9 (byte 18 of the line) is not UTF-8; write the file as UTF-8",
+        f"{conf}:4: [link eth1] mtu: 1 is out of range 68..65520",
+    ]
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    conf.write_text("# caf\u00e9: the port by the window\n[link eth40a]\nmtu = 9000\n", encoding="utf-8")
+    ascii_locale = {"LC_ALL": "C", "PYTHONUTF8": "0"}  # Python's ASCII locale, not its UTF-8 mode
+    run_ib40d("check", "-c", str(conf), env=ascii_locale, check_rc=0)
+    conf.write_text("[link eth40a]\nmtu = \uff19\uff10\uff10\uff10\n", encoding="utf-8")
+    proc = run_ib40d("check", "-c", str(conf), env=ascii_locale, check_rc=2)
+    assert f"{conf}:2: [link eth40a] mtu: " in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_every_problem_is_reported_not_just_the_first():
@@ -207,3 +302,79 @@ def test_usage_mistakes_get_the_whole_command_list_and_status_2():
     # a known command with an option it lacks (apply has --link, check not)
     proc = run_ib40d("check", "--link", "x", check_rc=2)
     assert "unrecognized arguments: --link x" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _check_limited(*args):
+    """`ib40d check` with its memory bounded: before ib40 refused them,
+    /dev/zero as the config ate memory until the OOM killer came."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "ib40d", "check", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, preexec_fn=limit)
+
+
+def test_check_reads_only_regular_files(tmp_path):
+    fifo = tmp_path / "ib40.conf"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer
+    for conf, kind in ((fifo, "a FIFO"), ("/dev/zero", "a character device"), (tmp_path, "a directory")):
+        proc = _check_limited("-c", str(conf))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.splitlines()[0] == f"{conf}: is {kind}, not a regular file"
+
+
+def test_a_file_too_large_to_be_a_configuration_is_refused(tmp_path):
+    conf = tmp_path / "ib40.conf"
+    with open(conf, "wb") as f:
+        f.truncate(64 << 30)  # sparse: 64 GiB of NULs
+    proc = _check_limited("-c", str(conf))
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0] == f"{conf}: larger than 1 MiB: not a configuration"
+
+
+def test_dropins_that_cannot_be_read_are_problems_not_skipped(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    d = tmp_path / "ib40.conf.d"
+    d.mkdir()
+    os.mkfifo(d / "10-fifo.conf")
+    (d / "20-dangling.conf").symlink_to(d / "gone")
+    (d / "30-loop.conf").symlink_to(d / "30-loop.conf")
+    (d / "40-zero.conf").symlink_to("/dev/zero")
+    (d / "50-dir.conf").mkdir()
+    (d / "60-fine.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    with pytest.raises(ConfigError) as e:
+        load(main)
+    assert e.value.problems == [
+        f"{d}/10-fifo.conf: is a FIFO, not a regular file",
+        f"{d}/20-dangling.conf: a dangling symbolic link ({d}/gone does not exist)",
+        f"{d}/30-loop.conf: cannot read: Too many levels of symbolic links",
+        f"{d}/40-zero.conf: is a character device, not a regular file",
+        f"{d}/50-dir.conf: is a directory, not a regular file",
+    ]
+    proc = run_ib40d("check", "-c", str(main), check_rc=2)
+    assert proc.stderr.splitlines()[0] == f"{d}/10-fifo.conf: is a FIFO, not a regular file"
+
+
+def test_hidden_dropins_are_not_read(tmp_path):
+    # as systemd skips them, and the shell glob of ib40-sync.service
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    (tmp_path / "ib40.conf.d").mkdir()
+    (tmp_path / "ib40.conf.d" / ".10-x.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    (tmp_path / "ib40.conf.d" / ".conf").write_text("[bond bond0]\nmtu = 9000\n")
+    cfg = load(main)
+    assert cfg.files == (str(main),) and cfg.bonds["bond0"].mtu is None
+
+
+def test_a_file_name_stays_on_its_line(tmp_path):
+    main = tmp_path / "ib40.conf"
+    main.write_text(GOOD_BOND)
+    (tmp_path / "ib40.conf.d").mkdir()
+    (tmp_path / "ib40.conf.d" / "10-a\nb\x1b.conf").write_text("[bond bond0]\nmtu = 1\n")
+    with pytest.raises(ConfigError) as e:
+        load(main)
+    assert e.value.problems == [f"{tmp_path}/ib40.conf.d/10-a\\x0ab\\x1b.conf:2: [bond bond0] mtu: 1 is out of range 68..65520"]

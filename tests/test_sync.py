@@ -255,3 +255,58 @@ def test_a_save_during_the_run_gets_another_round(machine, monkeypatch):
     assert len(rounds) == 2
     assert "eth40c" not in rounds[0] and "eth40c" in rounds[1]
     assert machine.file(sync.SEEN_COPY).read_bytes() == conf.read_bytes()
+
+
+def _condition_goes_on(root) -> bool:
+    """ib40-sync.service's ExecCondition on ROOT: True when it would sync."""
+    import subprocess
+
+    from test_units import sync_condition
+
+    return subprocess.run(sync_condition(root), timeout=60).returncode == 0
+
+
+def test_sync_and_the_unit_compare_the_same_files(machine):
+    """Hidden drop-ins: ib40 read them and the unit's glob did not, so every
+    write to /etc ran a full sync. Neither reads them now."""
+    (machine.dir / "etc/ib40.conf").write_text(CONF)
+    d = machine.dir / "etc/ib40.conf.d"
+    d.mkdir()
+    (d / ".10-editor-swap.conf").write_text("[bond bond0]\nmtu = 9000\n")
+    (d / "20-mtu.conf").write_text("[bond bond0]\nmtu = 4000\n")
+    run_ib40d("sync", "--root", str(machine.dir), check_rc=0)
+    assert not _condition_goes_on(machine.dir)
+    header = machine.file(udev.HOOKS_RULES).read_text().splitlines()[0]
+    assert header.endswith(f"from {machine.dir}/etc/ib40.conf, {d}/20-mtu.conf."), header
+
+
+def test_dropins_that_are_no_files_stop_sync_without_hanging_it(machine):
+    (machine.dir / "etc/ib40.conf").write_text(CONF)
+    d = machine.dir / "etc/ib40.conf.d"
+    d.mkdir()
+    os.mkfifo(d / "10-fifo.conf")  # reading it would wait for a writer forever
+    (d / "20-zero.conf").symlink_to("/dev/zero")  # reading it never ends
+    (d / "30-dangling.conf").symlink_to(d / "gone")
+    proc = run_ib40d("sync", "--root", str(machine.dir), check_rc=2)
+    assert proc.stderr.splitlines()[:3] == [
+        f"{d}/10-fifo.conf: is a FIFO, not a regular file",
+        f"{d}/20-zero.conf: is a character device, not a regular file",
+        f"{d}/30-dangling.conf: a dangling symbolic link ({d}/gone does not exist)",
+    ]
+    assert not machine.file("/etc/udev").exists()
+    # recorded as the unit reads the files: the next /etc event does not repeat it
+    assert machine.file(sync.SEEN_COPY).read_bytes() == CONF.encode()
+    assert not _condition_goes_on(machine.dir)
+
+
+def test_a_dropin_name_cannot_add_rules(machine):
+    (machine.dir / "etc/ib40.conf").write_text(CONF)
+    d = machine.dir / "etc/ib40.conf.d"
+    d.mkdir()
+    (d / '10-x\nSUBSYSTEM=="net", ENV{EVIL}="1"\n.conf').write_text("[link eth40a]\ntxqueuelen = 1000\n")
+    run_ib40d("sync", "--root", str(machine.dir), check_rc=0)
+    for path in udev.RULE_FILES:
+        text = machine.file(path).read_text()
+        rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert not any("EVIL" in line for line in rules), text
+        assert "10-x\\x0aSUBSYSTEM" in text.splitlines()[0]
