@@ -49,3 +49,30 @@ def run_ib40d(*args, netns: str | None = None, env: dict | None = None, check_rc
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def wait_for(pred, timeout=30.0) -> bool:
+    """Poll pred() until it is true or `timeout` seconds have passed."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_daemon(netns: str, conf, root, *args, env: dict | None = None, mounts: str = "",
+                 python: tuple = ("-m", "ib40d")) -> subprocess.Popen:
+    """`ib40d daemon -c CONF --root ROOT ARGS` in network namespace NETNS and
+    a private mount namespace with a tmpfs over /run, so that even a live
+    root (`--root /`) leaves the host's /run/ib40 and /run/udev alone.
+    MOUNTS: shell commands run there first (e.g. more tmpfs); PYTHON: what
+    runs instead of `-m ib40d` (a `-c` wrapper calling cli.main). The Popen's
+    pid is the daemon's (every step execs); stdout and stderr are merged."""
+    script = " && ".join(["mount -t tmpfs tmpfs /run", *([mounts] if mounts else []), 'exec "$@"'])
+    cmd = ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
+           "sh", "-c", script, "sh", sys.executable, *python, "daemon", "-c", str(conf), "--root", str(root), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})), cwd=REPO)

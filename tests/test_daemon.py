@@ -5,13 +5,11 @@ READY=1 over a real NOTIFY_SOCKET, hotplug, link-ready, reload, stop."""
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import REPO, run_ib40d
+from helpers import run_ib40d, start_daemon, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -27,15 +25,6 @@ txqueuelen = 5000
 slaves = w1
 miimon = 100
 """
-
-
-def wait_for(pred, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
@@ -66,10 +55,7 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
     conf.write_text(CONF)
     root = tmp_path / "root"
     netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
-    env = dict(os.environ, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_path)
-    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
-                               "-c", str(conf), "--root", str(root), "--ready-timeout", "3"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    daemon = start_daemon(netns.name, conf, root, "--ready-timeout", "3", env={"NOTIFY_SOCKET": notify_path})
     try:
         assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
         assert wait_for(lambda: any("READY=1" in m for m in read_notify()), timeout=15), read_notify()
@@ -91,15 +77,13 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
 
         # reload with an invalid config keeps the running one
         conf.write_text(CONF + "[link v9]\nmtu = 1\n")
-        daemon_pid = int(subprocess.run(["pgrep", "-f", f"ib40d daemon -c {conf}"], capture_output=True,
-                                        text=True).stdout.split()[0])
-        os.kill(daemon_pid, signal.SIGHUP)
+        os.kill(daemon.pid, signal.SIGHUP)
         time.sleep(1)
         conf.write_text(CONF.replace("mtu = 9000", "mtu = 8000"))
-        os.kill(daemon_pid, signal.SIGHUP)
+        os.kill(daemon.pid, signal.SIGHUP)
         assert wait_for(lambda: "mtu 8000" in netns.ip("link", "show", "v1"))
 
-        os.kill(daemon_pid, signal.SIGTERM)
+        os.kill(daemon.pid, signal.SIGTERM)
         out, _ = daemon.communicate(timeout=10)
         assert daemon.returncode == 0, out
         assert "reload refused" in out and ":13: [link v9] mtu" in out
@@ -160,10 +144,7 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
     conf = tmp_path / "ib40.conf"
     conf.write_text("[link v1]\nmtu = 9000\n")
     netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
-    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
-                               "-c", str(conf), "--root", str(tmp_path / "root")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    daemon = start_daemon(netns.name, conf, tmp_path / "root")
     try:
         assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
         conf.write_text("[link v1]\nmtu = 7000\n")
