@@ -388,12 +388,19 @@ class Daemon:
         if not self.root.is_live:
             return
         path = config_path(self.args)
-        result = sync.sync(self.root, self.cfg, reload=True, sources=path)
-        # Tell ib40-sync.service's ExecCondition these files are done, or the
-        # first write to /etc of each boot costs a Python start for nothing.
-        # Unless the file was saved since we read it: then sync must run.
-        if sync.seen_bytes(path) == self.cfg_bytes:
-            sync.record_seen(self.root, self.cfg_bytes)
+        try:
+            result = sync.sync(self.root, self.cfg, reload=True, sources=path)
+            # Tell ib40-sync.service's ExecCondition these files are done, or the
+            # first write to /etc of each boot costs a Python start for nothing.
+            # Unless the file was saved since we read it: then sync must run.
+            if sync.seen_bytes(path) == self.cfg_bytes:
+                sync.record_seen(self.root, self.cfg_bytes)
+        except OSError as e:
+            # /etc read-only (a rescue boot, an immutable image) or full: the
+            # links matter more than their names. Not recorded as synced.
+            log(f"warning: could not write the generated files for {self.cfg.files[0]} ({describe(e)}); "
+                "applying the links anyway")
+            return
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
                 + "; ".join(result.changed + result.notes))
@@ -417,14 +424,17 @@ class Daemon:
         seen = sync.seen_bytes(path)
         if seen == sync.recorded_seen(self.root):
             return  # ib40-sync.service has done it
-        sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
         try:
+            sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
             cfg = load_config(self.args)
+            result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
         except ConfigError as e:
             log(f"warning: {path} was saved with {len(e.problems)} problem(s) and not synced; "
                 "`ib40d check` lists them")
             return
-        result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
+        except OSError as e:
+            log(f"warning: {path} was saved but could not be synced ({describe(e)})")
+            return
         log(f"{path} was saved but not synced by ib40-sync.service; "
             + "; ".join(result.changed + result.notes or ["generated files are up to date"]))
 
@@ -484,6 +494,11 @@ class Daemon:
         monitor.close()
         self.nl.close()
         return 0
+
+
+def describe(e: OSError) -> str:
+    """'PATH: Read-only file system', not '[Errno 30] ...'."""
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
 
 
 def config_stamp(path: str) -> tuple:

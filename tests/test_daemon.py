@@ -158,12 +158,12 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
     assert "mtu 7000 -> 9000" not in out
 
 
-def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
-    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
-    # save in that window is synced by the daemon, after ib40-sync's grace.
+def config_watcher(tmp_path):
+    """A daemon (only what watch_saved_config uses) on TMP_PATH/etc/ib40.conf,
+    synced as ib40-sync left it at the first save -> (daemon, conf, root)."""
     import argparse
 
-    from ib40d import daemon as daemon_mod, sync, udev
+    from ib40d import daemon as daemon_mod, sync
     from ib40d.sysroot import SysRoot
 
     conf = tmp_path / "etc/ib40.conf"
@@ -174,8 +174,17 @@ def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
     d = daemon_mod.Daemon.__new__(daemon_mod.Daemon)
     d.args, d.root = args, root
     d.saved_stamp, d.sync_due = daemon_mod.config_stamp(str(conf)), None
-    sync.sync(root, daemon_mod.load_config(args), reload=False)  # what ib40-sync did at the first save
+    sync.sync(root, daemon_mod.load_config(args), reload=False)
     sync.record_seen(root, conf.read_bytes())
+    return d, conf, root
+
+
+def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
+    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
+    # save in that window is synced by the daemon, after ib40-sync's grace.
+    from ib40d import daemon as daemon_mod, sync, udev
+
+    d, conf, root = config_watcher(tmp_path)
     grace = daemon_mod.SYNC_GRACE_S
 
     d.watch_saved_config(now=100)  # nothing saved since: nothing to do
@@ -209,3 +218,24 @@ def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("saved with 1 problem(s) and not synced") == 1, out
     assert "eth40c" in root.read(udev.HOOKS_RULES)
+
+
+def test_a_save_whose_files_cannot_be_written_is_a_warning(tmp_path, capsys, monkeypatch):
+    # /etc read-only or full when the daemon syncs a missed save: one line, and it runs on.
+    import errno
+
+    from ib40d import daemon as daemon_mod, sync
+
+    d, conf, _ = config_watcher(tmp_path)
+
+    def read_only(*_args, **_kw):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/etc/udev/rules.d/70-ib40-names.rules")
+
+    monkeypatch.setattr(sync, "sync", read_only)
+    conf.write_text("[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
+    os.utime(conf, ns=(1, 1))
+    d.watch_saved_config(now=100)
+    for now in (101 + daemon_mod.SYNC_GRACE_S, 102 + daemon_mod.SYNC_GRACE_S):
+        d.watch_saved_config(now=now)
+    assert capsys.readouterr().out == (f"warning: {conf} was saved but could not be synced "
+                                       "(/etc/udev/rules.d/70-ib40-names.rules: Read-only file system)\n")

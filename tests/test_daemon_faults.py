@@ -3,7 +3,7 @@
 its own network namespace and private mount namespace (helpers.start_daemon)
 gets clients that hang up, stall, trickle, send garbage or megabytes, or come
 by the hundred; after each wave a real `ib40d link-ready` must be answered by
-it and a hotplugged veth configured. Then: a second daemon,
+it and a hotplugged veth configured. Then: a second daemon, a read-only /etc,
 the socket's mode at bind, and errors in one client's request."""
 
 import collections
@@ -303,6 +303,28 @@ def test_a_second_daemon_refuses_to_start_and_a_stale_socket_is_replaced(netns, 
         first.stop()
     assert first.proc.returncode == 0, first.output
     assert not path.exists()
+
+
+@pytest.mark.netns
+def test_a_read_only_etc_is_a_warning_and_the_links_are_applied(netns, tmp_path):
+    # A rescue boot or an immutable image, with rules that no longer match
+    # the config: the daemon on the live root cannot write /etc/udev/rules.d.
+    mounts = " && ".join([
+        "mount --bind /etc /etc", "mount -o remount,bind,ro /etc",
+        "mount -t tmpfs tmpfs /etc/udev/rules.d",
+        "echo '# stale' > /etc/udev/rules.d/70-ib40-names.rules",
+        "mount -o remount,ro /etc/udev/rules.d",
+        "mount -t tmpfs tmpfs /var/lib",  # where sync keeps its manifest
+    ])
+    d = Running(netns, tmp_path, root="/", mounts=mounts)
+    try:
+        assert d.started(), d.output
+        d.assert_serving("a start with a read-only /etc")
+    finally:
+        d.stop()
+    warnings = [l for l in d.lines if l.startswith("warning:")]
+    assert len(warnings) == 1 and "Read-only file system" in warnings[0], d.output
+    assert "Traceback" not in d.output, d.output
 
 
 # Records the mode each unix socket has the moment it is bound, in a
