@@ -520,4 +520,10 @@ def run(args) -> int:
         notify.ready("nothing configured")
         return 0
     sys.stdout.reconfigure(line_buffering=True)
-    return daemon.run()
+    try:
+        return daemon.run()
+    except BrokenPipeError:
+        # cli.main exits 0 on it (`ib40d status | head`); here it is a crash,
+        # which Restart=on-failure must see.
+        traceback.print_exc()
+        return 1

@@ -414,3 +414,26 @@ def test_past_its_deadline_a_client_is_answered_if_its_request_came_else_dropped
     assert "control: dropped 1 client(s) that did not send a request" in capsys.readouterr().out
     control.server.close()
     assert not os.path.exists(control.path)
+
+
+# A daemon that dies of a BrokenPipeError, started as `ib40d daemon` is.
+CRASH = """\
+import sys
+from ib40d import cli, daemon
+def crash(self):
+    raise BrokenPipeError(32, "Broken pipe")
+daemon.Daemon.run = crash
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_broken_pipe_in_the_daemon_is_a_failure_systemd_restarts(tmp_path):
+    # cli.main exits 0 on BrokenPipeError (`ib40d status | head`); a daemon
+    # that dies of one must not look like a clean stop to Restart=on-failure.
+    conf = tmp_path / "ib40.conf"
+    conf.write_text(CONF)
+    proc = subprocess.run([sys.executable, "-c", CRASH, "daemon", "-c", str(conf), "--root", str(tmp_path)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          timeout=DEADLINE_S)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "BrokenPipeError" in proc.stderr
