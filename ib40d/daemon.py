@@ -10,7 +10,8 @@ reads the kernel with stdlib sockets, rtnl.py):
 - watches rtnetlink link events and re-applies when a configured link appears
   (boot enumeration, hotplug, a mlx4 port-type switch re-registering netdevs);
 - answers `ib40d link-ready NAME` (ib40-link@NAME.service) on a unix socket
-  in /run/ib40, so per-link units cost a few ms each;
+  in /run/ib40, so per-link units cost a few ms each; each client has a
+  deadline, so none can hold the daemon, hotplug or the other clients;
 - sends READY=1 once every bond has all its slaves (STATUS= while waiting),
   or after --ready-timeout with a STATUS saying what is missing, so a dead
   port never holds network.target for ever;
@@ -20,12 +21,16 @@ reads the kernel with stdlib sockets, rtnl.py):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import selectors
 import signal
 import socket
 import sys
 import time
+import traceback
+from pathlib import Path
 
 import io
 
@@ -39,7 +44,7 @@ from ib40d.config import config_files
 from ib40d.cmd_apply import report
 from ib40d.netlink import Netlink
 from ib40d.observe import observe
-from ib40d.errors import ConfigError
+from ib40d.errors import ConfigError, UserError
 from ib40d.linkready import CONTROL_SOCKET
 from ib40d.plan import missing_slaves
 
@@ -48,6 +53,11 @@ from ib40d.plan import missing_slaves
 # only when it still isn't synced this long after the save.
 SYNC_GRACE_S = 15.0
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
+# A control client has this long to send its request, and again to take the
+# answer; then it is dropped. Requests are one short line ("apply NAME").
+REQUEST_DEADLINE_S = 5.0
+MAX_REQUEST = 512
+MAX_CLIENTS = 256  # more wait in the listen backlog until one is done
 
 
 def add_arguments(parser) -> None:
@@ -59,6 +69,179 @@ def add_arguments(parser) -> None:
 
 def log(msg: str) -> None:
     print(msg, flush=True)
+
+
+def answering(path: str) -> bool:
+    """Whether a process listens on the unix socket PATH (a stale file: no)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(REQUEST_DEADLINE_S)
+        try:
+            probe.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        except BlockingIOError:
+            return True  # listening, its backlog full
+        with contextlib.suppress(OSError):
+            # Ask something and read the answer: an older daemon, still
+            # running after an upgrade, dies of a client that hangs up.
+            probe.sendall(b"\n")
+            while probe.recv(4096):
+                pass
+        return True
+
+
+class Client:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.request = b""
+        self.reply: bytes | None = None  # once the request is read
+        self.deadline = time.monotonic() + REQUEST_DEADLINE_S
+
+
+class ControlServer:
+    """The control socket, served through the daemon's selector: clients are
+    non-blocking, each with its own buffers, a bounded request and a
+    deadline, so no client holds the daemon, hotplug or the other clients.
+    One request per connection; answer(line) -> the bytes to send back."""
+
+    def __init__(self, path: Path, sel: selectors.BaseSelector, answer):
+        self.path, self.sel, self.answer = path, sel, answer
+        self.clients: set[Client] = set()
+        self.listening = False
+        self.paused_until = 0.0
+        self.sock = self._bind()
+        self.inode = os.stat(path).st_ino
+        self._listen(True)
+
+    def _bind(self) -> socket.socket:
+        self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Locked, so that two daemons starting at once can't both find no
+        # one answering and then take the path from each other.
+        lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if answering(str(self.path)):
+                raise UserError(f"another ib40d daemon is answering on {self.path}; not starting")
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # left by a daemon that was killed
+            # Root only (it changes the network) from the first instant, not
+            # after a chmod: the umask is the process's, and we have one thread.
+            umask = os.umask(0o177)
+            try:
+                sock.bind(str(self.path))
+            finally:
+                os.umask(umask)
+            sock.listen(socket.SOMAXCONN)  # a burst of clients waits there, not refused
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            os.close(lock)
+        sock.setblocking(False)
+        return sock
+
+    def _listen(self, on: bool) -> None:
+        if on != self.listening:
+            if on:
+                self.sel.register(self.sock, selectors.EVENT_READ, "control")
+            else:
+                self.sel.unregister(self.sock)
+            self.listening = on
+
+    def accept(self) -> None:
+        while len(self.clients) < MAX_CLIENTS:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of file descriptors: the others wait in the backlog
+                log(f"control: cannot accept a client: {e.strerror or e}; trying again in 1 s")
+                self._listen(False)
+                self.paused_until = time.monotonic() + 1
+                return
+            conn.setblocking(False)
+            client = Client(conn)
+            self.clients.add(client)
+            self.sel.register(conn, selectors.EVENT_READ, client)
+        self._listen(False)
+
+    def serve(self, client: Client) -> None:
+        """Read the client's request, answer it, send the answer: as far as
+        it goes without waiting."""
+        if client not in self.clients:
+            return  # dropped earlier in the same round of events
+        try:
+            if client.reply is None:
+                self._read(client)
+            if client.reply is not None:
+                self._write(client)
+        except ConnectionError:
+            self.drop(client)  # it hung up; the work it asked for, if any, is done anyway
+        except Exception as e:
+            log(f"control: dropped a client after an unexpected error: {e!r}")
+            traceback.print_exc()
+            self.drop(client)
+
+    def _read(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(MAX_REQUEST + 1 - len(client.request))
+        except BlockingIOError:
+            return
+        client.request += data
+        line, newline, _ = client.request.partition(b"\n")
+        if not newline and data and len(client.request) <= MAX_REQUEST:
+            return  # more to come
+        if not client.request:
+            self.drop(client)  # hung up without a word (a liveness probe)
+            return
+        if len(line) > MAX_REQUEST:
+            client.reply = b"error: request too long\nEND 2\n"
+        else:  # a line, or what came before the client half-closed
+            client.reply = self.answer(line.decode(errors="replace"))
+        client.deadline = time.monotonic() + REQUEST_DEADLINE_S
+
+    def _write(self, client: Client) -> None:
+        try:
+            sent = client.sock.send(client.reply)
+        except BlockingIOError:
+            sent = 0
+        client.reply = client.reply[sent:]
+        if client.reply:
+            self.sel.modify(client.sock, selectors.EVENT_WRITE, client)
+        else:
+            self.drop(client)
+
+    def drop(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+            self.sel.unregister(client.sock)
+            client.sock.close()
+
+    def tick(self) -> None:
+        """Drop the clients past their deadline; listen again when there is room."""
+        now = time.monotonic()
+        dropped = 0
+        for client in [c for c in self.clients if c.deadline <= now]:
+            # A last look first: its request may have come while we were busy.
+            self.serve(client)
+            if client in self.clients and client.deadline <= now:
+                self.drop(client)
+                dropped += 1
+        if dropped:
+            log(f"control: dropped {dropped} client(s) that did not send a request, "
+                f"or take its answer, within {REQUEST_DEADLINE_S:g} s")
+        if not self.listening and len(self.clients) < MAX_CLIENTS and now >= self.paused_until:
+            self._listen(True)
+
+    def close(self) -> None:
+        for client in list(self.clients):
+            self.drop(client)
+        self._listen(False)
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self.inode:  # ours, not a later daemon's
+                self.path.unlink()
 
 
 class Daemon:
@@ -169,28 +352,16 @@ class Daemon:
         self.converge()
         self.check_ready()
 
-    def on_client(self, conn: socket.socket) -> None:
-        """One request per connection: 'apply NAME\\n' -> result lines, then 'END <rc>'."""
-        with conn:
-            conn.settimeout(5)
-            try:
-                request = conn.makefile("r", errors="replace").readline(256).split()
-            except OSError:
-                return
-            if len(request) != 2 or request[0] != "apply":
-                conn.sendall(b"error: bad request\nEND 2\n")
-                return
-            name = request[1]
-            if name not in self.cfg.names():
-                conn.sendall(f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode())
-                return
-            lines, ok = self.converge(name)
-            body = "".join(f"{l}\n" for l in lines)
-            try:
-                conn.sendall(f"{body}END {0 if ok else 1}\n".encode())
-            except OSError:
-                pass  # the client gave up; the work is done anyway
-        self.check_ready()
+    def answer(self, line: str) -> bytes:
+        """One request, 'apply NAME' -> the result lines, then 'END <rc>'."""
+        request = line.split()
+        if len(request) != 2 or request[0] != "apply":
+            return b"error: bad request\nEND 2\n"
+        name = request[1]
+        if name not in self.cfg.names():
+            return f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode()
+        lines, ok = self.converge(name)
+        return "".join(f"{l}\n" for l in lines + [f"END {0 if ok else 1}"]).encode()
 
     def load_new_config(self) -> bool:
         self.cfg_stamp = config_stamp(config_path(self.args))
@@ -217,12 +388,19 @@ class Daemon:
         if not self.root.is_live:
             return
         path = config_path(self.args)
-        result = sync.sync(self.root, self.cfg, reload=True, sources=path)
-        # Tell ib40-sync.service's ExecCondition these files are done, or the
-        # first write to /etc of each boot costs a Python start for nothing.
-        # Unless the file was saved since we read it: then sync must run.
-        if sync.seen_bytes(path) == self.cfg_bytes:
-            sync.record_seen(self.root, self.cfg_bytes)
+        try:
+            result = sync.sync(self.root, self.cfg, reload=True, sources=path)
+            # Tell ib40-sync.service's ExecCondition these files are done, or the
+            # first write to /etc of each boot costs a Python start for nothing.
+            # Unless the file was saved since we read it: then sync must run.
+            if sync.seen_bytes(path) == self.cfg_bytes:
+                sync.record_seen(self.root, self.cfg_bytes)
+        except OSError as e:
+            # /etc read-only (a rescue boot, an immutable image) or full: the
+            # links matter more than their names. Not recorded as synced.
+            log(f"warning: could not write the generated files for {self.cfg.files[0]} ({describe(e)}); "
+                "applying the links anyway")
+            return
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
                 + "; ".join(result.changed + result.notes))
@@ -246,38 +424,28 @@ class Daemon:
         seen = sync.seen_bytes(path)
         if seen == sync.recorded_seen(self.root):
             return  # ib40-sync.service has done it
-        sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
         try:
+            sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
             cfg = load_config(self.args)
+            result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
         except ConfigError as e:
             log(f"warning: {path} was saved with {len(e.problems)} problem(s) and not synced; "
                 "`ib40d check` lists them")
             return
-        result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
+        except OSError as e:
+            log(f"warning: {path} was saved but could not be synced ({describe(e)})")
+            return
         log(f"{path} was saved but not synced by ib40-sync.service; "
             + "; ".join(result.changed + result.notes or ["generated files are up to date"]))
 
     # ---------------------------------------------------------------- loop
 
-    def control_socket(self) -> socket.socket:
-        path = self.root.path(CONTROL_SOCKET)
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(path))
-        os.chmod(path, 0o600)  # root only: it changes the network
-        sock.listen(16)
-        return sock
-
     def run(self) -> int:
-        monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
-        server = self.control_socket()
         sel = selectors.DefaultSelector()
+        # First: next to a running daemon, refuse before anything is done.
+        control = ControlServer(self.root.path(CONTROL_SOCKET), sel, self.answer)
+        monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
         sel.register(monitor, selectors.EVENT_READ, "netlink")
-        sel.register(server, selectors.EVENT_READ, "control")
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         sel.register(wake_r, selectors.EVENT_READ, "signal")
@@ -296,7 +464,7 @@ class Daemon:
         self.converge()
         self.check_ready()
         if self.args.exit_when_ready and self.ready_sent:
-            return 0
+            self.stop = True
         while not self.stop:
             timeout = 1.0
             if self.pending_since is not None:
@@ -305,8 +473,7 @@ class Daemon:
                 if key.data == "netlink":
                     self.on_link_event(monitor)
                 elif key.data == "control":
-                    conn, _ = server.accept()
-                    self.on_client(conn)
+                    control.accept()
                 elif key.data == "signal":
                     os.read(wake_r, 64)
                     while signals:
@@ -315,19 +482,23 @@ class Daemon:
                             self.reload()
                         else:
                             self.stop = True
+                else:
+                    control.serve(key.data)
+            control.tick()
             self.flush_pending()
             self.check_ready()
             self.watch_saved_config()
             if self.args.exit_when_ready and self.ready_sent:
                 break
-        server.close()
-        try:
-            self.root.path(CONTROL_SOCKET).unlink()
-        except OSError:
-            pass
+        control.close()
         monitor.close()
         self.nl.close()
         return 0
+
+
+def describe(e: OSError) -> str:
+    """'PATH: Read-only file system', not '[Errno 30] ...'."""
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
 
 
 def config_stamp(path: str) -> tuple:
@@ -349,4 +520,10 @@ def run(args) -> int:
         notify.ready("nothing configured")
         return 0
     sys.stdout.reconfigure(line_buffering=True)
-    return daemon.run()
+    try:
+        return daemon.run()
+    except BrokenPipeError:
+        # cli.main exits 0 on it (`ib40d status | head`); here it is a crash,
+        # which Restart=on-failure must see.
+        traceback.print_exc()
+        return 1

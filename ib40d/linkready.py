@@ -56,16 +56,22 @@ def request(path: str, name: str, wait: float, timeout: float, apply_in_process)
     status. Without a daemon after `wait` seconds: apply_in_process()."""
     # No config parsing here: the daemon checks the name (and answers
     # "not configured" with status 2); this client stays a few ms.
-    deadline = time.monotonic() + wait
+    start = time.monotonic()
     while True:
         try:
             lines, rc = ask_daemon(path, name, timeout)
             break
         except (FileNotFoundError, ConnectionRefusedError):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= start + wait:
                 print(f"ib40d.service is not answering on {CONTROL_SOCKET}; applying {name} in-process",
                       file=sys.stderr)
                 return apply_in_process()
+            time.sleep(0.1)
+        except BlockingIOError:
+            # EAGAIN from connect: the daemon's backlog is full (a burst of
+            # clients). It is busy, not gone: wait for it, up to --timeout.
+            if time.monotonic() >= start + timeout:
+                raise UserError(f"ib40d.service did not answer for {name} within {timeout:g} s") from None
             time.sleep(0.1)
         except socket.timeout:
             raise UserError(f"ib40d.service did not answer for {name} within {timeout:g} s") from None

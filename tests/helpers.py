@@ -68,3 +68,30 @@ def run_ib40d_private_run(*args, netns: str | None = None, mount: str = "mount -
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def wait_for(pred, timeout=30.0) -> bool:
+    """Poll pred() until it is true or `timeout` seconds have passed."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_daemon(netns: str, conf, root, *args, env: dict | None = None, mounts: str = "",
+                 python: tuple = ("-m", "ib40d")) -> subprocess.Popen:
+    """`ib40d daemon -c CONF --root ROOT ARGS` in network namespace NETNS and
+    a private mount namespace with a tmpfs over /run, so that even a live
+    root (`--root /`) leaves the host's /run/ib40 and /run/udev alone.
+    MOUNTS: shell commands run there first (e.g. more tmpfs); PYTHON: what
+    runs instead of `-m ib40d` (a `-c` wrapper calling cli.main). The Popen's
+    pid is the daemon's (every step execs); stdout and stderr are merged."""
+    mount = " && ".join(["mount -t tmpfs tmpfs /run", *([mounts] if mounts else [])])
+    cmd = private_run([sys.executable, *python, "daemon", "-c", str(conf), "--root", str(root), *args],
+                      netns, mount)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})), cwd=REPO)

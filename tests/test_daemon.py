@@ -5,13 +5,11 @@ READY=1 over a real NOTIFY_SOCKET, hotplug, link-ready, reload, stop."""
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import REPO, run_ib40d, run_ib40d_private_run
+from helpers import run_ib40d, run_ib40d_private_run, start_daemon, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -27,15 +25,6 @@ txqueuelen = 5000
 slaves = w1
 miimon = 100
 """
-
-
-def wait_for(pred, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
@@ -66,10 +55,7 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
     conf.write_text(CONF)
     root = tmp_path / "root"
     netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
-    env = dict(os.environ, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_path)
-    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
-                               "-c", str(conf), "--root", str(root), "--ready-timeout", "3"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    daemon = start_daemon(netns.name, conf, root, "--ready-timeout", "3", env={"NOTIFY_SOCKET": notify_path})
     try:
         assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
         assert wait_for(lambda: any("READY=1" in m for m in read_notify()), timeout=15), read_notify()
@@ -91,15 +77,13 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
 
         # reload with an invalid config keeps the running one
         conf.write_text(CONF + "[link v9]\nmtu = 1\n")
-        daemon_pid = int(subprocess.run(["pgrep", "-f", f"ib40d daemon -c {conf}"], capture_output=True,
-                                        text=True).stdout.split()[0])
-        os.kill(daemon_pid, signal.SIGHUP)
+        os.kill(daemon.pid, signal.SIGHUP)
         time.sleep(1)
         conf.write_text(CONF.replace("mtu = 9000", "mtu = 8000"))
-        os.kill(daemon_pid, signal.SIGHUP)
+        os.kill(daemon.pid, signal.SIGHUP)
         assert wait_for(lambda: "mtu 8000" in netns.ip("link", "show", "v1"))
 
-        os.kill(daemon_pid, signal.SIGTERM)
+        os.kill(daemon.pid, signal.SIGTERM)
         out, _ = daemon.communicate(timeout=10)
         assert daemon.returncode == 0, out
         assert "reload refused" in out and ":13: [link v9] mtu" in out
@@ -160,10 +144,7 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
     conf = tmp_path / "ib40.conf"
     conf.write_text("[link v1]\nmtu = 9000\n")
     netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
-    daemon = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-m", "ib40d", "daemon",
-                               "-c", str(conf), "--root", str(tmp_path / "root")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    daemon = start_daemon(netns.name, conf, tmp_path / "root")
     try:
         assert wait_for(lambda: "mtu 9000" in netns.ip("link", "show", "v1"))
         conf.write_text("[link v1]\nmtu = 7000\n")
@@ -177,12 +158,12 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
     assert "mtu 7000 -> 9000" not in out
 
 
-def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
-    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
-    # save in that window is synced by the daemon, after ib40-sync's grace.
+def config_watcher(tmp_path):
+    """A daemon (only what watch_saved_config uses) on TMP_PATH/etc/ib40.conf,
+    synced as ib40-sync left it at the first save -> (daemon, conf, root)."""
     import argparse
 
-    from ib40d import daemon as daemon_mod, sync, udev
+    from ib40d import daemon as daemon_mod, sync
     from ib40d.sysroot import SysRoot
 
     conf = tmp_path / "etc/ib40.conf"
@@ -193,8 +174,17 @@ def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
     d = daemon_mod.Daemon.__new__(daemon_mod.Daemon)
     d.args, d.root = args, root
     d.saved_stamp, d.sync_due = daemon_mod.config_stamp(str(conf)), None
-    sync.sync(root, daemon_mod.load_config(args), reload=False)  # what ib40-sync did at the first save
+    sync.sync(root, daemon_mod.load_config(args), reload=False)
     sync.record_seen(root, conf.read_bytes())
+    return d, conf, root
+
+
+def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
+    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
+    # save in that window is synced by the daemon, after ib40-sync's grace.
+    from ib40d import daemon as daemon_mod, sync, udev
+
+    d, conf, root = config_watcher(tmp_path)
     grace = daemon_mod.SYNC_GRACE_S
 
     d.watch_saved_config(now=100)  # nothing saved since: nothing to do
@@ -228,3 +218,24 @@ def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("saved with 1 problem(s) and not synced") == 1, out
     assert "eth40c" in root.read(udev.HOOKS_RULES)
+
+
+def test_a_save_whose_files_cannot_be_written_is_a_warning(tmp_path, capsys, monkeypatch):
+    # /etc read-only or full when the daemon syncs a missed save: one line, and it runs on.
+    import errno
+
+    from ib40d import daemon as daemon_mod, sync
+
+    d, conf, _ = config_watcher(tmp_path)
+
+    def read_only(*_args, **_kw):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/etc/udev/rules.d/70-ib40-names.rules")
+
+    monkeypatch.setattr(sync, "sync", read_only)
+    conf.write_text("[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
+    os.utime(conf, ns=(1, 1))
+    d.watch_saved_config(now=100)
+    for now in (101 + daemon_mod.SYNC_GRACE_S, 102 + daemon_mod.SYNC_GRACE_S):
+        d.watch_saved_config(now=now)
+    assert capsys.readouterr().out == (f"warning: {conf} was saved but could not be synced "
+                                       "(/etc/udev/rules.d/70-ib40-names.rules: Read-only file system)\n")

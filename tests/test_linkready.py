@@ -7,10 +7,21 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from helpers import REPO
+
+
+def listening(root, backlog=1) -> socket.socket:
+    """A unix socket listening where ib40d.service does under ROOT."""
+    path = root / "run/ib40/control.sock"
+    path.parent.mkdir(parents=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(backlog)
+    return sock
 
 
 class FakeDaemon:
@@ -18,11 +29,7 @@ class FakeDaemon:
     request with the given lines and status, records what was asked."""
 
     def __init__(self, root, lines, status):
-        path = root / "run/ib40/control.sock"
-        path.parent.mkdir(parents=True)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen(1)
+        self.sock = listening(root)
         self.requests = []
         self.reply = "".join(line + "\n" for line in lines) + f"END {status}\n"
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -90,11 +97,7 @@ def test_errors_go_to_stderr_with_the_daemons_status(tmp_path):
 
 
 def test_a_daemon_that_hangs_up_is_one_line_not_a_traceback(tmp_path):
-    path = tmp_path / "run/ib40/control.sock"
-    path.parent.mkdir(parents=True)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
+    server = listening(tmp_path)
 
     def hang_up():
         conn, _ = server.accept()
@@ -109,3 +112,38 @@ def test_a_daemon_that_hangs_up_is_one_line_not_a_traceback(tmp_path):
     assert proc.returncode == 1
     assert "ib40d link-ready: ib40d.service closed the connection before answering for eth40a" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_daemon_with_a_full_backlog_is_waited_for(tmp_path):
+    # A burst of clients fills the daemon's listen backlog and connect()
+    # says EAGAIN: the daemon is busy, not gone; the unit waits for it.
+    server = listening(tmp_path, backlog=0)
+    fillers = []
+    while True:
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        try:
+            filler.connect(server.getsockname())
+        except BlockingIOError:
+            filler.close()
+            break
+        fillers.append(filler)
+
+    def serve_later():
+        time.sleep(2)  # link-ready meets the full backlog meanwhile
+        for _ in fillers:
+            server.accept()[0].close()
+        conn, _ = server.accept()
+        with conn:
+            conn.makefile("r").readline()
+            conn.sendall(b"applied 1 change\nEND 0\n")
+
+    t = threading.Thread(target=serve_later, daemon=True)
+    t.start()
+    proc = run_unit_command(tmp_path, "link-ready", "eth40a")
+    t.join(timeout=10)
+    server.close()
+    for filler in fillers:
+        filler.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "applied 1 change\n"
