@@ -245,15 +245,25 @@ def _lock_holder(f, root: SysRoot) -> str:
     return "a process /proc/locks does not name"
 
 
-def converge(cfg: Config, nl, root: SysRoot, only: str | None = None) -> ApplyResult:
-    plan = make_plan(cfg, observe(nl, root), only)
+def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
+             not_yet: frozenset[str] = frozenset()) -> ApplyResult:
+    """Plan, execute, verify. NOT_YET: ports that exist but that udev has not
+    finished with (udevdb); they are planned as absent, so nothing is done
+    to them until they are ready."""
+    def current():
+        observed = observe(nl, root)
+        for name in not_yet:
+            observed.links.pop(name, None)
+        return observed
+
+    plan = make_plan(cfg, current(), only)
     writes_before = nl.writes
     result = execute(plan, nl, root)
     if plan.actions:
         # Verify: what is still planned was not kept by the kernel, except
         # in groups that failed, which already have their error.
         failed = {a.group for a in result.not_done}
-        again = make_plan(cfg, observe(nl, root), only)
+        again = make_plan(cfg, current(), only)
         result.not_converged = [a for a in again.actions if a.group not in failed]
     result.writes = nl.writes - writes_before
     return result

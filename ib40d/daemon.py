@@ -37,7 +37,7 @@ import io
 # Everything the daemon will ever run is imported at start: a package
 # upgrade replaces these files under a running daemon (it is not restarted,
 # so links don't flap), and a late import would mix two versions.
-from ib40d import notify, rtnl, sync
+from ib40d import notify, rtnl, sync, udevdb
 from ib40d.apply import apply_lock, converge
 from ib40d.cli import config_path, load_config, sysroot
 from ib40d.config import config_files
@@ -263,6 +263,10 @@ class Daemon:
         self.stop = False
         self.last_report: dict[str | None, set[str]] = {}
         self.seen: dict[str, tuple] = {}  # configured name -> what its last event said
+        # Ports udev has not finished with (renamed, rules run) are left
+        # alone until it has, as systemd-networkd does (udevdb.py says why).
+        self.udev = udevdb.Watcher()
+        self.not_yet: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------ applying
 
@@ -273,9 +277,13 @@ class Daemon:
             # Edited since we read it (and `ib40d apply` run, whose changes
             # woke us): applying the old file would undo the new one.
             self.load_new_config()
+        not_yet = frozenset(self.udev.uninitialized(self.cfg.links))
+        if not_yet - self.not_yet:
+            log(f"waiting for udev to finish with {', '.join(sorted(not_yet - self.not_yet))}")
+        self.not_yet = not_yet
         try:
             with apply_lock(self.root):
-                result = converge(self.cfg, self.nl, self.root, only)
+                result = converge(self.cfg, self.nl, self.root, only, not_yet)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
@@ -343,6 +351,14 @@ class Daemon:
                     self.pending.add(name)
         if self.pending and self.pending_since is None:
             self.pending_since = time.monotonic()
+
+    def on_udev_progress(self) -> None:
+        """A port udev was busy with may be ready now: apply it (after the
+        debounce, with whatever else is pending)."""
+        if self.not_yet and self.udev.uninitialized(self.not_yet) != self.not_yet:
+            self.pending |= self.not_yet
+            if self.pending_since is None:
+                self.pending_since = time.monotonic()
 
     def flush_pending(self) -> None:
         if self.pending_since is None or time.monotonic() - self.pending_since < DEBOUNCE_S:
@@ -446,6 +462,8 @@ class Daemon:
         control = ControlServer(self.root.path(CONTROL_SOCKET), sel, self.answer)
         monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
         sel.register(monitor, selectors.EVENT_READ, "netlink")
+        if self.udev.fileno() is not None:
+            sel.register(self.udev.fileno(), selectors.EVENT_READ, "udev")
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         sel.register(wake_r, selectors.EVENT_READ, "signal")
@@ -474,6 +492,8 @@ class Daemon:
                     self.on_link_event(monitor)
                 elif key.data == "control":
                     control.accept()
+                elif key.data == "udev":
+                    self.udev.drain()  # which ports are ready: on_udev_progress() below
                 elif key.data == "signal":
                     os.read(wake_r, 64)
                     while signals:
@@ -485,6 +505,7 @@ class Daemon:
                 else:
                     control.serve(key.data)
             control.tick()
+            self.on_udev_progress()
             self.flush_pending()
             self.check_ready()
             self.watch_saved_config()

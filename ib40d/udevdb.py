@@ -19,10 +19,6 @@ import os
 
 import pyudev
 
-# Events after which udev has (re)written a net device's database entry.
-_DONE_ACTIONS = {"add", "move", "change"}
-
-
 class Watcher:
     """udev's view of net devices for the daemon. Inactive (everything counts
     as initialized, no monitor) when udevd is not running."""
@@ -59,15 +55,8 @@ class Watcher:
             self._monitor.start()
         return self._monitor.fileno()
 
-    def finished(self) -> set[str]:
-        """Names of the net devices whose events udev has finished since the
-        last call (drains what is queued, never blocks)."""
-        names = set()
-        if self._monitor is None:
-            return names
-        while True:
-            device = self._monitor.poll(timeout=0)
-            if device is None:
-                return names
-            if device.action in _DONE_ACTIONS:
-                names.add(device.sys_name)
+    def drain(self) -> None:
+        """Read what udev announced (never blocks); which devices are ready
+        is then asked of the database itself (uninitialized())."""
+        while self._monitor is not None and self._monitor.poll(timeout=0) is not None:
+            pass
