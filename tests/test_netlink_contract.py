@@ -6,6 +6,7 @@ pyroute2 is the independent decoder here: its tables and parsers are not ours.""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import asdict
@@ -60,8 +61,7 @@ def test_every_constant_is_the_number_pyroute2_uses():
 def test_operstate_names_are_pyroute2s():
     from pyroute2.netlink.rtnl.ifinfmsg import states
 
-    assert rtnl_constants.OPERSTATES == tuple(s.lower() for s in states[:len(rtnl_constants.OPERSTATES)])
-    assert len(states) == len(rtnl_constants.OPERSTATES)
+    assert rtnl_constants.OPERSTATES == tuple(s.lower() for s in states)
 
 
 def test_bond_options_are_the_attributes_pyroute2_writes():
@@ -150,7 +150,7 @@ def pyroute2_view() -> list[LinkObs]:
             operstate=oper.lower() if oper else None,
             master=names.get(l.get_attr("IFLA_MASTER")) if l.get_attr("IFLA_MASTER") else None)
     for a in raw_addrs:
-        v4 = a["family"] == 2
+        v4 = a["family"] == socket.AF_INET
         ip = (a.get_attr("IFA_LOCAL") if v4 else None) or a.get_attr("IFA_ADDRESS")
         flags = a.get_attr("IFA_FLAGS") or a["flags"]
         links[a["index"]].addresses.append(
