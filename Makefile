@@ -4,14 +4,14 @@
 PYTHON ?= /usr/bin/python3
 PYTEST = $(PYTHON) -m pytest
 
-.PHONY: deps test test-pure test-netns bench
+.PHONY: deps lint test test-pure test-netns bench
 
 # What building, testing and the lab need on Debian bookworm (as root).
 # Run-time dependencies are Debian's own python3-* packages, the versions the
 # .deb depends on.
 DEPS = python3 python3-pytest python3-hypothesis python3-setuptools python3-all \
 	python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify \
-	iproute2 iperf3 kmod udev systemd procps \
+	iproute2 iperf3 kmod udev systemd procps pyflakes3 \
 	build-essential debhelper dh-python fakeroot lintian dpkg-dev \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-image-amd64 \
 	debian-archive-keyring ca-certificates
@@ -20,9 +20,18 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
 
-# Everything: pure, fake-system, real-kernel (netns, needs root), the .deb,
-# and the QEMU lab.
-test:
+# pyflakes (Debian's pyflakes3: unused imports and variables, undefined
+# names) on every Python file of ours, python3 scripts without .py included.
+# lab/cache and lab/run hold the guests' trees, which are not our code.
+PYFLAKES ?= pyflakes3
+LINT_PATHS = ib40d tests bench $(filter-out lab/cache lab/run,$(wildcard lab/*))
+
+lint:
+	$(PYFLAKES) $(LINT_PATHS)
+
+# Everything: lint, then pure, fake-system, real-kernel (netns, needs root),
+# the .deb, and the QEMU lab.
+test: lint
 	$(PYTEST) -v tests
 
 # What the package build runs: no root, no network namespaces, no QEMU.

@@ -15,7 +15,6 @@ import re
 from ib40d.sysroot import SysRoot
 
 _IFUPDOWN_RE = re.compile(r"^\s*(?:auto|allow-hotplug|allow-auto|iface)\s+(.+?)\s*$")
-_IFUPDOWN_SLAVES_RE = re.compile(r"^\s*(?:bond-slaves|bond-master|slaves)\s+(.+?)\s*$")
 
 
 def ifupdown_names(text: str) -> dict[str, int]:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""InfiniBand ports: read from sysfs, or parsed from ibstat/ibstatus text.
+"""InfiniBand ports, read from sysfs.
 
 sysfs (drivers/infiniband/core/sysfs.c) under /sys/class/infiniband/<dev>/
 ports/<n>/: state "4: ACTIVE", phys_state "5: LinkUp", rate
@@ -9,7 +9,8 @@ are the port GUID that opensm binds to, as `ibstat -p` prints it).
 
 `ibstatus` prints those sysfs texts as they are; `ibstat` names the states
 ("Active", "Initializing") and prints the rate as a number ("40 (FDR10)").
-Both parse into the same IBPort so tests and support bundles compare alike.
+The tests parse samples of both into IBPort (tests/support_parsers.py) and
+build their fake sysfs trees from them.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from dataclasses import asdict, dataclass
 
 from ib40d.sysroot import SysRoot
 
-# ib_port_state (IBTA PortInfo:PortState) as the kernel prints it, and the
-# names ibstat uses for the same numbers.
+# ib_port_state (IBTA PortInfo:PortState) as the kernel prints it.
 PORT_STATES = {0: "NOP", 1: "DOWN", 2: "INIT", 3: "ARMED", 4: "ACTIVE", 5: "ACTIVE_DEFER"}
-IBSTAT_STATES = {"Down": "DOWN", "Initializing": "INIT", "Armed": "ARMED", "Active": "ACTIVE"}
 PHYS_STATES = {0: "<unknown>", 1: "Sleep", 2: "Polling", 3: "Disabled", 4: "PortConfigurationTraining",
                5: "LinkUp", 6: "LinkErrorRecovery", 7: "Phy Test"}
 
@@ -90,12 +89,6 @@ def guid_from_gid(gid: str | None) -> str | None:
     return "0x" + "".join(g.zfill(4) for g in groups[4:]).lower()
 
 
-def normalize_guid(text: str) -> str:
-    """"0002:c903:003f:02f1", "0x0002C903003F02F1" -> "0x0002c903003f02f1"."""
-    digits = text.lower().removeprefix("0x").replace(":", "")
-    return "0x" + digits.zfill(16)
-
-
 # ---------------------------------------------------------------- sysfs
 
 
@@ -131,120 +124,3 @@ def device_pci(root: SysRoot, device: str) -> str | None:
     """The PCI address of an RDMA device ("mlx4_0" -> "0000:05:00.0")."""
     target = root.realpath(f"/sys/class/infiniband/{device}/device")
     return target.rsplit("/", 1)[1] if target else None
-
-
-# ---------------------------------------------------------------- ibstat
-
-
-def parse_ibstat(text: str) -> list[dict]:
-    """`ibstat` -> [{"ca": "mlx4_0", "ca_type", "firmware", "node_guid",
-    "ports": [IBPort...]}]. Indentation is tabs or spaces (or both, when a
-    sample was pasted into Markdown), so lines are told apart by their keys."""
-    cas: list[dict] = []
-    ca = None
-    port_fields: dict | None = None
-
-    def close_port():
-        nonlocal port_fields
-        if ca is not None and port_fields is not None:
-            ca["ports"].append(_ibstat_port(ca["ca"], port_fields))
-        port_fields = None
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        m = re.match(r"^CA '([^']+)'$", line)
-        if m:
-            close_port()
-            ca = {"ca": m.group(1), "ports": []}
-            cas.append(ca)
-            continue
-        m = re.match(r"^Port (\d+):$", line)
-        if m and ca is not None:
-            close_port()
-            port_fields = {"port": int(m.group(1))}
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or ca is None:
-            continue
-        key, value = key.strip(), value.strip()
-        if port_fields is not None:
-            port_fields[key] = value
-        else:
-            ca_key = {"CA type": "ca_type", "Number of ports": "num_ports", "Firmware version": "firmware",
-                      "Hardware version": "hardware", "Node GUID": "node_guid",
-                      "System image GUID": "system_image_guid"}.get(key)
-            if ca_key:
-                ca[ca_key] = int(value) if ca_key == "num_ports" else value
-    close_port()
-    return cas
-
-
-def _ibstat_port(ca: str, f: dict) -> IBPort:
-    state = f.get("State")
-    return IBPort(
-        device=ca,
-        port=f["port"],
-        guid=normalize_guid(f["Port GUID"]) if "Port GUID" in f else None,
-        link_layer=f.get("Link layer"),
-        state=IBSTAT_STATES.get(state, state.upper() if state else None),
-        phys_state=f.get("Physical state"),
-        rate=f.get("Rate"),
-        rate_gbps=parse_rate_gbps(f.get("Rate")),
-        sm_lid=parse_lid(f.get("SM lid")),
-        lid=parse_lid(f.get("Base lid")),
-    )
-
-
-def parse_ibstat_guids(text: str) -> list[str]:
-    """`ibstat -p`: one port GUID per line."""
-    return [normalize_guid(line.strip()) for line in text.splitlines()
-            if re.fullmatch(r"\s*0x[0-9a-fA-F]{1,16}\s*", line)]
-
-
-# ---------------------------------------------------------------- ibstatus
-
-
-def parse_ibstatus(text: str) -> tuple[list[IBPort], list[str]]:
-    """`ibstatus` -> (ports, errors). It prints the sysfs texts verbatim."""
-    ports: list[IBPort] = []
-    errors: list[str] = []
-    current: dict | None = None
-
-    def close():
-        if current is not None:
-            ports.append(_ibstatus_port(current))
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        m = re.match(r"^Infiniband device '([^']+)' port (\d+) status:$", line)
-        if m:
-            close()
-            current = {"device": m.group(1), "port": int(m.group(2))}
-            continue
-        if line.startswith("Fatal error:"):
-            errors.append(re.sub(r"\s+", " ", line[len("Fatal error:"):]).strip())
-            continue
-        key, sep, value = line.partition(":")
-        if sep and current is not None:
-            current[key.strip()] = value.strip()
-    close()
-    return ports, errors
-
-
-def _ibstatus_port(f: dict) -> IBPort:
-    return IBPort(
-        device=f["device"],
-        port=f["port"],
-        guid=guid_from_gid(f.get("default gid")),
-        link_layer=f.get("link_layer"),
-        state=parse_state(f.get("state")),
-        phys_state=parse_state(f.get("phys state"), PHYS_STATES),
-        rate=f.get("rate"),
-        rate_gbps=parse_rate_gbps(f.get("rate")),
-        sm_lid=parse_lid(f.get("sm lid")),
-        lid=parse_lid(f.get("base lid")),
-    )

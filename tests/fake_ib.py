@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fake_pci import CONNECTX3, FakeMachine
 from helpers import fixture_output
+from support_parsers import parse_ibstat
 
 from ib40d import ibports, mstconfig
 
@@ -87,7 +88,7 @@ class FakeIBMachine(FakeMachine):
     def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
                                  override: dict[int, dict] | None = None) -> list[ibports.IBPort]:
         """The ports of a real ibstat sample; override: {port: {attr: value}}."""
-        ca = ibports.parse_ibstat(fixture_output(rel))[0]
+        ca = parse_ibstat(fixture_output(rel))[0]
         ports = [p for p in ca["ports"] if p.port in only]
         for p in ports:
             for key, value in (override or {}).get(p.port, {}).items():
@@ -118,7 +119,7 @@ def cx3_eth_mode(root) -> FakeIBMachine:
     """Both ports Ethernet (the HOWTO's eth40a/eth40b): RoCE ports, no IB."""
     m = FakeIBMachine(root)
     m.add_cx3(BDF, port1="eth", port2="eth")
-    ports = ibports.parse_ibstat(fixture_output(CX3_IB_FIXTURE))[0]["ports"]
+    ports = parse_ibstat(fixture_output(CX3_IB_FIXTURE))[0]["ports"]
     for p in ports:
         p.link_layer, p.sm_lid, p.lid, p.rate = "Ethernet", 0, 0, "40 Gb/sec (4X QDR)"
     m.add_ib_ports(BDF, ports)
@@ -133,7 +134,7 @@ def cx3_mixed_mode(root) -> FakeIBMachine:
     SM lid 0), port 2 Ethernet."""
     m = FakeIBMachine(root)
     m.add_cx3(BDF, port1="ib", port2="eth")
-    ports = ibports.parse_ibstat(fixture_output(CX3_INIT_FIXTURE))[0]["ports"]
+    ports = parse_ibstat(fixture_output(CX3_INIT_FIXTURE))[0]["ports"]
     ports[1].link_layer = "Ethernet"
     m.add_ib_ports(BDF, ports)
     m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=2044)

@@ -5,6 +5,8 @@ from fake sysfs trees built out of those samples."""
 from fake_ib import BDF, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 from helpers import FIXTURES, fixture_output
 
+import support_parsers
+
 from ib40d import ibports
 from ib40d.sysroot import SysRoot
 
@@ -26,11 +28,11 @@ def test_every_fixture_is_covered_here():
 
 def ports_of(rel):
     return [(p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate_gbps, p.sm_lid, p.lid)
-            for ca in ibports.parse_ibstat(fixture_output(rel)) for p in ca["ports"]]
+            for ca in support_parsers.parse_ibstat(fixture_output(rel)) for p in ca["ports"]]
 
 
 def test_ibstat_cx3_fdr56_tabs_both_active():
-    [ca] = ibports.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"))
+    [ca] = support_parsers.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"))
     assert (ca["ca"], ca["ca_type"], ca["num_ports"], ca["firmware"], ca["node_guid"]) == (
         "mlx4_0", "MT4099", 2, "2.42.5000", "0x0002c90300a4e720")
     assert ports_of("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt") == [
@@ -44,12 +46,12 @@ def test_ibstat_initializing_no_sm_fdr10_suffix_and_disabled_port():
         ("mlx4_0", 1, "0x5cf3fc000004ec03", "InfiniBand", "INIT", "LinkUp", 40.0, 0, 0),
         ("mlx4_0", 2, "0x5cf3fc000004ec04", "InfiniBand", "DOWN", "Disabled", 10.0, 0, 0),
     ]
-    [ca] = ibports.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_initializing_fdr10_port2_disabled.txt"))
+    [ca] = support_parsers.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_initializing_fdr10_port2_disabled.txt"))
     assert ca["ports"][0].rate == "40 (FDR10)"
 
 
 def test_ibstat_cx7_plus_broadcom_roce_three_cas():
-    cas = ibports.parse_ibstat(fixture_output(
+    cas = support_parsers.parse_ibstat(fixture_output(
         "ibstat/ibstat_cx7_mt4129_rate200_ib_plus_broadcom_roce_down_disabled.txt"))
     assert [c["ca"] for c in cas] == ["ibp23s0", "roceo1", "roceo2"]
     assert cas[1]["ca_type"] == "Broadcom NetXtreme-C/E RoCE Driver HCA"
@@ -62,7 +64,7 @@ def test_ibstat_cx7_plus_broadcom_roce_three_cas():
 
 
 def test_ibstat_old_without_link_layer_counts_as_infiniband():
-    [ca] = ibports.parse_ibstat(fixture_output("ibstat/ibstat_mt26428_qdr_active_no_link_layer.txt"))
+    [ca] = support_parsers.parse_ibstat(fixture_output("ibstat/ibstat_mt26428_qdr_active_no_link_layer.txt"))
     assert ca["hardware"] == "b0"
     [p] = ca["ports"]
     assert (p.guid, p.link_layer, p.state, p.rate_gbps, p.sm_lid, p.lid) == (
@@ -71,12 +73,12 @@ def test_ibstat_old_without_link_layer_counts_as_infiniband():
 
 
 def test_ibstat_p_guids():
-    assert ibports.parse_ibstat_guids(fixture_output("ibstat/ibstat_p_cx3_two_port_guids.txt")) == [
+    assert support_parsers.parse_ibstat_guids(fixture_output("ibstat/ibstat_p_cx3_two_port_guids.txt")) == [
         "0x248a070300d2c691", "0x248a070300d2c692"]
 
 
 def test_ibstatus_cx3_qdr_sysfs_texts():
-    ports, errors = ibports.parse_ibstatus(fixture_output("ibstatus/ibstatus_cx3_qdr_single_port_active.txt"))
+    ports, errors = support_parsers.parse_ibstatus(fixture_output("ibstatus/ibstatus_cx3_qdr_single_port_active.txt"))
     assert errors == []
     [p] = ports
     assert (p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate, p.rate_gbps, p.sm_lid, p.lid) == (
@@ -84,7 +86,7 @@ def test_ibstatus_cx3_qdr_sysfs_texts():
 
 
 def test_ibstatus_mlx5_roce_ethernet():
-    ports, errors = ibports.parse_ibstatus(
+    ports, errors = support_parsers.parse_ibstatus(
         fixture_output("ibstatus/ibstatus_mlx5_roce_link_layer_ethernet_100g_edr.txt"))
     assert errors == []
     assert [(p.device, p.link_layer, p.rate_gbps, p.sm_lid, p.guid) for p in ports] == [
@@ -94,7 +96,7 @@ def test_ibstatus_mlx5_roce_ethernet():
 
 
 def test_ibstatus_no_devices_error():
-    ports, errors = ibports.parse_ibstatus(fixture_output("ibstatus/ibstatus_err_sys_files_not_found.txt"))
+    ports, errors = support_parsers.parse_ibstatus(fixture_output("ibstatus/ibstatus_err_sys_files_not_found.txt"))
     assert ports == []
     assert errors == ["device '*': sys files not found (/sys/class/infiniband/*/ports)"]
 
@@ -107,7 +109,7 @@ def test_sysfs_texts():
     assert ibports.parse_lid("0x1a") == 26
     assert ibports.guid_from_gid("fe80:0000:0000:0000:0002:c903:00a4:e721") == "0x0002c90300a4e721"
     assert ibports.guid_from_gid("garbage") is None
-    assert ibports.normalize_guid("0002:c903:003f:02f1") == "0x0002c903003f02f1"
+    assert support_parsers.normalize_guid("0002:c903:003f:02f1") == "0x0002c903003f02f1"
 
 
 # ---------------------------------------------------------------- sysfs trees
@@ -117,7 +119,7 @@ def test_sysfs_ib_mode_reads_back_the_ibstat_sample(tmp_path):
     cx3_ib_mode(tmp_path)
     root = SysRoot(tmp_path)
     from_sysfs = ibports.read_ports(root)
-    [ca] = ibports.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"))
+    [ca] = support_parsers.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"))
     assert [(p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate_gbps, p.sm_lid, p.lid)
             for p in from_sysfs] == [
         (p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate_gbps, p.sm_lid, p.lid)

@@ -4,7 +4,7 @@ decision on fake trees for each case, the gate through a fake systemd."""
 
 import json
 
-import pytest
+import support_parsers
 from helpers import run_ib40d
 from fake_ib import BDF, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 from helpers import FIXTURES, fixture_output
@@ -51,25 +51,25 @@ def test_every_fixture_is_covered_here():
 
 
 def test_syslog_discovering_port_down_with_wrapped_line():
-    events = opensm.parse_log(fixture_output("opensm/syslog_opensm_3.2.6_discovering_sm_port_down.txt"))
+    events = support_parsers.parse_opensm_log(fixture_output("opensm/syslog_opensm_3.2.6_discovering_sm_port_down.txt"))
     assert [e.message for e in events] == [
         "/var/log/opensm.0x002590ffff2e4f6d.log log file opened", "OpenSM 3.2.6_20090317",
         "Entering DISCOVERING state", "SM port is down"]
     assert {(e.host, e.ident, e.pid) for e in events} == {("ts2", "OpenSM", 3527)}
-    [inst] = opensm.sm_instances(events).values()
+    [inst] = support_parsers.sm_instances(events).values()
     assert (inst.pid, inst.guid, inst.version, inst.state, inst.port_down, inst.subnet_up) == (
         3527, "0x002590ffff2e4f6d", "3.2.6_20090317", "DISCOVERING", True, False)
 
 
 def test_syslog_master_subnet_up():
-    events = opensm.parse_log(fixture_output("opensm/syslog_opensm_3.2.6_master_subnet_up.txt"))
+    events = support_parsers.parse_opensm_log(fixture_output("opensm/syslog_opensm_3.2.6_master_subnet_up.txt"))
     assert [e.message for e in events] == ["Entering MASTER state", "SUBNET UP"]
-    [inst] = opensm.sm_instances(events).values()
+    [inst] = support_parsers.sm_instances(events).values()
     assert (inst.pid, inst.state, inst.subnet_up, inst.guid) == (3527, "MASTER", True, None)
 
 
 def test_systemctl_status_lsb_two_instances_one_standby():
-    info = opensm.parse_systemctl_status(fixture_output("opensm/systemctl_status_opensm_lsb_standby.txt"))
+    info = support_parsers.parse_systemctl_status(fixture_output("opensm/systemctl_status_opensm_lsb_standby.txt"))
     assert (info["unit"], info["description"], info["unit_file"], info["enabled"]) == (
         "opensm.service", "LSB: Start opensm subnet manager.", "/etc/init.d/opensm", "generated")
     assert (info["active"], info["sub"]) == ("active", "running")
@@ -82,7 +82,7 @@ def test_systemctl_status_lsb_two_instances_one_standby():
 
 
 def test_systemctl_status_opensm_launch_running():
-    info = opensm.parse_systemctl_status(
+    info = support_parsers.parse_systemctl_status(
         fixture_output("opensm/systemctl_status_opensm_launch_3.3.24_active_running.txt"))
     assert (info["unit"], info["unit_file"], info["enabled"], info["active"], info["sub"], info["main_pid"]) == (
         "opensm.service", "/usr/lib/systemd/system/opensm.service", "disabled", "active", "running", 50757)
@@ -94,7 +94,7 @@ def test_systemctl_status_opensm_launch_running():
 
 
 def test_systemctl_status_native_unit_active_exited():
-    info = opensm.parse_systemctl_status(
+    info = support_parsers.parse_systemctl_status(
         fixture_output("opensm/systemctl_status_opensm_systemd_native_active_exited_cx7.txt"))
     assert (info["description"], info["enabled"], info["active"], info["sub"], info["main_pid"]) == (
         "Starts the OpenSM InfiniBand fabric Subnet Managers", "enabled", "active", "exited", 7993)
