@@ -9,7 +9,7 @@ from fakenl import FakeNetlink, FakeRoot
 from helpers import HOWTO_BOND
 from ib40d.apply import converge
 from ib40d.config import parse_text
-from ib40d.observe import AddrObs, BondObs, LinkObs, observe
+from ib40d.observe import AddrObs, LinkObs, observe
 from ib40d.plan import make_plan, missing_slaves
 
 BOND_CONF = HOWTO_BOND + "broadcast = 10.30.255.255\n"

@@ -49,7 +49,7 @@ def _pull(lab, cable, ends):
 
 def _recovered(lab, figures, case, slave, since):
     for vm in lab:
-        secs = scenario.wait_for(vm, scenario.bond_complete, 15, "both slaves MII up again")
+        scenario.wait_for(vm, scenario.bond_complete, 15, "both slaves MII up again")
         events = parse_bond_events(vm.run("dmesg").out)
         down_ms, up_ms = delays(events, slave, since[vm.key])
         figures("resilience", "  %s: %s down after %s ms, up after %s ms (downdelay/updelay 200)"
