@@ -7,8 +7,9 @@ config.py checks every single value with its key's type here and hands the
 values to its model by key name (BondConfig.miimon for [bond] miimon); the
 checks between keys (slaves, multiples of miimon, IPoIB mode and MTU...)
 are code in config.py. The README's key table and ib40.conf(5) are rendered
-from this table: `python3 -m ib40d.schema --man` or `--readme-table`, or
-`make schema-docs` for both; tests/test_schema.py fails when they are stale.
+from this table (`make schema-docs` writes both: `python3 -m ib40d.schema
+--man` prints the page, `--readme README.md` replaces the table in place);
+tests/test_schema.py fails when either is stale.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class Mac(Type):
     def syntax(self) -> str:
         return "a MAC address like 00:02:c9:3e:ca:b1"
 
+    def hint(self) -> str:
+        return " (MAC address)"
+
 
 class Guid(Type):
     """A port GUID as ibstat prints it (0x0002c903003f02f1) or as sysfs
@@ -152,6 +156,9 @@ class Guid(Type):
     def syntax(self) -> str:
         return "a port GUID like 0x0002c903003f02f1 or 0002:c903:003f:02f1"
 
+    def hint(self) -> str:
+        return " (port GUID)"
+
 
 class Pci(Type):
     """A PCI address, the domain optional; its value is "0000:05:00.0"."""
@@ -165,6 +172,9 @@ class Pci(Type):
 
     def syntax(self) -> str:
         return "a PCI address like 0000:05:00.0 or 05:00.0"
+
+    def hint(self) -> str:
+        return " (PCI address)"
 
 
 class Names(Type):
@@ -181,6 +191,9 @@ class Names(Type):
 
     def syntax(self) -> str:
         return "link names, separated by spaces or commas"
+
+    def hint(self) -> str:
+        return " (link names)"
 
 
 class ArpTargets(Type):
@@ -207,6 +220,9 @@ class ArpTargets(Type):
 
     def syntax(self) -> str:
         return f"IPv4 addresses, at most {self.MOST}, separated by spaces"
+
+    def hint(self) -> str:
+        return " (IPv4 addresses)"
 
 
 class Addressing(Type):
@@ -306,8 +322,9 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         *_ADDRESS_KEYS,
     )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
-        Key("start", Enum(OPENSM_START), "auto: on an InfiniBand port that is linked and sees no subnet manager; "
-            "always: on every InfiniBand port; never: ib40 stops its own.", default="auto"),
+        Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "
+            "sees no subnet manager; always, on every InfiniBand port; never, nowhere (it stops its own).",
+            default="auto"),
         Key("priority", Int(0, 15), "opensm's SM priority (0 when unset): of several subnet managers, the highest "
             "becomes master, then the lowest port GUID."),
     )),
@@ -331,7 +348,8 @@ def readme_table() -> str:
     """The README's table of sections and keys, in markdown."""
     rows = ["| section | keys |", "|---|---|"]
     for s in SECTIONS.values():
-        keys = ", ".join(f"`{k.name}`{k.type.hint()}" for k in s.keys)
+        keys = ", ".join(f"`{k.name}`{k.type.hint()}" + (f" (default `{k.default}`)" if k.default else "")
+                         for k in s.keys)
         rows.append(f"| `{s.header}` | {keys} |")
     return "\n".join(rows) + "\n"
 
@@ -392,6 +410,8 @@ def man_page(version: str) -> str:
         '.\\" SPDX-License-Identifier: GPL-2.0-or-later',
         '.\\" Generated from ib40d/schema.py by `python3 -m ib40d.schema --man`; edit that, not this file.',
         f'.TH IB40.CONF 5 "" "ib40 {_roff(version)}" "File Formats"',
+        ".nh",  # no hyphenation, no justification: key names and paths stay whole
+        ".ad l",
         ".SH NAME",
         "ib40.conf \\- configuration of ib40d: ConnectX\\-3 VPI ports, bond, IPoIB",
         ".SH SYNOPSIS",
@@ -408,9 +428,9 @@ def man_page(version: str) -> str:
         for k in s.keys:
             out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc)]
             if k.default is not None:
-                out.append(f"Default: {_roff(k.default)}.")
+                out += [".br", f"Default: {_roff(k.default)}."]
     out += [".SH EXAMPLE", "Both ports of the card bonded, as in the HOWTO:", ".PP", ".RS", ".nf",
-            _roff(_MAN_EXAMPLE), ".fi", ".RE", "More in /usr/share/doc/ib40/examples/.",
+            _roff(_MAN_EXAMPLE), ".fi", ".RE", ".PP", "More in /usr/share/doc/ib40/examples/.",
             ".SH FILES", ".TP", ".I /etc/ib40.conf", "The configuration.",
             ".TP", ".I /etc/ib40.conf.d/*.conf", "Drop\\-ins, read after it in name order.",
             ".SH SEE ALSO", ".BR ib40d (8),", ".BR sysctl.d (5),", ".BR opensm (8)"]
@@ -422,10 +442,13 @@ def main(argv: list[str]) -> int:
         from ib40d import __version__
 
         print(man_page(__version__), end="")
-    elif argv == ["--readme-table"]:
-        print(readme_table(), end="")
+    elif len(argv) == 2 and argv[0] == "--readme":
+        with open(argv[1], encoding="utf-8") as f:
+            text = replace_readme_table(f.read())
+        with open(argv[1], "w", encoding="utf-8") as f:
+            f.write(text)
     else:
-        print("usage: python3 -m ib40d.schema --man | --readme-table", file=sys.stderr)
+        print("usage: python3 -m ib40d.schema --man | --readme README.md", file=sys.stderr)
         return 2
     return 0
 

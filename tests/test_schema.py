@@ -1,15 +1,23 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The config schema (ib40d/schema.py): the model takes every key, and
-problems are data rendered in one place."""
+"""The config schema (ib40d/schema.py): the README's key table and
+ib40.conf(5) are generated from it and in step with it, the model takes
+every key, and problems are data rendered in one place."""
 
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
-from ib40d import config, schema
+from helpers import REPO
+from ib40d import __version__, config, schema
 from ib40d.config import ConfigError, load, parse_texts
 from ib40d.errors import Problem
 
+README = REPO / "README.md"
+MAN_PAGE = REPO / "debian/ib40.conf.5"
 MODELS = {"card": config.CardConfig, "link": config.LinkConfig, "ipoib": config.IPoIBConfig,
           "bond": config.BondConfig, "opensm": config.OpensmConfig, "sysctl": config.SysctlConfig}
 
@@ -46,6 +54,54 @@ def test_unknown_keys_and_sections_are_named_from_the_table():
     messages = {p.key or p.section: p.message for p in e.value.problems}
     assert messages["lacp_rate"] == "unknown key (known: " + ", ".join(sorted(schema.SECTIONS["bond"].key_names)) + ")"
     assert messages["[team t]"] == "unknown section (known: [card], [link], [ipoib], [bond], [opensm], [sysctl])"
+
+
+# ------------------------------------------------------------- the documents
+
+def test_readme_key_table_is_the_schemas():
+    readme = README.read_text(encoding="utf-8")
+    assert readme.count("| section | keys |") == 1
+    assert schema.readme_table() in readme
+    assert schema.replace_readme_table(readme) == readme, "run `make schema-docs`"
+
+
+def test_man_page_is_the_schemas_and_is_shipped():
+    assert MAN_PAGE.read_text(encoding="utf-8") == schema.man_page(__version__), "run `make schema-docs`"
+    assert "debian/ib40.conf.5" in (REPO / "debian/ib40.manpages").read_text().split()
+
+
+def test_documents_name_every_section_and_key():
+    rows = {line.split(" | ")[0].strip("|` "): line for line in schema.readme_table().splitlines()}
+    pages = {part.split("\n", 1)[0]: part for part in schema.man_page(__version__).split("\n.SS ")[1:]}
+    for section in schema.SECTIONS.values():
+        row, page = rows[section.header], pages[section.header.replace("-", "\\-")]
+        for key in section.keys:
+            assert f"`{key.name}`" in row, (section.header, key.name)
+            assert f"\\fB{key.name}\\fR = " in page, (section.header, key.name)
+
+
+def test_schema_command_writes_both(tmp_path):
+    stale = tmp_path / "README.md"
+    stale.write_text(README.read_text(encoding="utf-8").replace("`mtu` (68–65520)", "`mtu`"), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = [sys.executable, "-m", "ib40d.schema"]
+    subprocess.run([*run, "--readme", str(stale)], check=True, env=env, timeout=60)
+    assert stale.read_text(encoding="utf-8") == README.read_text(encoding="utf-8")
+    man = subprocess.run([*run, "--man"], check=True, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert man == MAN_PAGE.read_text(encoding="utf-8")
+    assert subprocess.run([*run, "--bogus"], env=env, capture_output=True, timeout=60).returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="needs man-db")
+def test_man_page_renders_without_warnings():
+    # the command line lintian's manpage check runs
+    env = dict(os.environ, LC_ALL="C.UTF-8", MANROFFSEQ="", MANWIDTH="80")
+    proc = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", str(MAN_PAGE)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    text = subprocess.run(["man", "-l", str(MAN_PAGE)], env=env, capture_output=True, text=True,
+                          timeout=60).stdout
+    assert "IB40.CONF(5)" in text and "updelay = 0..2147483647 (ms)" in text and "Default: auto." in text
 
 
 # ------------------------------------------------------------- problems as data
