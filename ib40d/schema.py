@@ -41,8 +41,13 @@ MTU_MIN, MTU_MAX = 68, 65520
 
 
 class Type:
+    SYNTAX = HINT = ""
+
+    def syntax(self) -> str:
+        return self.SYNTAX
+
     def hint(self) -> str:
-        return ""
+        return self.HINT
 
 
 class Int(Type):
@@ -97,6 +102,7 @@ class Enum(Type):
 
 
 class Bool(Type):
+    SYNTAX, HINT = "yes | no (or true | false, 1 | 0, on | off)", " = `yes` \\| `no`"
     TRUE, FALSE = ("1", "yes", "true", "on"), ("0", "no", "false", "off")
 
     def parse(self, text: str):
@@ -106,14 +112,10 @@ class Bool(Type):
             return False, []
         return None, [f"{text!r} is not a boolean (yes/no, true/false, 1/0, on/off)"]
 
-    def syntax(self) -> str:
-        return "yes | no (or true | false, 1 | 0, on | off)"
-
-    def hint(self) -> str:
-        return " = `yes` \\| `no`"
-
 
 class Mac(Type):
+    SYNTAX, HINT = "a MAC address like 00:02:c9:3e:ca:b1", " (MAC address)"
+
     def parse(self, text: str):
         if not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", text):
             return None, [f"{text!r} is not a MAC address like 00:02:c9:3e:ca:b1"]
@@ -129,16 +131,12 @@ class Mac(Type):
             return None, [f"{text!r} is {why}, not a port's MAC"]
         return mac, []
 
-    def syntax(self) -> str:
-        return "a MAC address like 00:02:c9:3e:ca:b1"
-
-    def hint(self) -> str:
-        return " (MAC address)"
-
 
 class Guid(Type):
     """A port GUID as ibstat prints it (0x0002c903003f02f1) or as sysfs
     does (0002:c903:003f:02f1); its value is the sysfs form."""
+
+    SYNTAX, HINT = "a port GUID like 0x0002c903003f02f1 or 0002:c903:003f:02f1", " (port GUID)"
 
     def parse(self, text: str):
         low = text.lower()
@@ -153,15 +151,11 @@ class Guid(Type):
             return None, [f"{text!r} is all zero, not a port's GUID"]
         return ":".join(digits[i:i + 4] for i in range(0, 16, 4)), []
 
-    def syntax(self) -> str:
-        return "a port GUID like 0x0002c903003f02f1 or 0002:c903:003f:02f1"
-
-    def hint(self) -> str:
-        return " (port GUID)"
-
 
 class Pci(Type):
     """A PCI address, the domain optional; its value is "0000:05:00.0"."""
+
+    SYNTAX, HINT = "a PCI address like 0000:05:00.0 or 05:00.0", " (PCI address)"
 
     def parse(self, text: str):
         m = re.fullmatch(r"(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
@@ -170,15 +164,11 @@ class Pci(Type):
         domain = (m.group(1) or "0000").lower()
         return f"{domain}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}", []
 
-    def syntax(self) -> str:
-        return "a PCI address like 0000:05:00.0 or 05:00.0"
-
-    def hint(self) -> str:
-        return " (PCI address)"
-
 
 class Names(Type):
     """Link names separated by spaces or commas; the value has each once."""
+
+    SYNTAX, HINT = "link names, separated by spaces or commas", " (link names)"
 
     def parse(self, text: str):
         names = text.replace(",", " ").split()
@@ -189,15 +179,10 @@ class Names(Type):
             problems.append("a link is listed twice")
         return tuple(dict.fromkeys(names)), problems
 
-    def syntax(self) -> str:
-        return "link names, separated by spaces or commas"
-
-    def hint(self) -> str:
-        return " (link names)"
-
 
 class ArpTargets(Type):
     MOST = 16  # the kernel's BOND_MAX_ARP_TARGETS
+    SYNTAX, HINT = f"IPv4 addresses, at most {MOST}, separated by spaces", " (IPv4 addresses)"
 
     def parse(self, text: str):
         targets, problems = [], []
@@ -218,12 +203,6 @@ class ArpTargets(Type):
             problems.append(f"at most {self.MOST} targets (BOND_MAX_ARP_TARGETS)")
         return tuple(targets), problems
 
-    def syntax(self) -> str:
-        return f"IPv4 addresses, at most {self.MOST}, separated by spaces"
-
-    def hint(self) -> str:
-        return " (IPv4 addresses)"
-
 
 class Addressing(Type):
     """address, netmask and broadcast: a netmask changes how the address
@@ -232,10 +211,7 @@ class Addressing(Type):
     parse = None
 
     def __init__(self, syntax: str):
-        self._syntax = syntax
-
-    def syntax(self) -> str:
-        return self._syntax
+        self.SYNTAX = syntax
 
 
 # ------------------------------------------------------------------ the table
