@@ -248,7 +248,9 @@ class Section:
         return f"[{self.name} NAME]" if self.named else f"[{self.name}]"
 
 
-_MS = "ms"
+_MTU = Int(MTU_MIN, MTU_MAX)
+_QUEUE = Int(0, 2**32 - 1)  # u32 in the kernel
+_MS = Int(0, 2**31 - 1, "ms")  # the bonding driver's int
 _ADDRESS_KEYS = (
     Key("address", Addressing("addresses in CIDR form like 10.30.0.2/16, separated by spaces"),
         "The addresses of the link, or one address with netmask = as in the HOWTO; never on a bond's slave."),
@@ -267,34 +269,34 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
     )),
     Section("link", True, "An Ethernet port named NAME, alone or a slave of a [bond].", (
         Key("mac", Mac(), "The port's MAC address: a udev rule gives the port with this MAC the name NAME."),
-        Key("mtu", Int(MTU_MIN, MTU_MAX), "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),
-        Key("txqueuelen", Int(0, 2**32 - 1), "The transmit queue length (the HOWTO sets 10000)."),
+        Key("mtu", _MTU, "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),
+        Key("txqueuelen", _QUEUE, "The transmit queue length (the HOWTO sets 10000)."),
         *_ADDRESS_KEYS,
     )),
     Section("ipoib", True, "The IPoIB interface NAME of an InfiniBand port, alone or a slave of a [bond].", (
         Key("mode", Enum(IPOIB_MODES), "The IPoIB mode: connected carries an MTU up to 65520, datagram up to 4092."),
-        Key("mtu", Int(MTU_MIN, MTU_MAX), "The MTU; above 4092 only with mode = connected."),
+        Key("mtu", _MTU, "The MTU; above 4092 only with mode = connected."),
         Key("guid", Guid(), "The port GUID: a udev rule gives the IPoIB interface of this port the name NAME."),
-        Key("txqueuelen", Int(0, 2**32 - 1), "The transmit queue length."),
+        Key("txqueuelen", _QUEUE, "The transmit queue length."),
         *_ADDRESS_KEYS,
     )),
     Section("bond", True, "A bond NAME of [link] ports, or of [ipoib] interfaces in active-backup mode.", (
         Key("slaves", Names(), "The links to bond: [link] or [ipoib] sections, not both kinds, each in one bond."),
         Key("mode", Enum(BOND_MODES, {str(n): m for m, n in BOND_MODES.items()}, "a bonding mode"),
             "The bonding mode, by name or number; a new bond without it gets the kernel's, balance-rr."),
-        Key("miimon", Int(0, 2**31 - 1, _MS), "The MII link monitor's interval in ms (the HOWTO sets 100); "
+        Key("miimon", _MS, "The MII link monitor's interval in ms (the HOWTO sets 100); "
             "0 turns it off."),
-        Key("updelay", Int(0, 2**31 - 1, _MS), "How long in ms a slave's link must be up before the bond uses it; "
+        Key("updelay", _MS, "How long in ms a slave's link must be up before the bond uses it; "
             "a multiple of miimon."),
-        Key("downdelay", Int(0, 2**31 - 1, _MS), "How long in ms a slave's link must be down before the bond "
+        Key("downdelay", _MS, "How long in ms a slave's link must be down before the bond "
             "drops it; a multiple of miimon."),
         Key("use_carrier", Bool(), "Whether the MII monitor reads the driver's carrier state (yes) or asks the "
             "driver through MII or ethtool ioctls (no)."),
-        Key("arp_interval", Int(0, 2**31 - 1, _MS), "The ARP link monitor's interval in ms, instead of miimon "
+        Key("arp_interval", _MS, "The ARP link monitor's interval in ms, instead of miimon "
             "(set miimon = 0): sees a link that has carrier but carries nothing."),
         Key("arp_ip_target", ArpTargets(), "The addresses the ARP monitor probes (the peer's); needs arp_interval, "
             "and works in balance-rr, active-backup, balance-xor and broadcast modes."),
-        Key("mtu", Int(MTU_MIN, MTU_MAX), "The bond's MTU, which the kernel gives its slaves."),
+        Key("mtu", _MTU, "The bond's MTU, which the kernel gives its slaves."),
         *_ADDRESS_KEYS,
     )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
