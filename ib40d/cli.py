@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return module.run(args)
     except ConfigError as e:
         for problem in e.problems:
-            print(problem, file=sys.stderr)
+            print(problem.render(), file=sys.stderr)
         n = len(e.problems)
         print(f"ib40d: {n} problem{'s' if n != 1 else ''} in the configuration; nothing was changed", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import sys
 
 from ib40d.cli import load_config, sysroot
 from ib40d.config import ConfigError
+from ib40d.errors import Problem
 from ib40d.conflicts import find_conflicts
 
 
@@ -25,7 +26,7 @@ def summary(cfg) -> str:
     return f"{files}: valid; {', '.join(parts)}"
 
 
-def card_problems(cfg, root) -> list[str]:
+def card_problems(cfg, root) -> list[Problem]:
     """[card] against the cards present: several ConnectX cards and no pci is
     a problem the config must fix; an absent card is only worth a warning."""
     if cfg.card is None:
@@ -36,7 +37,8 @@ def card_problems(cfg, root) -> list[str]:
     where = cfg.origin("card")
     if not cfg.card.pci and len(cards) > 1:
         listing = ", ".join(c.describe() for c in cards)
-        return [f"{where}: [card] pci: {len(cards)} ConnectX cards are present; choose one: pci = {listing}"]
+        return [Problem(where.file, where.line, "[card]", "pci",
+                        f"{len(cards)} ConnectX cards are present; choose one: pci = {listing}")]
     return []
 
 

@@ -2,9 +2,12 @@
 """Parse and validate /etc/ib40.conf (and /etc/ib40.conf.d/*.conf).
 
 Pure: `parse_texts()` takes file names and their text and returns a Config or
-raises ConfigError carrying every problem found, each as
-"FILE:LINE: [section] key: message". Reading the files from disk is the only
-I/O here (`load()`), kept at the edge.
+raises ConfigError carrying every problem found, each a Problem (file, line,
+section, key, message) that renders as "FILE:LINE: [section] key: message".
+Reading the files from disk is the only I/O here (`load()`), kept at the edge.
+
+The sections and keys, and how a single value is checked, are the table in
+schema.py; the checks between keys are here.
 
 The format is INI-like and strict on purpose: a typo in a network config must
 stop the apply, not be ignored. configparser is not used because it loses line
@@ -21,7 +24,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ib40d.errors import ConfigError  # noqa: F401  (raised here; importers take it from here too)
+from ib40d import schema
+from ib40d.errors import ConfigError, Problem
+from ib40d.schema import BOND_MODES, SECTIONS  # noqa: F401  (BOND_MODES: netlink takes it from here)
 
 DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this module
 
@@ -29,22 +34,9 @@ DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this 
 # "", ".", "..", and names containing "/", ":" or white space.
 IFNAMSIZ = 16
 
-BOND_MODES = {
-    "balance-rr": 0,
-    "active-backup": 1,
-    "balance-xor": 2,
-    "broadcast": 3,
-    "802.3ad": 4,
-    "balance-tlb": 5,
-    "balance-alb": 6,
-}
 # ARP monitoring works for these modes only (kernel bonding.rst: "ARP
 # monitoring ... does not work with 802.3ad, balance-tlb and balance-alb").
 ARP_MONITOR_MODES = {"balance-rr", "active-backup", "balance-xor", "broadcast"}
-PORT_TYPES = ("ib", "eth", "auto")
-IPOIB_MODES = ("connected", "datagram")
-OPENSM_START = ("auto", "always", "never")
-MTU_MIN, MTU_MAX = 68, 65520
 # Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
 # IPoIB header; only connected mode reaches 65520.
 IPOIB_DATAGRAM_MTU_MAX = 4092
@@ -105,13 +97,13 @@ class BondConfig:
 
 @dataclass(frozen=True)
 class OpensmConfig:
-    start: str = "auto"
+    start: str = schema.default("opensm", "start")
     priority: int | None = None
 
 
 @dataclass(frozen=True)
 class SysctlConfig:
-    tuning: bool = True
+    tuning: bool = schema.default("sysctl", "tuning")
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,7 @@ class Config:
     opensm: OpensmConfig = OpensmConfig()
     sysctl: SysctlConfig = SysctlConfig()
     # where each "section" / "section key" was last set: for messages after parsing
-    origins: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, Where] = field(default_factory=dict)
 
     @property
     def ipoibs(self) -> dict[str, IPoIBConfig]:
@@ -139,8 +131,8 @@ class Config:
                 return bond
         return None
 
-    def origin(self, section: str, key: str | None = None) -> str:
-        return self.origins.get(f"{section} {key}" if key else section, "")
+    def origin(self, section: str, key: str | None = None) -> Where | None:
+        return self.origins.get(f"{section} {key}" if key else section)
 
 
 def shown(text: str) -> str:
@@ -180,36 +172,32 @@ def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
 # ---------------------------------------------------------------- raw parsing
 
 
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
 @dataclass
 class _Value:
     text: str
-    where: str  # "FILE:LINE"
+    where: Where
 
 
 @dataclass
 class _Section:
-    kind: str  # "card", "link", "bond", "ipoib", "opensm", "sysctl"
+    kind: str  # a name in schema.SECTIONS: "card", "link", "bond"...
     name: str | None
-    where: str
+    where: Where
     keys: dict[str, _Value] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return f"[{self.kind} {shown(self.name)}]" if self.name else f"[{self.kind}]"
 
-
-_SECTION_KEYS = {
-    "card": {"pci", "port1", "port2"},
-    "link": {"mac", "mtu", "txqueuelen", "address", "netmask", "broadcast"},
-    "ipoib": {"mode", "mtu", "txqueuelen", "address", "netmask", "broadcast", "guid"},
-    "bond": {
-        "slaves", "mode", "miimon", "updelay", "downdelay", "use_carrier",
-        "arp_interval", "arp_ip_target", "mtu", "address", "netmask", "broadcast",
-    },
-    "opensm": {"start", "priority"},
-    "sysctl": {"tuning"},
-}
-_NAMED_SECTIONS = {"link", "ipoib", "bond"}
 
 _SECTION_RE = re.compile(r"^\[\s*([A-Za-z0-9_-]+)(?:\s+(\S+))?\s*\]$")
 _KEY_RE = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*)$")
@@ -224,65 +212,70 @@ def _strip_comment(line: str) -> str:
     return _INLINE_COMMENT_RE.sub("", stripped).strip()
 
 
-def _parse_file(fname: str, text: str, problems: list[str]) -> list[_Section]:
+def _parse_file(fname: str, text: str, problems: list[Problem]) -> list[_Section]:
     sections: list[_Section] = []
-    seen_headers: dict[str, str] = {}
+    seen_headers: dict[str, int] = {}
     current: _Section | None = None
+
+    def problem(section: str | None, key: str | None, message: str) -> None:
+        problems.append(Problem(fname, where.line, section, key, message))  # at the line being read
+
     if text.startswith("\ufeff"):
         text = text[1:]  # a byte order mark, skipped as systemd's parsers do
     # Only \n ends a line (\r\n too: strip() drops the \r); splitlines()
     # also splits at \f, \v, \x85, \u2028... and would misnumber the lines.
     for lineno, raw in enumerate(text.split("\n"), 1):
-        where = f"{fname}:{lineno}"
+        where = Where(fname, lineno)
         line = _strip_comment(raw)
         if not line:
             continue
         if line.startswith("["):
             m = _SECTION_RE.match(line)
             if not m:
-                problems.append(f"{where}: malformed section header {line!r} (expected [type] or [type NAME])")
+                problem(None, None, f"malformed section header {line!r} (expected [type] or [type NAME])")
                 current = None
                 continue
             kind, name = m.group(1), m.group(2)
-            if kind not in _SECTION_KEYS:
-                known = ", ".join(f"[{k}]" for k in _SECTION_KEYS)
-                problems.append(f"{where}: [{kind}{' ' + shown(name) if name else ''}]: unknown section (known: {known})")
+            spec = SECTIONS.get(kind)
+            if spec is None:
+                known = ", ".join(f"[{k}]" for k in SECTIONS)
+                problem(f"[{kind}{' ' + shown(name) if name else ''}]", None, f"unknown section (known: {known})")
                 current = None
                 continue
-            if kind in _NAMED_SECTIONS and not name:
-                problems.append(f"{where}: [{kind}]: needs a link name, as in [{kind} NAME]")
+            if spec.named and not name:
+                problem(f"[{kind}]", None, f"needs a link name, as in [{kind} NAME]")
                 current = None
                 continue
-            if kind not in _NAMED_SECTIONS and name:
-                problems.append(f"{where}: [{kind} {shown(name)}]: [{kind}] takes no name")
+            if not spec.named and name:
+                problem(f"[{kind} {shown(name)}]", None, f"[{kind}] takes no name")
                 current = None
                 continue
             current = _Section(kind, name, where)
             if current.label in seen_headers:
-                problems.append(f"{where}: {current.label}: duplicate section (first at line {seen_headers[current.label]})")
+                problem(current.label, None, f"duplicate section (first at line {seen_headers[current.label]})")
             else:
-                seen_headers[current.label] = str(lineno)
+                seen_headers[current.label] = lineno
             sections.append(current)
             continue
         m = _KEY_RE.match(line)
         if not m:
-            ctx = f" {current.label}" if current else ""
-            problems.append(f"{where}:{ctx} expected 'key = value', got {line!r}")
+            # the section is context here, not the subject: no colon after it
+            ctx = f"{current.label} " if current else ""
+            problem(None, None, f"{ctx}expected 'key = value', got {line!r}")
             continue
         key, value = m.group(1).lower(), m.group(2).strip()
         if current is None:
-            problems.append(f"{where}: {key}: key outside any section")
+            problem(None, key, "key outside any section")
             continue
-        if key not in _SECTION_KEYS[current.kind]:
-            known = ", ".join(sorted(_SECTION_KEYS[current.kind]))
-            problems.append(f"{where}: {current.label} {key}: unknown key (known: {known})")
+        if key not in SECTIONS[current.kind].key_names:
+            known = ", ".join(sorted(SECTIONS[current.kind].key_names))
+            problem(current.label, key, f"unknown key (known: {known})")
             continue
         if key in current.keys:
-            first = current.keys[key].where.rsplit(":", 1)[1]
-            problems.append(f"{where}: {current.label} {key}: duplicate key (first at line {first})")
+            problem(current.label, key, f"duplicate key (first at line {current.keys[key].where.line})")
             continue
         if value == "":
-            problems.append(f"{where}: {current.label} {key}: empty value")
+            problem(current.label, key, "empty value")
             continue
         current.keys[key] = _Value(value, where)
     return sections
@@ -304,93 +297,29 @@ def _merge(files_sections: list[list[_Section]]) -> list[_Section]:
 
 
 class _Checker:
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
 
-    def err(self, where: str, section: _Section, key: str | None, msg: str) -> None:
-        label = f"{section.label} {key}" if key else section.label
-        self.problems.append(f"{where}: {label}: {msg}")
+    def err(self, where: Where, section: _Section, key: str | None, msg: str) -> None:
+        self.problems.append(Problem(where.file, where.line, section.label, key, msg))
 
-    def integer(self, s: _Section, key: str, lo: int, hi: int) -> int | None:
-        v = s.keys.get(key)
-        if v is None:
-            return None
-        # int() also takes "1_000", " 12" and digits of other scripts ("９０００")
-        m = re.fullmatch(r"([-+]?)0*([0-9]+)", v.text)
-        if not m:
-            self.err(v.where, s, key, f"{v.text!r} is not a whole number")
-            return None
-        if len(m.group(2)) > 20:  # beyond every range here; int() refuses 4300 digits
-            self.err(v.where, s, key, f"{m.group(1)}{m.group(2)[:8]}... ({len(m.group(2))} digits) "
-                     f"is out of range {lo}..{hi}")
-            return None
-        n = int(m.group(1) + m.group(2), 10)
-        if not lo <= n <= hi:
-            self.err(v.where, s, key, f"{n} is out of range {lo}..{hi}")
-            return None
-        return n
-
-    def choice(self, s: _Section, key: str, choices) -> str | None:
-        v = s.keys.get(key)
-        if v is None:
-            return None
-        text = v.text.lower()
-        if text not in choices or not v.text.isascii():  # "\u212a".lower() == "k"
-            self.err(v.where, s, key, f"{v.text!r} is not one of: {', '.join(choices)}")
-            return None
-        return text
-
-    def boolean(self, s: _Section, key: str) -> bool | None:
-        v = s.keys.get(key)
-        if v is None:
-            return None
-        text = v.text.lower()
-        if text in ("1", "yes", "true", "on"):
-            return True
-        if text in ("0", "no", "false", "off"):
-            return False
-        self.err(v.where, s, key, f"{v.text!r} is not a boolean (yes/no, true/false, 1/0, on/off)")
-        return None
-
-    def mac(self, s: _Section, key: str) -> str | None:
-        v = s.keys.get(key)
-        if v is None:
-            return None
-        if not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", v.text):
-            self.err(v.where, s, key, f"{v.text!r} is not a MAC address like 00:02:c9:3e:ca:b1")
-            return None
-        mac = v.text.lower()
-        why = None
-        if mac == "ff:ff:ff:ff:ff:ff":
-            why = "the broadcast address"
-        elif int(mac[:2], 16) & 1:
-            why = "a multicast address"
-        elif mac == "00:00:00:00:00:00":
-            why = "all zero"
-        if why:
-            self.err(v.where, s, key, f"{v.text!r} is {why}, not a port's MAC")
-            return None
-        return mac
-
-    def guid(self, s: _Section, key: str) -> str | None:
-        """A port GUID as ibstat prints it (0x0002c903003f02f1) or as sysfs
-        does (0002:c903:003f:02f1); returned in sysfs form."""
-        v = s.keys.get(key)
-        if v is None:
-            return None
-        text = v.text.lower()
-        digits = None
-        if re.fullmatch(r"0x[0-9a-f]{16}", text):
-            digits = text[2:]
-        elif re.fullmatch(r"[0-9a-f]{4}(:[0-9a-f]{4}){3}", text):
-            digits = text.replace(":", "")
-        if digits is None:
-            self.err(v.where, s, key, f"{v.text!r} is not a port GUID like 0x0002c903003f02f1")
-            return None
-        if int(digits, 16) == 0:
-            self.err(v.where, s, key, f"{v.text!r} is all zero, not a port's GUID")
-            return None
-        return ":".join(digits[i:i + 4] for i in range(0, 16, 4))
+    def values(self, s: _Section) -> dict:
+        """Each key of S's schema -> its value, checked by the key's type
+        alone: the schema's default when the file does not set it, None
+        when it is wrong (and a problem). The keys checked together
+        (address, netmask, broadcast) are left to addresses()."""
+        values = {}
+        for key in SECTIONS[s.kind].keys:
+            if key.type.parse is None:
+                continue
+            v = s.keys.get(key.name)
+            if v is None:
+                values[key.name] = key.default_value()
+                continue
+            values[key.name], messages = key.type.parse(v.text)
+            for msg in messages:
+                self.err(v.where, s, key.name, msg)
+        return values
 
     def addresses(self, s: _Section) -> tuple[Address, ...] | None:
         v = s.keys.get("address")
@@ -501,22 +430,14 @@ def _not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str
     return None
 
 
-def _normalize_pci(text: str) -> str | None:
-    m = re.fullmatch(r"(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
-    if not m:
-        return None
-    domain = (m.group(1) or "0000").lower()
-    return f"{domain}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}"
-
-
-def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]) -> Config:
+def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Problem]) -> Config:
     chk = _Checker(problems)
     card = None
     links: dict[str, LinkConfig] = {}
     bonds: dict[str, BondConfig] = {}
     opensm = OpensmConfig()
     sysctl = SysctlConfig()
-    origins: dict[str, str] = {}
+    origins: dict[str, Where] = {}
     name_sections: dict[str, _Section] = {}
     macs: dict[str, _Section] = {}
     guids: dict[str, _Section] = {}
@@ -536,82 +457,55 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[str]
                 continue
             name_sections[s.name] = s
 
+        # Each key's value goes to the model's field of the same name.
+        values = chk.values(s)
         if s.kind == "card":
-            pci = None
-            if "pci" in s.keys:
-                v = s.keys["pci"]
-                pci = _normalize_pci(v.text)
-                if pci is None:
-                    chk.err(v.where, s, "pci", f"{v.text!r} is not a PCI address like 0000:05:00.0")
-            p1 = chk.choice(s, "port1", PORT_TYPES)
-            p2 = chk.choice(s, "port2", PORT_TYPES)
-            if p1 == "eth" and p2 == "ib":
+            if values["port1"] == "eth" and values["port2"] == "ib":
                 v = s.keys["port1"]
                 chk.err(v.where, s, "port1", "port1 = eth with port2 = ib is refused by the mlx4 driver "
                         "(port 1 can be Ethernet only when port 2 is too); use port2 = eth or auto, or swap the cables")
-            card = CardConfig(pci, p1, p2)
+            card = CardConfig(**values)
 
         elif s.kind in ("link", "ipoib"):
-            common = dict(
-                name=s.name,
-                mtu=chk.integer(s, "mtu", MTU_MIN, MTU_MAX),
-                txqueuelen=chk.integer(s, "txqueuelen", 0, 2**32 - 1),
-                addresses=chk.addresses(s),
-            )
+            addresses = chk.addresses(s)
             if s.kind == "link":
-                mac = chk.mac(s, "mac")
+                mac = values["mac"]
                 if mac:
                     if mac in macs:
                         chk.err(s.keys["mac"].where, s, "mac", f"{mac} is also the MAC of {macs[mac].label}")
                     macs[mac] = s
-                links[s.name] = LinkConfig(mac=mac, **common)
+                links[s.name] = LinkConfig(name=s.name, addresses=addresses, **values)
             else:
-                mode = chk.choice(s, "mode", IPOIB_MODES)
-                mtu = common["mtu"]
+                mode, mtu = values["mode"], values["mtu"]
                 if mtu is not None and mtu > IPOIB_DATAGRAM_MTU_MAX and mode != "connected":
                     v = s.keys["mtu"]
                     why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
                     chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
                             "set mode = connected (up to 65520) or mtu <= 4092")
-                guid = chk.guid(s, "guid")
+                guid = values["guid"]
                 if guid:
                     if guid in guids:
                         chk.err(s.keys["guid"].where, s, "guid", f"{guid} is also the port GUID of {guids[guid].label}")
                     guids[guid] = s
-                links[s.name] = IPoIBConfig(mode=mode, guid=guid, **common)
+                links[s.name] = IPoIBConfig(name=s.name, addresses=addresses, **values)
 
         elif s.kind == "bond":
-            bonds[s.name] = _build_bond(chk, s)
+            bonds[s.name] = _build_bond(chk, s, values)
 
         elif s.kind == "opensm":
-            opensm = OpensmConfig(
-                start=chk.choice(s, "start", OPENSM_START) or "auto",
-                priority=chk.integer(s, "priority", 0, 15),
-            )
+            opensm = OpensmConfig(**values)
 
         elif s.kind == "sysctl":
-            tuning = chk.boolean(s, "tuning")
-            sysctl = SysctlConfig(tuning=True if tuning is None else tuning)
+            sysctl = SysctlConfig(**values)
 
     _check_bonds(chk, bonds, links, name_sections)
     return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
 
 
-def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
-    mode = None
-    if "mode" in s.keys:
-        v = s.keys["mode"]
-        text = v.text.lower()
-        by_number = {str(n): m for m, n in BOND_MODES.items()}
-        mode = by_number.get(text, text)
-        if mode not in BOND_MODES or not v.text.isascii():
-            chk.err(v.where, s, "mode", f"{v.text!r} is not a bonding mode ({', '.join(BOND_MODES)})")
-            mode = None
-    miimon = chk.integer(s, "miimon", 0, 2**31 - 1)
-    updelay = chk.integer(s, "updelay", 0, 2**31 - 1)
-    downdelay = chk.integer(s, "downdelay", 0, 2**31 - 1)
-    arp_interval = chk.integer(s, "arp_interval", 0, 2**31 - 1)
-    for key, value in (("updelay", updelay), ("downdelay", downdelay)):
+def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
+    miimon = values["miimon"]
+    for key in ("updelay", "downdelay"):
+        value = values[key]
         if not value or ("miimon" in s.keys and miimon is None):
             continue  # nothing to check, or miimon itself is already reported
         v = s.keys[key]
@@ -620,54 +514,21 @@ def _build_bond(chk: _Checker, s: _Section) -> BondConfig:
         elif value % miimon:
             chk.err(v.where, s, key, f"{value} is not a multiple of miimon {miimon}; "
                     f"the kernel would round it down to {value - value % miimon}")
-    targets = None
-    if "arp_ip_target" in s.keys:
-        v = s.keys["arp_ip_target"]
-        targets = []
-        for word in v.text.split():
-            try:
-                target = ipaddress.IPv4Address(word)
-            except ValueError:
-                chk.err(v.where, s, "arp_ip_target", f"{word!r} is not an IPv4 address")
-                continue
-            # bond_option_arp_ip_target: the kernel refuses these with EINVAL
-            if target.is_unspecified or target == ipaddress.IPv4Address("255.255.255.255"):
-                chk.err(v.where, s, "arp_ip_target", f"{word} cannot be an ARP target")
-            elif str(target) in targets:
-                chk.err(v.where, s, "arp_ip_target", f"{word} is listed twice")
-            else:
-                targets.append(str(target))
-        if len(targets) > 16:
-            chk.err(v.where, s, "arp_ip_target", "at most 16 targets (BOND_MAX_ARP_TARGETS)")
-        targets = tuple(targets)
-    if arp_interval:
+    if values["arp_interval"]:
         v = s.keys["arp_interval"]
         if miimon:
             chk.err(v.where, s, "arp_interval", "ARP monitoring and miimon exclude each other "
                     "(the kernel turns miimon off when arp_interval is set); set miimon = 0")
         if "arp_ip_target" not in s.keys:
             chk.err(v.where, s, "arp_interval", "needs arp_ip_target = the peer's address(es)")
-        if mode is not None and mode not in ARP_MONITOR_MODES:
-            chk.err(v.where, s, "arp_interval", f"ARP monitoring does not work in mode {mode}")
-    elif targets:
+        if values["mode"] is not None and values["mode"] not in ARP_MONITOR_MODES:
+            chk.err(v.where, s, "arp_interval", f"ARP monitoring does not work in mode {values['mode']}")
+    elif values["arp_ip_target"]:
         chk.err(s.keys["arp_ip_target"].where, s, "arp_ip_target", "needs arp_interval > 0")
-    slaves: tuple[str, ...] = ()
-    if "slaves" not in s.keys:
+    if values["slaves"] is None:
         chk.err(s.where, s, None, "needs slaves = the links to bond")
-    else:
-        v = s.keys["slaves"]
-        names = v.text.replace(",", " ").split()
-        if not names:
-            chk.err(v.where, s, "slaves", f"{v.text!r} names no link")
-        if len(set(names)) != len(names):
-            chk.err(v.where, s, "slaves", "a link is listed twice")
-        slaves = tuple(dict.fromkeys(names))
-    return BondConfig(
-        name=s.name, slaves=slaves, mode=mode, miimon=miimon, updelay=updelay,
-        downdelay=downdelay, use_carrier=chk.boolean(s, "use_carrier"),
-        arp_interval=arp_interval, arp_ip_target=targets,
-        mtu=chk.integer(s, "mtu", MTU_MIN, MTU_MAX), addresses=chk.addresses(s),
-    )
+        values["slaves"] = ()
+    return BondConfig(name=s.name, addresses=chk.addresses(s), **values)
 
 
 def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
@@ -727,11 +588,11 @@ def parse_texts(named_texts: list[tuple[str, str]]) -> Config:
 def parse_bytes(named_bytes: list[tuple[str, bytes]]) -> Config:
     """parse_texts() for the files' bytes, always read as UTF-8 (whatever
     the locale); a line that is not UTF-8 is a problem at that line."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     return _parse([(name, _decode(name, data, problems)) for name, data in named_bytes], problems)
 
 
-def _decode(fname: str, data: bytes, problems: list[str]) -> str:
+def _decode(fname: str, data: bytes, problems: list[Problem]) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -742,28 +603,22 @@ def _decode(fname: str, data: bytes, problems: list[str]) -> str:
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as e:
-            problems.append(f"{fname}:{lineno}: byte 0x{raw[e.start]:02x} (byte {e.start + 1} of the line) "
-                            "is not UTF-8; write the file as UTF-8")
+            problems.append(Problem(fname, lineno, None, None, f"byte 0x{raw[e.start]:02x} (byte {e.start + 1} "
+                                    "of the line) is not UTF-8; write the file as UTF-8"))
             lines.append(raw.decode("utf-8", "replace"))
     return "\n".join(lines)
 
 
-def _parse(named_texts: list[tuple[str, str]], problems: list[str]) -> Config:
+def _parse(named_texts: list[tuple[str, str]], problems: list[Problem]) -> Config:
     per_file = [_parse_file(name, text, problems) for name, text in named_texts]
     files = tuple(name for name, _ in named_texts)
     config = _build(_merge(per_file), files, problems)
     if problems:
-        raise ConfigError(sorted(problems, key=lambda p: _problem_order(p, files)))
+        # by file (main first, then drop-ins) and line; a stable sort keeps
+        # the order of the problems of one line
+        order = {name: i for i, name in reversed(list(enumerate(files)))}
+        raise ConfigError(sorted(problems, key=lambda p: (order.get(p.file, len(files)), p.line or 0)))
     return config
-
-
-def _problem_order(problem: str, files: tuple[str, ...]) -> tuple[int, int]:
-    """Sort problems by file (main first, then drop-ins) and line."""
-    for i, name in enumerate(files):
-        m = re.match(re.escape(name) + r":(\d+):", problem)
-        if m:
-            return (i, int(m.group(1)))
-    return (len(files), 0)
 
 
 def parse_text(text: str, fname: str = "ib40.conf") -> Config:
@@ -824,25 +679,29 @@ def load(path: str | Path = DEFAULT_CONFIG) -> Config:
     """Read and parse the config and its drop-ins. A missing main file, or
     any file that cannot be read, is a ConfigError naming it (FILE: message)."""
     named: list[tuple[str, bytes]] = []
-    problems = []
+    problems: list[Problem] = []
     for i, p in enumerate(config_files(path)):
         name = shown(str(p))
+
+        def problem(message: str) -> None:
+            problems.append(Problem(name, None, None, None, message))
+
         try:
             data = read_config_bytes(p)
         except FileNotFoundError:
             if os.path.islink(p):
-                problems.append(f"{name}: a dangling symbolic link ({_link_target(p)} does not exist)")
+                problem(f"a dangling symbolic link ({_link_target(p)} does not exist)")
             elif i == 0:
-                problems.append(f"{name}: no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
+                problem("no such file (write one from /usr/share/doc/ib40/examples/ib40.conf)")
             continue  # otherwise a drop-in removed since the listing
         except NotRegularFile as e:
-            problems.append(f"{name}: {e.strerror}")
+            problem(e.strerror)
             continue
         except OSError as e:
-            problems.append(f"{name}: cannot read: {e.strerror or e}")
+            problem(f"cannot read: {e.strerror or e}")
             continue
         if len(data) > MAX_FILE_BYTES:
-            problems.append(f"{name}: larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration")
+            problem(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration")
             continue
         named.append((name, data))
     if problems:

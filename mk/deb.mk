@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 # Not build/: the build starts with `debian/rules clean`, which removes it.
 DEB_OUT := debian/out
 
-.PHONY: deb verify-units sysctl-file
+.PHONY: deb verify-units sysctl-file schema-docs
 
 # dpkg-buildpackage writes its results to ..; send them to debian/out instead
 # (the .deb through debian/rules' IB40_DEB_DESTDIR, the .buildinfo and
@@ -32,3 +32,10 @@ verify-units:
 # when they disagree, and this target regenerates it.
 sysctl-file:
 	$(PYTHON) -c 'from ib40d.tuning import sysctl_d_text; print(sysctl_d_text(), end="")' > sysctl/60-ib40.conf
+
+# ib40.conf(5) and README.md's key table are generated from ib40d/schema.py;
+# tests/test_schema.py fails when they disagree, and this target regenerates
+# both.
+schema-docs:
+	$(PYTHON) -m ib40d.schema --man > debian/ib40.conf.5
+	$(PYTHON) -m ib40d.schema --readme README.md

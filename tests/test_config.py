@@ -10,6 +10,11 @@ from ib40d.config import ConfigError, load, parse_text, parse_texts
 
 GOOD_BOND = HOWTO_BOND + "broadcast = 10.30.255.255\n"
 
+
+def rendered(e) -> list[str]:
+    """A ConfigError's problems as `ib40d check` prints them."""
+    return [p.render() for p in e.value.problems]
+
 # (name, text, expected line, words the message must contain)
 MALFORMED = [
     ("unknown section", "[nic eth0]\n", 1, ["unknown section"]),
@@ -115,10 +120,10 @@ def test_there_are_at_least_30_malformed_cases():
 def test_malformed_reports_file_line_and_key(name, text, line, words):
     with pytest.raises(ConfigError) as e:
         parse_text(text, "/etc/ib40.conf")
-    first = e.value.problems[0]
-    assert first.startswith(f"/etc/ib40.conf:{line}: "), e.value.problems
+    first = rendered(e)[0]
+    assert first.startswith(f"/etc/ib40.conf:{line}: "), rendered(e)
     for word in words:
-        assert any(word in p for p in e.value.problems), (word, e.value.problems)
+        assert any(word in p for p in rendered(e)), (word, rendered(e))
 
 
 @pytest.mark.parametrize("name,text,line,words", MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -148,7 +153,7 @@ def test_only_newline_ends_a_line(sep):
     text = f"[link eth0]\n# a comment{sep}with a separator\nmtu = 1{sep}\n[link eth1]\r\nmtu = 2\r\n"
     with pytest.raises(ConfigError) as e:
         parse_text(text, "f")
-    assert [p.split(":")[1] for p in e.value.problems] == ["3", "5"], e.value.problems
+    assert [p.split(":")[1] for p in rendered(e)] == ["3", "5"], rendered(e)
 
 
 def test_a_byte_order_mark_is_skipped(tmp_path):
@@ -163,7 +168,7 @@ def test_a_line_that_is_not_utf8_is_reported_at_its_line(tmp_path):
     conf.write_bytes(b"[link eth0]\nmtu = 9000  # caf\xe9\n[link eth1]\nmtu = 1\n")
     with pytest.raises(ConfigError) as e:
         load(conf)
-    assert e.value.problems == [
+    assert rendered(e) == [
         f"{conf}:2: byte 0xe9 (byte 18 of the line) is not UTF-8; write the file as UTF-8",
         f"{conf}:4: [link eth1] mtu: 1 is out of range 68..65520",
     ]
@@ -183,7 +188,7 @@ def test_every_problem_is_reported_not_just_the_first():
     text = "[link eth0]\nmtu = 1\ntxqueuelen = x\nmac = nope\n[bogus]\n"
     with pytest.raises(ConfigError) as e:
         parse_text(text, "f")
-    assert [p.split(":")[1] for p in e.value.problems] == ["2", "3", "4", "5"]
+    assert [p.split(":")[1] for p in rendered(e)] == ["2", "3", "4", "5"]
 
 
 def test_good_bond_parses_to_the_howto_values():
@@ -242,13 +247,13 @@ def test_dropin_problem_names_the_dropin_file(tmp_path):
     (tmp_path / "ib40.conf.d" / "50-x.conf").write_text("\n[bond bond0]\nmiimon = fast\n")
     with pytest.raises(ConfigError) as e:
         load(main)
-    assert e.value.problems[0].startswith(f"{tmp_path}/ib40.conf.d/50-x.conf:3: [bond bond0] miimon:")
+    assert rendered(e)[0].startswith(f"{tmp_path}/ib40.conf.d/50-x.conf:3: [bond bond0] miimon:")
 
 
 def test_problems_sorted_main_file_first():
     with pytest.raises(ConfigError) as e:
         parse_texts([("main", "[link a]\nmtu = 1\n"), ("drop", "[link a]\ntxqueuelen = x\n[zz]\n")])
-    assert [p.split(":")[0] for p in e.value.problems] == ["main", "drop", "drop"]
+    assert [p.split(":")[0] for p in rendered(e)] == ["main", "drop", "drop"]
 
 
 def test_examples_shipped_in_the_repo_are_valid():
@@ -348,7 +353,7 @@ def test_dropins_that_cannot_be_read_are_problems_not_skipped(tmp_path):
     (d / "60-fine.conf").write_text("[bond bond0]\nmtu = 9000\n")
     with pytest.raises(ConfigError) as e:
         load(main)
-    assert e.value.problems == [
+    assert rendered(e) == [
         f"{d}/10-fifo.conf: is a FIFO, not a regular file",
         f"{d}/20-dangling.conf: a dangling symbolic link ({d}/gone does not exist)",
         f"{d}/30-loop.conf: cannot read: Too many levels of symbolic links",
@@ -377,4 +382,4 @@ def test_a_file_name_stays_on_its_line(tmp_path):
     (tmp_path / "ib40.conf.d" / "10-a\nb\x1b.conf").write_text("[bond bond0]\nmtu = 1\n")
     with pytest.raises(ConfigError) as e:
         load(main)
-    assert e.value.problems == [f"{tmp_path}/ib40.conf.d/10-a\\x0ab\\x1b.conf:2: [bond bond0] mtu: 1 is out of range 68..65520"]
+    assert rendered(e) == [f"{tmp_path}/ib40.conf.d/10-a\\x0ab\\x1b.conf:2: [bond bond0] mtu: 1 is out of range 68..65520"]

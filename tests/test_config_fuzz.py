@@ -24,7 +24,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from helpers import REPO
 from ib40d import cli, udev
-from ib40d.config import _SECTION_KEYS, BOND_MODES, load
+from ib40d.config import BOND_MODES, load
+from ib40d.schema import SECTIONS
 from test_udev import parse_rule
 
 EXAMPLES = sorted((REPO / "examples").glob("*.conf"))
@@ -195,8 +196,9 @@ VALUES = {
 }
 for _key in ("mtu", "txqueuelen", "miimon", "updelay", "downdelay", "arp_interval", "priority"):
     VALUES[_key] = NUMBERS
-KINDS = sorted(_SECTION_KEYS)
-ALL_KEYS = sorted(set().union(*_SECTION_KEYS.values()))
+KINDS = sorted(SECTIONS)
+NAMED = [kind for kind in KINDS if SECTIONS[kind].named]
+ALL_KEYS = sorted({key for section in SECTIONS.values() for key in section.key_names})
 
 # one draw each: data generation is most of the time these tests take
 space = st.sampled_from(["", "", " ", "  ", " \t"] + ODD_SPACE)
@@ -206,11 +208,11 @@ any_text = st.text(max_size=16)
 @st.composite
 def sections(draw):
     kind = draw(st.sampled_from(KINDS + ["nic"]))
-    name = draw(st.sampled_from(NAMES) | any_text) if kind in ("link", "bond", "ipoib") or draw(
+    name = draw(st.sampled_from(NAMES) | any_text) if kind in NAMED or draw(
         st.integers(0, 9)) == 0 else None
     header = f"[{kind} {name}]" if name is not None else f"[{kind}]"
     lines = [draw(space) + header + draw(space)]
-    keys = sorted(_SECTION_KEYS.get(kind, ())) or ALL_KEYS
+    keys = sorted(SECTIONS[kind].key_names) if kind in SECTIONS else ALL_KEYS
     for _ in range(draw(st.integers(0, 6))):
         key = draw(st.sampled_from(keys) | st.sampled_from(ALL_KEYS + ["speed", "MTU"]))
         value = draw(st.sampled_from(VALUES.get(key.lower(), NUMBERS)) | any_text)

@@ -80,6 +80,7 @@ def test_ships_units_sysctl_entry_point_docs(contents):
     assert "/usr/share/doc/ib40/README.Debian" in contents  # the units' Documentation=
     assert "/usr/share/doc/ib40/examples/ib40.conf" in contents
     assert "/usr/share/man/man8/ib40d.8.gz" in contents
+    assert "/usr/share/man/man5/ib40.conf.5.gz" in contents
     # /etc/ib40.conf is not shipped (its presence turns ib40 on), nor any
     # generated file: those belong to `ib40d sync`.
     assert not any(p.startswith("/etc") for p in contents)
