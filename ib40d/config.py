@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ib40d import schema
 from ib40d.errors import ConfigError, Problem
-from ib40d.schema import BOND_MODES, SECTIONS  # noqa: F401  (BOND_MODES: netlink takes it from here)
+from ib40d.schema import SECTIONS
 
 DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this module
 

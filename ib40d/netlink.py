@@ -25,7 +25,7 @@ import os
 import socket
 import struct
 
-from ib40d.config import BOND_MODES
+from ib40d.schema import BOND_MODES
 from ib40d.netlink_errors import NetlinkRefused
 from ib40d.observe import AddrObs, BondObs, LinkObs
 from ib40d.rtnl_constants import (

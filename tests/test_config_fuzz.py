@@ -24,7 +24,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from helpers import REPO
 from ib40d import cli, udev
-from ib40d.config import BOND_MODES, load
+from ib40d.schema import BOND_MODES
+from ib40d.config import load
 from ib40d.schema import SECTIONS
 from test_udev import parse_rule
 
