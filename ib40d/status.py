@@ -18,7 +18,7 @@ from ib40d.model import LinkObs
 from ib40d.observe import observe_sysfs
 
 
-PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype.STATE_FILE (a test keeps them equal)
+PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
 
 
 def add_arguments(parser) -> None:
@@ -119,9 +119,9 @@ def collect(cfg, root) -> dict:
     status = {"config": list(cfg.files), "links": links, "bonds": bonds}
     status["port_types"] = {}
     if root.exists(PORTTYPE_STATE):  # only machines whose card ib40 handles pay for porttype's import
-        from ib40d import porttype
+        from ib40d.porttype_system import status_json
 
-        status["port_types"] = porttype.status_json(root)
+        status["port_types"] = status_json(root)
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
     status["ib_ports"] = []
@@ -168,10 +168,10 @@ def render(status: dict) -> str:
             speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
             lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
     if status["port_types"]:
-        from ib40d import porttype
+        from ib40d.porttype_plan import status_lines_from
 
         lines.append("")
-        lines.extend(porttype.status_lines_from(status["port_types"]))
+        lines.extend(status_lines_from(status["port_types"]))
     if status["ib_ports"]:
         lines.append("")
         lines.append(f"{'IB PORT':<10} {'GUID':<18} {'LAYER':<10} {'STATE':<7} {'PHYS':<8} {'RATE':>5} {'SM LID':>6}  OPENSM")

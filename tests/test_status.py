@@ -74,9 +74,9 @@ def test_status_absent_link(tmp_path):
 
 
 def test_status_reads_the_state_file_porttype_writes():
-    from ib40d import porttype, status
+    from ib40d import porttype_plan, status
 
-    assert status.PORTTYPE_STATE == porttype.STATE_FILE
+    assert status.PORTTYPE_STATE == porttype_plan.STATE_FILE
 
 
 def test_bond_settings_differences_are_the_plans(tmp_path):
