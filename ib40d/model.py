@@ -10,7 +10,7 @@ it with the config. Pure: nothing here reads or writes.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -39,16 +39,18 @@ def _words(text: str) -> tuple[str, ...]:
 class BondOption:
     """One bond setting. NAME is at once the [bond] key, the BondObs field,
     the file in /sys/class/net/<bond>/bonding and pyroute2's bond_<name>.
-    Adding an option: a row here, the BondObs field, its rtnetlink attribute
-    (rtnl.parse_link, netlink._bond_kwargs) and the config key; diff, plan,
-    status and doctor then compare, set and show it."""
+    Adding an option: a row here, its rtnetlink attribute (rtnl.parse_link,
+    netlink._link_obs, and netlink._bond_kwargs unless it is an integer)
+    and the config key; diff, plan, status and doctor then compare, set and
+    show it."""
     name: str
     sysfs: Callable[[str], Any]  # the sysfs file's text -> value
     # /proc/net/bonding shows it too (bonding.parse_proc_bonding's key of the
     # same name): what a support bundle without the sysfs files falls back to
     in_proc: bool = False
-    # Kernels from 6.x on deprecate it: compared only when the kernel shows a
-    # value, set in a request of its own, and a refusal is only a warning.
+    # Kernels from 6.x on deprecate it (use_carrier): compared only when the
+    # kernel shows a value, set in a request of its own (apply's
+    # "bond.<name>"), and a refusal is only a warning.
     best_effort: bool = False
 
 
@@ -63,17 +65,9 @@ BOND_OPTIONS = (
 )
 
 
-@dataclass
-class BondObs:
-    """A bond's settings (None: the kernel did not show it); one field per
-    row of BOND_OPTIONS."""
-    mode: str | None = None
-    miimon: int | None = None
-    updelay: int | None = None
-    downdelay: int | None = None
-    use_carrier: bool | None = None
-    arp_interval: int | None = None
-    arp_ip_target: tuple[str, ...] | None = ()
+# A bond's settings as the kernel shows them, one field per row (None: not
+# shown). Made from the table so that an option is declared once here.
+BondObs = make_dataclass("BondObs", [(o.name, object, field(default=None)) for o in BOND_OPTIONS])
 
 
 # ---------------------------------------------------------------- links

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ib40d.model import CARD_PORTS, MELLANOX_VENDOR, AddrObs, BondObs, Card, LinkObs, Machine, is_card_class
 from ib40d.sysroot import SysRoot
 
-# netlink.py builds its links from these names here.
+# netlink.py (not only the planner) takes the link dataclasses from here.
 __all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 
