@@ -34,8 +34,9 @@ from ib40d.model import BOND_OPTIONS, LinkObs, Machine
 ARPHRD_ETHER, ARPHRD_INFINIBAND = 1, 32
 
 
-@dataclass
+@dataclass(eq=False)
 class LinkDiff:
+    """How one configured link or bond differs from the machine."""
     name: str
     section: str  # "link" | "ipoib" | "bond"
     link: LinkObs | None  # None: not present

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from ib40d.pcie import PcieLink
 
 
+# Each dataclass has a docstring (without one, @dataclass makes one with
+# inspect.signature()) and those never compared have no __eq__: costs every
+# command would pay at start.
+
 # ---------------------------------------------------------------- bonds
 
 
@@ -35,7 +39,7 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BondOption:
     """One bond setting. NAME is at once the [bond] key, the BondObs field,
     the file in /sys/class/net/<bond>/bonding and pyroute2's bond_<name>.
@@ -67,7 +71,8 @@ BOND_OPTIONS = (
 
 # A bond's settings as the kernel shows them, one field per row (None: not
 # shown). Made from the table so that an option is declared once here.
-BondObs = make_dataclass("BondObs", [(o.name, object, field(default=None)) for o in BOND_OPTIONS])
+BondObs = make_dataclass("BondObs", [(o.name, object, field(default=None)) for o in BOND_OPTIONS],
+                         namespace={"__doc__": "A bond's settings, one field per row of BOND_OPTIONS."})
 
 
 # ---------------------------------------------------------------- links
@@ -75,6 +80,7 @@ BondObs = make_dataclass("BondObs", [(o.name, object, field(default=None)) for o
 
 @dataclass
 class AddrObs:
+    """An address on a link."""
     cidr: str  # "10.30.0.2/16"
     broadcast: str | None = None
     permanent: bool = True  # False: has a lifetime (SLAAC, privacy, DHCP): not ours to manage
@@ -87,6 +93,7 @@ class AddrObs:
 
 @dataclass
 class LinkObs:
+    """A link as the kernel shows it (None: not shown)."""
     name: str
     index: int  # 0 when not known (a support bundle)
     kind: str | None = None  # IFLA_INFO_KIND: "bond", "veth", "ipoib"... None for plain NICs
@@ -134,8 +141,9 @@ def is_card_class(pci_class: int | None) -> bool:
     return pci_class is None or pci_class >> 16 == 0x02 or pci_class >> 8 == 0x0C06
 
 
-@dataclass
+@dataclass(eq=False)
 class Card:
+    """A Mellanox card's PCI function (observe.find_cards)."""
     pci: str  # "0000:05:00.0"
     device_id: int | None = None
     mlx4_ports: tuple[int, ...] = ()  # ports with a mlx4_portN attribute (switchable now)
@@ -196,7 +204,7 @@ class Card:
 # ---------------------------------------------------------------- the machine
 
 
-@dataclass
+@dataclass(eq=False)
 class Machine:
     """What a reader saw. Readers fill what they look at: plan and apply
     the links; status and doctor also /proc/net/bonding; doctor the cards,

@@ -29,6 +29,7 @@ BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
 
 @dataclass
 class Plan:
+    """Ordered actions, and what is not done with why."""
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # waiting links, things left alone
     # Groups not planned at all, one line each: apply reports them as errors.
