@@ -75,8 +75,9 @@ def diff_link(cfg: Config, name: str, machine: Machine) -> LinkDiff:
     if want.mac and own and own.lower() != want.mac:
         d.changes.append(Change("mac", own, want.mac))
     bond = cfg.bond_of(name)
-    if link.master != (bond.name if bond else None):
-        d.changes.append(Change("master", link.master, bond.name if bond else None))
+    master = bond.name if bond else None
+    if link.master != master:
+        d.changes.append(Change("master", link.master, master))
     if want.txqueuelen is not None and link.txqueuelen != want.txqueuelen:
         d.changes.append(Change("txqueuelen", link.txqueuelen, want.txqueuelen))
     if isinstance(want, IPoIBConfig) and want.mode is not None and link.ipoib_mode != want.mode:
@@ -120,7 +121,7 @@ def wanted_bond_options(bond: BondConfig) -> dict:
     return opts
 
 
-def norm(value):
+def _norm(value):
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     return value
@@ -136,7 +137,7 @@ def _diff_bond(bond: BondConfig, link: LinkObs | None, machine: Machine) -> Link
     else:
         for key, value in wanted_bond_options(bond).items():
             old = getattr(have, key) if have else None
-            if have is None or norm(old) != norm(value):
+            if have is None or _norm(old) != _norm(value):
                 d.changes.append(Change(key, old, value))
         for o in BOND_OPTIONS:
             value = getattr(bond, o.name)

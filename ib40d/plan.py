@@ -110,7 +110,6 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
             plan.notes.append(f"{bond.name}: {c.old} is enslaved but not in the config; left alone")
 
     for slave_name in bond.slaves:
-        link_cfg = cfg.links[slave_name]
         sd = diffs[slave_name]
         link = sd.link
         if link is None:
