@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from ib40d import addrdump, doctor, iperf, runner
-from ib40d.cli import sysroot
+from ib40d.cliargs import sysroot
 from ib40d.errors import UserError
 from ib40d.sysroot import SysRoot
 

@@ -15,13 +15,12 @@ import os
 import sys
 
 from ib40d import __version__
+from ib40d.cliargs import DEFAULT_CONFIG
 from ib40d.errors import ConfigError, UserError
 
 TYPE_CHECKING = False  # typing's, without importing typing (see below)
 if TYPE_CHECKING:
     import argparse
-
-    from ib40d.sysroot import SysRoot
 
 # argparse, importlib and SysRoot (pathlib) are imported where they are used:
 # ib40-link@.service's `ib40d link-ready NAME` runs at every boot and hotplug
@@ -41,32 +40,6 @@ SUBCOMMANDS = {
     "daemon": ("ib40d.daemon", "systemd service: apply at boot and on hotplug (Type=notify)"),
     "link-ready": ("ib40d.linkready", "ask the daemon to apply one link (used by ib40-link@.service)"),
 }
-
-
-DEFAULT_CONFIG = "/etc/ib40.conf"
-
-
-def config_path(args: argparse.Namespace) -> str:
-    """-c FILE as given; otherwise /etc/ib40.conf under --root."""
-    if getattr(args, "config", None):
-        return args.config
-    from ib40d.sysroot import SysRoot
-
-    return str(SysRoot(args.root).path(DEFAULT_CONFIG))
-
-
-def load_config(args: argparse.Namespace):
-    """Load the config the subcommand was pointed at. Raises ConfigError.
-    (config is imported here, not at the top: link-ready never parses it.)"""
-    from ib40d.config import load
-
-    return load(config_path(args))
-
-
-def sysroot(args: argparse.Namespace) -> SysRoot:
-    from ib40d.sysroot import SysRoot
-
-    return SysRoot(args.root)
 
 
 def build_parser(commands=tuple(SUBCOMMANDS)) -> tuple[argparse.ArgumentParser, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ib40d.cli import load_config, sysroot
+from ib40d.cliargs import load_config, sysroot
 from ib40d.errors import UserError
 
 LOCK_WAIT_S = 30.0
@@ -44,7 +44,6 @@ def run(args) -> int:
     if args.link and args.link not in cfg.names():
         raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
     from ib40d.apply import LockError, apply_lock, converge
-    from ib40d.cmd_plan import plan_card
     from ib40d.netlink import Netlink
 
     card_failed = False
@@ -54,16 +53,16 @@ def run(args) -> int:
         # Port types too are changed only under the lock: a /run where the
         # lock can't be made leaves everything as it was.
         with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
-            if args.link is None:
+            if args.link is None and cfg.card is not None:
                 # Port types first: a mlx4 switch re-creates the card's netdevs,
                 # which ib40d.service then configures as they appear.
+                from ib40d.porttype_system import apply_port_actions, plan_card
+
                 card_actions, card_notes = plan_card(cfg, root)
                 for note in card_notes:
                     print(f"note: {note}", file=sys.stderr)
                 if card_actions:
-                    from ib40d import porttype
-
-                    card = porttype.apply_port_actions(card_actions, root)
+                    card = apply_port_actions(card_actions, root)
                     for message in card.messages:
                         print(f"port types: {message}")
                     card_failed = card.failed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ib40d.cli import load_config, sysroot
+from ib40d.cliargs import load_config, sysroot
 from ib40d.config import ConfigError
 from ib40d.errors import Problem
 from ib40d.conflicts import find_conflicts

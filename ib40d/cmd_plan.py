@@ -7,27 +7,13 @@ something apply would refuse (a bridge named like the configured bond).
 
 from __future__ import annotations
 
-from ib40d.cli import load_config, sysroot
+from ib40d.cliargs import load_config, sysroot
 from ib40d.conflicts import find_conflicts
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--link", metavar="NAME", help="only what applying NAME would change")
-
-
-def plan_card(cfg, root) -> tuple[list, list[str]]:
-    """Port-type actions for [card], or why there are none. A missing card
-    is a note (the links may still be configured); several cards without
-    [card] pci is an error: it is the config that must say which."""
-    if cfg.card is None or (cfg.card.port1 is None and cfg.card.port2 is None):
-        return [], []
-    from ib40d import porttype  # only configs with port types pay for it
-
-    cards = porttype.find_cards(root)
-    if not cards and not cfg.card.pci:
-        return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
-    return porttype.plan_actions(cfg, root), []
 
 
 def run(args) -> int:
@@ -45,13 +31,15 @@ def run(args) -> int:
         plan = make_plan(cfg, observe(nl, root), args.link)
     finally:
         nl.close()
-    if args.link is None:
+    if args.link is None and cfg.card is not None:
+        from ib40d.porttype_system import plan_card  # only configs with a [card] pay for it
+
         card_actions, card_notes = plan_card(cfg, root)
         plan.actions[:0] = card_actions  # port types come first: they re-create the netdevs
         plan.notes[:0] = card_notes
     plan.notes.extend(find_conflicts(root, cfg.names()))
     if args.json:
-        import json  # only for --json (apply imports this module too)
+        import json  # only for --json
 
         print(json.dumps({"actions": [a.to_json() for a in plan.actions], "notes": plan.notes,
                           "refused": plan.refusals}, indent=2))

@@ -39,7 +39,7 @@ import io
 # so links don't flap), and a late import would mix two versions.
 from ib40d import notify, rtnl, sync, udevdb
 from ib40d.apply import apply_lock, converge
-from ib40d.cli import config_path, load_config, sysroot
+from ib40d.cliargs import config_path, load_config, sysroot
 from ib40d.config import config_files
 from ib40d.cmd_apply import report
 from ib40d.netlink import Netlink

@@ -6,9 +6,10 @@ The HOWTO's troubleshooting half, done for the user: the card's PCIe link
 state and the subnet manager, IPoIB mode and MTU, the links and the bond
 against the config, and the TCP/IP tuning.
 
-Shape: `observe()` reads everything through SysRoot into plain data (so
-`--root` works on a support bundle); the `check_*` functions are pure and
-turn that data into findings; `run()` prints. Exit 1 when a finding is a
+Shape: `observe()` reads everything through SysRoot into the machine model
+(model.Machine, so `--root` works on a support bundle); the `check_*`
+functions are pure and turn it into findings, the links and bonds through
+the comparison plan makes (diff.py); `run()` prints. Exit 1 when a finding is a
 problem, 0 otherwise; warnings do not fail.
 """
 
@@ -17,24 +18,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ib40d import ibports, pcie, runner, tuning
-from ib40d.bonding import parse_proc_bonding
-from ib40d.cli import config_path, load_config, sysroot
+from ib40d.cliargs import config_path, load_config, sysroot
 from ib40d.config import Config
+from ib40d.diff import LinkDiff, diff
 from ib40d.errors import UserError
-from ib40d.linkstate import read_link
+from ib40d.model import Card, LinkObs, Machine
+from ib40d.observe import find_cards, observe_sysfs
 from ib40d.sync import SHIPPED_SYSCTL, SYSCTL_MASK
 from ib40d.sysroot import SysRoot
 
-MELLANOX_VENDOR = 0x15B3
-# PCI device ids (pci.ids) of the cards ib40 is written for; other Mellanox
-# devices are still examined, under a generic name.
-CARD_NAMES = {0x1003: "ConnectX-3", 0x1007: "ConnectX-3 Pro"}
-# ConnectX-3 VPI ports are 40 Gb/s Ethernet or up to 56 Gb/s FDR; with no
-# active port to read a rate from, compare the PCIe link against 40.
-DEFAULT_PORT_GBIT_S = 40.0
 IPOIB_CONNECTED_MTU = 65520
 
 SEVERITIES = ("ok", "warning", "problem")
@@ -54,62 +49,6 @@ class Finding:
         return d
 
 
-@dataclass
-class Card:
-    pci: str  # "0000:05:00.0"
-    device_id: int | None
-    numa_node: int | None
-    pcie: pcie.PcieLink | None
-    netdevs: list[str] = field(default_factory=list)
-    ib_devices: list[str] = field(default_factory=list)
-    # Rates (Gbit/s) of ports that are up: IB rate or netdev speed.
-    active_port_rates: list[float] = field(default_factory=list)
-    cpulist: str | None = None
-
-    @property
-    def name(self) -> str:
-        if self.device_id in CARD_NAMES:
-            return CARD_NAMES[self.device_id]
-        return f"Mellanox device {self.device_id:#06x}" if self.device_id is not None else "Mellanox device"
-
-    @property
-    def port_gbit_s(self) -> float:
-        """The fastest single port: what one stream of traffic can ask of PCIe."""
-        return max(self.active_port_rates, default=DEFAULT_PORT_GBIT_S)
-
-    @property
-    def limit_gbit_s(self) -> float | None:
-        """The lesser of the PCIe link and the port (per machine; the link as a
-        whole is limited by the lesser of both machines)."""
-        bw = self.pcie.bandwidth_gbit_s if self.pcie else None
-        return self.port_gbit_s if bw is None else min(bw, self.port_gbit_s)
-
-    def as_dict(self) -> dict:
-        return {
-            "pci": self.pci,
-            "name": self.name,
-            "device_id": None if self.device_id is None else f"{self.device_id:#06x}",
-            "numa_node": self.numa_node,
-            "cpulist": self.cpulist,
-            # the same keys when the link is unknown, all null
-            "pcie": (self.pcie or pcie.PcieLink(None, None, source=None)).as_dict(),
-            "netdevs": self.netdevs,
-            "ib_devices": self.ib_devices,
-            "port_gbit_s": self.port_gbit_s,
-            "limit_gbit_s": None if self.limit_gbit_s is None else round(self.limit_gbit_s, 2),
-        }
-
-
-@dataclass
-class Observed:
-    cards: list[Card]
-    ib_ports: list[ibports.IBPort]
-    links: dict[str, dict]  # every netdev doctor looked at, by name
-    bonds: dict[str, dict | None]  # parsed /proc/net/bonding/<bond>, None when absent
-    sysctl: dict[str, str | None]  # key -> current value (None: not readable)
-    numa_nodes: int
-
-
 # ----------------------------------------------------------------- reading
 
 def _lspci_link(root: SysRoot, bdf: str) -> pcie.PcieLink | None:
@@ -124,20 +63,12 @@ def _lspci_link(root: SysRoot, bdf: str) -> pcie.PcieLink | None:
     return pcie.parse_lspci(done.stdout) if done.returncode == 0 else None
 
 
-def find_cards(root: SysRoot, ib_ports: list[ibports.IBPort], only_pci: str | None = None) -> list[Card]:
-    cards = []
-    for bdf in root.listdir("/sys/bus/pci/devices"):
-        dev = f"/sys/bus/pci/devices/{bdf}"
-        if root.read_int(f"{dev}/vendor") != MELLANOX_VENDOR or root.exists(f"{dev}/physfn"):
-            continue  # not Mellanox, or an SR-IOV virtual function
-        if only_pci and bdf != only_pci:
-            continue
-        link = pcie.read_sysfs(root, dev) or _lspci_link(root, bdf)
-        numa = root.read_int(f"{dev}/numa_node")
-        numa = None if numa is None or numa < 0 else numa
-        card = Card(pci=bdf, device_id=root.read_int(f"{dev}/device"), numa_node=numa, pcie=link,
-                    netdevs=root.listdir(f"{dev}/net"), ib_devices=root.listdir(f"{dev}/infiniband"),
-                    cpulist=root.read(f"/sys/devices/system/node/node{numa}/cpulist") if numa is not None else None)
+def read_cards(root: SysRoot, ib_ports: list[ibports.IBPort], only_pci: str | None = None) -> list[Card]:
+    """The cards (observe.find_cards), with lspci where sysfs shows no PCIe
+    link, and the rates of their ports that are up."""
+    cards = [c for c in find_cards(root) if not only_pci or c.pci == only_pci]
+    for card in cards:
+        card.pcie = card.pcie or _lspci_link(root, card.pci)
         for port in ib_ports:
             # A port that is not ACTIVE shows a placeholder rate (e.g. "10 Gb/sec (4X SDR)").
             if port.device in card.ib_devices and port.state == "ACTIVE" and port.rate_gbps:
@@ -146,26 +77,21 @@ def find_cards(root: SysRoot, ib_ports: list[ibports.IBPort], only_pci: str | No
             speed = root.read_int(f"/sys/class/net/{name}/speed")  # Mb/s; -1 without link
             if speed and speed > 0:
                 card.active_port_rates.append(speed / 1000)
-        cards.append(card)
     return cards
 
 
-def observe(root: SysRoot, cfg: Config | None) -> Observed:
-    ib_ports = ibports.read_ports(root)
-    only_pci = cfg.card.pci if cfg and cfg.card else None
-    cards = find_cards(root, ib_ports, only_pci)
-    names = set(root.listdir("/sys/class/net"))
-    if cfg:
-        names |= set(cfg.names())
-    links = {n: read_link(root, n) for n in sorted(names) if n != "lo"}
-    bond_names = set(root.listdir("/proc/net/bonding")) | (set(cfg.bonds) if cfg else set())
-    bonds = {}
-    for b in sorted(bond_names):
-        text = root.read(f"/proc/net/bonding/{b}")
-        bonds[b] = parse_proc_bonding(text) if text is not None else None
-    sysctl = {key: root.read(tuning.proc_path(key)) for key in tuning.SYSCTL}
-    numa_nodes = len([d for d in root.listdir("/sys/devices/system/node") if re.fullmatch(r"node\d+", d)])
-    return Observed(cards, ib_ports, links, bonds, sysctl, numa_nodes)
+def observe(root: SysRoot, cfg: Config | None) -> Machine:
+    """Every netdev but lo (and every configured one), the bonds, cards, IB
+    ports, TCP/IP tuning and NUMA nodes; not the addresses (no check here
+    looks at them)."""
+    names = set(root.listdir("/sys/class/net")) | (set(cfg.names()) if cfg else set())
+    bonds = set(root.listdir("/proc/net/bonding")) | (set(cfg.bonds) if cfg else set())
+    machine = observe_sysfs(root, sorted(names - {"lo"}), bonds=sorted(bonds), addresses=False)
+    machine.ib_ports = ibports.read_ports(root)
+    machine.cards = read_cards(root, machine.ib_ports, cfg.card.pci if cfg and cfg.card else None)
+    machine.sysctl = {key: root.read(tuning.proc_path(key)) for key in tuning.SYSCTL}
+    machine.numa_nodes = len([d for d in root.listdir("/sys/devices/system/node") if re.fullmatch(r"node\d+", d)])
+    return machine
 
 
 # ----------------------------------------------------------------- checks (pure)
@@ -249,93 +175,109 @@ def check_ib_ports(ports: list[ibports.IBPort]) -> list[Finding]:
     return out
 
 
-def check_links(cfg: Config, links: dict[str, dict]) -> list[Finding]:
-    """Configured links and bonds against what the kernel has."""
+def check_links(cfg: Config, machine: Machine) -> list[Finding]:
+    """Configured links and bonds against what the kernel has: the
+    differences plan would act on (diff.py), as findings, and the carrier.
+    Not the addresses: doctor reads none (status shows them)."""
     out = []
+    diffs = diff(cfg, machine)
     for name in cfg.names():
-        want = cfg.bonds.get(name) or cfg.links[name]
-        link = links.get(name) or {"exists": False}
-        if not link.get("exists"):
-            mac = getattr(want, "mac", None)
-            out.append(Finding("problem", "link-missing", f"{name} (configured) does not exist",
-                               (f"the udev rule names the port with MAC {mac}; check `ip link` for it and the "
-                                "port type (`ib40d porttype`)") if mac else "run `ib40d apply`"))
+        d = diffs[name]
+        if not d.present:
+            mac = getattr(cfg.links.get(name), "mac", None)
+            if mac:
+                fix = (f"the udev rule names the port with MAC {mac}; check `ip link` for it and the "
+                       "port type (`ib40d porttype`)")
+            else:
+                fix = "run `ib40d apply`" + ("; the bonding module must be loadable" if d.section == "bond" else "")
+            out.append(Finding("problem", "link-missing", f"{name} (configured) does not exist", fix))
             continue
-        if link.get("admin_up") is False:
+        kind = d.get("kind")
+        if kind:
+            out.append(Finding("problem", "link-kind", f"{name} is of kind {kind.old}, configured as "
+                                                       f"[{kind.new} {name}]",
+                               f"apply leaves {name} and its bond alone: rename or remove that link, "
+                               "or correct the section"))
+            continue
+        if d.get("state"):
             out.append(Finding("problem", "link-admin-down", f"{name} is administratively down",
                                "run `ib40d apply`"))
-        elif link.get("carrier") is False:
+        elif d.link.carrier is False:
             out.append(Finding("problem", "no-carrier",
                                f"{name} has no carrier: cable unplugged, or the far end is down or of "
                                "the other port type", "check the cable and the far end's port"))
-        mac = getattr(want, "mac", None)
-        own_mac = link.get("perm_mac") or link.get("mac")
-        if mac and own_mac and own_mac.lower() != mac:
-            out.append(Finding("warning", "mac-mismatch",
-                               f"{name} has MAC {own_mac}, configured {mac}",
-                               "the name is on another port: check the udev rules (`ib40d sync`)"))
-        if want.mtu is not None and link.get("mtu") != want.mtu:
-            ipoib = link.get("kind") == "ipoib"
-            out.append(Finding("problem" if ipoib else "warning", "ipoib-mtu" if ipoib else "mtu-mismatch",
-                               f"{name} MTU is {link.get('mtu')}, configured {want.mtu}",
-                               "run `ib40d apply`" + (" (IPoIB: MTU above 4092 needs connected mode)"
-                                                       if ipoib else "")))
-        txq = getattr(want, "txqueuelen", None)
-        if txq is not None and link.get("txqueuelen") != txq:
-            out.append(Finding("warning", "txqueuelen-mismatch",
-                               f"{name} txqueuelen is {link.get('txqueuelen')}, configured {txq}",
-                               "run `ib40d apply`"))
-        mode = getattr(want, "mode", None)
-        if link.get("kind") == "ipoib" and mode and link.get("ipoib_mode") != mode:
-            out.append(Finding("problem", "ipoib-mode",
-                               f"{name} runs in {link.get('ipoib_mode')} mode, configured {mode}"
-                               + (" (datagram caps the MTU at 4092)" if mode == "connected" else ""),
-                               "run `ib40d apply` (mode is set with the link down, then the MTU); if the "
-                               "kernel refuses, this driver has no connected mode"))
-        bond = cfg.bond_of(name)
-        if bond and link.get("master") != bond.name:
-            out.append(Finding("problem", "not-enslaved", f"{name} is not a slave of {bond.name}",
-                               "run `ib40d apply`"))
+        out += [f for f in (_difference(d, c) for c in d.changes) if f]
     return out
 
 
-def check_ipoib_defaults(links: dict[str, dict], configured: set[str]) -> list[Finding]:
+def _difference(d: LinkDiff, c) -> Finding | None:
+    name, ipoib = d.name, d.link.kind == "ipoib"
+    if c.attr == "mac":
+        return Finding("warning", "mac-mismatch", f"{name} has MAC {c.old}, configured {c.new}",
+                       "the name is on another port: check the udev rules (`ib40d sync`)")
+    if c.attr == "mtu":
+        return Finding("problem" if ipoib else "warning", "ipoib-mtu" if ipoib else "mtu-mismatch",
+                       f"{name} MTU is {c.old}, configured {c.new}",
+                       "run `ib40d apply`" + (" (IPoIB: MTU above 4092 needs connected mode)" if ipoib else ""))
+    if c.attr == "txqueuelen":
+        return Finding("warning", "txqueuelen-mismatch", f"{name} txqueuelen is {c.old}, configured {c.new}",
+                       "run `ib40d apply`")
+    if c.attr == "mode" and d.section == "ipoib":
+        return Finding("problem", "ipoib-mode",
+                       f"{name} runs in {c.old} mode, configured {c.new}"
+                       + (" (datagram caps the MTU at 4092)" if c.new == "connected" else ""),
+                       "run `ib40d apply` (mode is set with the link down, then the MTU); if the "
+                       "kernel refuses, this driver has no connected mode")
+    if c.attr == "mode":
+        return Finding("problem", "bond-mode", f"{name} is {c.old}, configured {c.new}",
+                       "run `ib40d apply` (the bond is taken down and emptied to change mode)")
+    if c.attr == "master":
+        if c.new:
+            return Finding("problem", "not-enslaved", f"{name} is not a slave of {c.new}", "run `ib40d apply`")
+        return Finding("warning", "enslaved", f"{name} is a slave of {c.old}, configured as a link of its own",
+                       "run `ib40d apply` (it releases it)")
+    if c.attr == "slave":
+        return Finding("warning", "bond-extra-slave", f"{name} has slave {c.old}, which the config does not name",
+                       f"apply leaves it there; `ip link set {c.old} nomaster` if it does not belong")
+    if d.section == "bond" and c.attr not in ("state", "address"):
+        return Finding("warning", "bond-option", f"{name} {c.attr} is {_text(c.old)}, configured {_text(c.new)}",
+                       "run `ib40d apply`")
+    return None  # state: said above; address: not read
+
+
+def _text(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def check_ipoib_defaults(links: dict[str, LinkObs], configured: set[str]) -> list[Finding]:
     """IPoIB links the config does not describe: the HOWTO's advice
     (connected mode, MTU 65520) as warnings."""
     out = []
     for name, link in links.items():
-        if name in configured or not link.get("exists") or link.get("kind") != "ipoib":
+        if name in configured or link.kind != "ipoib":
             continue
-        if link.get("ipoib_mode") == "datagram":
+        if link.ipoib_mode == "datagram":
             out.append(Finding("warning", "ipoib-datagram",
-                               f"{name} runs in datagram mode (MTU {link.get('mtu')}, at most 4092)",
+                               f"{name} runs in datagram mode (MTU {link.mtu}, at most 4092)",
                                f"connected mode with MTU {IPOIB_CONNECTED_MTU} is much faster for TCP: "
                                f"`mode = connected` and `mtu = {IPOIB_CONNECTED_MTU}` in [ipoib {name}] "
                                "of /etc/ib40.conf"))
-        elif link.get("ipoib_mode") == "connected" and (link.get("mtu") or 0) < IPOIB_CONNECTED_MTU:
+        elif link.ipoib_mode == "connected" and (link.mtu or 0) < IPOIB_CONNECTED_MTU:
             out.append(Finding("warning", "ipoib-mtu",
-                               f"{name} is in connected mode with MTU {link.get('mtu')}",
+                               f"{name} is in connected mode with MTU {link.mtu}",
                                f"set MTU {IPOIB_CONNECTED_MTU}: `mtu = {IPOIB_CONNECTED_MTU}` in its "
                                "[ipoib] section"))
     return out
 
 
-def check_bonds(cfg: Config | None, bonds: dict[str, dict | None]) -> list[Finding]:
+def check_bonds(bonds: dict[str, dict | None]) -> list[Finding]:
+    """The bonds as /proc/net/bonding shows them: MII status and link
+    failures of each slave. (A configured bond or slave that is missing is
+    check_links', from the same comparison as plan's.)"""
     out = []
     for name, info in bonds.items():
-        want = cfg.bonds.get(name) if cfg else None
         if info is None:
-            if want:
-                out.append(Finding("problem", "bond-missing", f"{name} (configured) does not exist",
-                                   "run `ib40d apply`; the bonding module must be loadable"))
             continue
-        if want and want.mode and info["mode"] != want.mode:
-            out.append(Finding("problem", "bond-mode", f"{name} is {info['mode']}, configured {want.mode}",
-                               "run `ib40d apply` (the bond is taken down and emptied to change mode)"))
-        present = {s["name"] for s in info["slaves"]}
-        for missing in (s for s in (want.slaves if want else ()) if s not in present):
-            out.append(Finding("problem", "bond-slave-missing", f"{name} lacks slave {missing}",
-                               f"run `ib40d apply`; check that {missing} exists"))
         for s in info["slaves"]:
             fails = s["link_failure_count"] or 0
             failures = f"{fails} link failure{'s' if fails != 1 else ''}"
@@ -371,7 +313,7 @@ def check_sysctl(current: dict[str, str | None], enabled: bool = True) -> list[F
                     details=tuple(f"{k} = {v} (want {tuning.SYSCTL[k]})" for k, v in wrong.items()))]
 
 
-def diagnose(obs: Observed, cfg: Config | None) -> list[Finding]:
+def diagnose(obs: Machine, cfg: Config | None) -> list[Finding]:
     findings: list[Finding] = []
     if not obs.cards:
         wanted = cfg.card.pci if cfg and cfg.card and cfg.card.pci else None
@@ -386,16 +328,16 @@ def diagnose(obs: Observed, cfg: Config | None) -> list[Finding]:
         findings.append(Finding("ok", "no-config",
                                 "no /etc/ib40.conf: configured-vs-actual checks skipped"))
     else:
-        findings += check_links(cfg, obs.links)
+        findings += check_links(cfg, obs)
     findings += check_ipoib_defaults(obs.links, set(cfg.links) if cfg else set())
-    findings += check_bonds(cfg, obs.bonds)
+    findings += check_bonds(obs.bonding)
     findings += check_sysctl(obs.sysctl, cfg.sysctl.tuning if cfg else True)
     return findings
 
 
 def local_limit(root: SysRoot) -> tuple[float | None, str]:
     """What this machine's card can carry (for bench): Gbit/s and why."""
-    cards = find_cards(root, ibports.read_ports(root))
+    cards = read_cards(root, ibports.read_ports(root))
     known = [c for c in cards if c.limit_gbit_s is not None]
     if not known:
         return None, "no Mellanox card found here"
@@ -422,7 +364,7 @@ def _load_optional_config(args) -> tuple[Config | None, str | None]:
     return load_config(args), path
 
 
-def report(obs: Observed, findings: list[Finding], config_file: str | None) -> dict:
+def report(obs: Machine, findings: list[Finding], config_file: str | None) -> dict:
     counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
     return {
         "config": config_file,

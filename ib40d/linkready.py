@@ -85,7 +85,7 @@ def request(path: str, name: str, wait: float, timeout: float, apply_in_process)
 
 
 def run(args) -> int:
-    from ib40d.cli import sysroot
+    from ib40d.cliargs import sysroot
 
     def apply_in_process() -> int:
         from ib40d.cmd_apply import run as apply_run

@@ -1,76 +1,76 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""What the machine has now, as plain data: the planner's other input.
+"""Read the machine into the model (model.py). Nothing here writes.
 
-`observe()` asks a netlink adapter (netlink.Netlink for real, a recording
-fake in tests) for links and addresses, and sysfs for what netlink does not
-carry on every kernel (IPoIB mode). Nothing here writes.
+- `observe(nl, root)`: links and addresses from a netlink adapter
+  (netlink.Netlink for real, a recording fake in tests), and sysfs for what
+  netlink does not carry on every kernel (IPoIB mode): what plan, apply and
+  the daemon compare, exactly the kernel's view.
+- `observe_sysfs(root, names)`: the same links from sysfs and procfs, and the
+  addresses from one rtnetlink dump, or under `--root` from a support
+  bundle's captured files: what status and doctor read, without pyroute2.
+- `find_cards(root)`: the Mellanox cards on the PCI bus.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
-
+from ib40d.model import CARD_PORTS, MELLANOX_VENDOR, AddrObs, BondObs, Card, LinkObs, Machine, is_card_class
 from ib40d.sysroot import SysRoot
 
-
-@dataclass
-class BondObs:
-    mode: str | None = None
-    miimon: int | None = None
-    updelay: int | None = None
-    downdelay: int | None = None
-    use_carrier: bool | None = None
-    arp_interval: int | None = None
-    arp_ip_target: tuple[str, ...] = ()
+# netlink.py (not only the planner) takes the link dataclasses from here.
+__all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 
-@dataclass
-class AddrObs:
-    cidr: str  # "10.30.0.2/16"
-    broadcast: str | None = None
-    permanent: bool = True  # False: has a lifetime (SLAAC, privacy, DHCP): not ours to manage
-
-    @property
-    def is_link_local_v6(self) -> bool:
-        iface = ipaddress.ip_interface(self.cidr)
-        return iface.version == 6 and iface.ip.is_link_local
-
-
-@dataclass
-class LinkObs:
-    name: str
-    index: int
-    kind: str | None = None  # IFLA_INFO_KIND: "bond", "veth", "ipoib"... None for plain NICs
-    arptype: int | None = None  # ifi_type, ARPHRD_*: 1 Ethernet, 32 InfiniBand
-    mac: str | None = None
-    perm_mac: str | None = None  # the port's own MAC (a bond rewrites `mac` of balance-rr slaves)
-    mtu: int | None = None
-    txqueuelen: int | None = None
-    admin_up: bool = False
-    carrier: bool | None = None
-    operstate: str | None = None
-    master: str | None = None  # name of the master link
-    addresses: list[AddrObs] = field(default_factory=list)
-    bond: BondObs | None = None
-    ipoib_mode: str | None = None
-
-
-@dataclass
-class Observed:
-    links: dict[str, LinkObs]
-
-    def get(self, name: str) -> LinkObs | None:
-        return self.links.get(name)
-
-    def slaves_of(self, master: str) -> list[str]:
-        return sorted(n for n, l in self.links.items() if l.master == master)
-
-
-def observe(nl, root: SysRoot) -> Observed:
+def observe(nl, root: SysRoot) -> Machine:
     links = {l.name: l for l in nl.dump_links()}
     for link in links.values():
         mode = root.read(f"/sys/class/net/{link.name}/mode")
         if link.kind == "ipoib" or (mode in ("connected", "datagram")):
             link.ipoib_mode = mode
-    return Observed(links)
+    return Machine(links)
+
+
+def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> Machine:
+    """The links NAMES (those absent are left out) from sysfs, and
+    /proc/net/bonding of BONDS (None: no such file). Without ADDRESSES the
+    links' addresses are None: not read, so not compared."""
+    from ib40d.addrdump import read_addresses
+    from ib40d.bonding import parse_proc_bonding
+    from ib40d.linkstate import read_link
+
+    by_name = read_addresses(root) if addresses else {}
+    links = {}
+    for name in names:
+        link = read_link(root, name)
+        if link is not None:
+            link.addresses = by_name.get(name, []) if addresses else None
+            links[name] = link
+    bonding = {}
+    for name in bonds:
+        text = root.read(f"/proc/net/bonding/{name}")
+        bonding[name] = parse_proc_bonding(text) if text is not None else None
+    return Machine(links, bonding)
+
+
+def find_cards(root: SysRoot) -> list[Card]:
+    """The Mellanox cards under /sys/bus/pci/devices: physical functions
+    (virtual ones have a `physfn` link) of a network or InfiniBand class
+    (model.is_card_class), with their PCIe link as sysfs shows it, NUMA
+    node, netdevs, RDMA devices and the mlx4 ports that can switch type now."""
+    from ib40d import pcie
+
+    cards = []
+    for bdf in root.listdir("/sys/bus/pci/devices"):
+        dev = f"/sys/bus/pci/devices/{bdf}"
+        if root.read_int(f"{dev}/vendor") != MELLANOX_VENDOR or root.exists(f"{dev}/physfn"):
+            continue
+        if not is_card_class(root.read_int(f"{dev}/class")):
+            continue
+        numa = root.read_int(f"{dev}/numa_node")
+        numa = None if numa is None or numa < 0 else numa
+        cards.append(Card(
+            pci=bdf, device_id=root.read_int(f"{dev}/device"),
+            mlx4_ports=tuple(p for p in CARD_PORTS if root.exists(f"{dev}/mlx4_port{p}")),
+            numa_node=numa, pcie=pcie.read_sysfs(root, dev),
+            netdevs=root.listdir(f"{dev}/net"), ib_devices=root.listdir(f"{dev}/infiniband"),
+            cpulist=root.read(f"/sys/devices/system/node/node{numa}/cpulist") if numa is not None else None))
+    return cards

@@ -218,11 +218,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ib40d import cli
+    from ib40d.cliargs import load_config, sysroot
     from ib40d.errors import UserError
 
-    cfg = cli.load_config(args)
-    root = cli.sysroot(args)
+    cfg = load_config(args)
+    root = sysroot(args)
     units = _default_units(root)
     if units is None:
         if not args.dry_run:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 
-from ib40d.addrdump import addresses_by_name
-from ib40d.bonding import parse_proc_bonding
-from ib40d.cli import load_config, sysroot
-from ib40d.config import desired_addresses
 from ib40d import ibports
-from ib40d.linkstate import read_link
+from ib40d.cliargs import load_config, sysroot
+from ib40d.diff import LinkDiff, diff
+from ib40d.linkstate import ARPHRD_ETHER
+from ib40d.model import LinkObs
+from ib40d.observe import observe_sysfs
 
 
-PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype.STATE_FILE (a test keeps them equal)
+PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
 
 
 def add_arguments(parser) -> None:
@@ -34,58 +34,94 @@ def _role(cfg, name: str) -> str:
     return "ipoib" if cfg.links[name].kind == "ipoib" else "link"
 
 
-def _mismatches(cfg, name: str, link: dict, addrs: list[dict]) -> list[str]:
-    """What differs from the config, in words, for the human view and doctor."""
-    if not link.get("exists"):
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value) or "(none)"
+    return str(value)
+
+
+def _mismatches(d: LinkDiff) -> list[str]:
+    """What differs from the config (diff.py, what plan would change), in
+    words, for the human view and the JSON."""
+    if not d.present:
         return ["not present"]
-    want = cfg.bonds.get(name) or cfg.links[name]
-    out = []
-    own_mac = link.get("perm_mac") or link["mac"]
-    if getattr(want, "mac", None) and own_mac != want.mac:
-        out.append(f"mac {own_mac} (config {want.mac})")
-    if want.mtu is not None and link["mtu"] != want.mtu:
-        out.append(f"mtu {link['mtu']} (config {want.mtu})")
-    if getattr(want, "txqueuelen", None) is not None and link["txqueuelen"] != want.txqueuelen:
-        out.append(f"txqueuelen {link['txqueuelen']} (config {want.txqueuelen})")
-    if getattr(want, "mode", None) and link.get("kind") == "ipoib" and link["ipoib_mode"] != want.mode:
-        out.append(f"IPoIB {link['ipoib_mode']} (config {want.mode})")
-    bond = cfg.bond_of(name)
-    if bond and link["master"] != bond.name:
-        out.append(f"not enslaved to {bond.name}")
-    if want.addresses is not None:
-        have = {a["cidr"] for a in addrs}
-        missing = [c for c in desired_addresses(want.addresses) if c not in have]
-        if missing:
-            out.append(f"address {' '.join(missing)} missing")
-    if not link["admin_up"]:
-        out.append("admin down")
+    out: list[str] = []
+    missing: list[str] = []
+    missing_at = 0
+    for c in d.changes:
+        if c.attr == "address":
+            if c.old is None:
+                if not missing:
+                    missing_at = len(out)  # one line for them all, where the first one is
+                missing.append(c.new[0])
+            elif c.new is None:
+                out.append(f"address {c.old[0]} not in the config")
+            else:
+                out.append(f"address {c.old[0]} broadcast {c.old[1]} (config {c.new[1]})")
+        elif c.attr == "master":
+            out.append(f"not enslaved to {c.new}" if c.new else f"enslaved to {c.old} (config: not a slave)")
+        elif c.attr == "state":
+            out.append("admin down")
+        elif c.attr == "kind":
+            out.append(f"kind {c.old} (config [{c.new} {d.name}])")
+        elif c.attr == "slave":
+            out.append(f"slave {c.old} not in the config")
+        elif c.attr == "mode" and d.section == "ipoib":
+            out.append(f"IPoIB {c.old} (config {c.new})")
+        else:
+            out.append(f"{c.attr} {_text(c.old)} (config {_text(c.new)})")
+    if missing:
+        out.insert(missing_at, f"address {' '.join(missing)} missing")
+    if d.bond_unknown:
+        out.append("bond settings not shown by the kernel")
     return out
 
 
+def _link_json(name: str, link: LinkObs | None) -> dict:
+    if link is None:
+        return {"name": name, "exists": False}
+    return {
+        "name": name,
+        "exists": True,
+        "mac": link.mac,
+        "perm_mac": link.perm_mac,
+        "mtu": link.mtu,
+        "txqueuelen": link.txqueuelen,
+        "operstate": link.operstate,
+        "carrier": link.carrier,
+        "admin_up": link.admin_up,
+        "master": link.master,
+        "kind": link.kind or ("ether" if link.arptype == ARPHRD_ETHER else None),
+        "ipoib_mode": link.ipoib_mode,
+        "speed_mbps": link.speed_mbps,
+    }
+
+
 def collect(cfg, root) -> dict:
-    addresses = addresses_by_name(root)
+    names = [*cfg.bonds, *cfg.links]
+    machine = observe_sysfs(root, names, bonds=cfg.bonds)
+    diffs = diff(cfg, machine)
     links = []
-    for name in [*cfg.bonds, *cfg.links]:
-        link = read_link(root, name)
-        addrs = addresses.get(name, [])
-        link.update(role=_role(cfg, name), addresses=addrs,
-                    mismatches=_mismatches(cfg, name, link, addrs))
-        links.append(link)
+    for name in names:
+        link = machine.get(name)
+        entry = _link_json(name, link)
+        entry.update(role=_role(cfg, name),
+                     addresses=[{"cidr": a.cidr, "broadcast": a.broadcast} for a in link.addresses] if link else [],
+                     mismatches=_mismatches(diffs[name]))
+        links.append(entry)
     bonds = []
     for name in cfg.bonds:
-        text = root.read(f"/proc/net/bonding/{name}")
-        if text is None:
+        info = machine.bonding.get(name)
+        if info is None:
             bonds.append({"name": name, "exists": False})
             continue
-        info = parse_proc_bonding(text)
-        info.update(name=name, exists=True)
-        bonds.append(info)
+        bonds.append(dict(info, name=name, exists=True))
     status = {"config": list(cfg.files), "links": links, "bonds": bonds}
     status["port_types"] = {}
     if root.exists(PORTTYPE_STATE):  # only machines whose card ib40 handles pay for porttype's import
-        from ib40d import porttype
+        from ib40d.porttype_system import status_json
 
-        status["port_types"] = porttype.status_json(root)
+        status["port_types"] = status_json(root)
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
     status["ib_ports"] = []
@@ -132,10 +168,10 @@ def render(status: dict) -> str:
             speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
             lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
     if status["port_types"]:
-        from ib40d import porttype
+        from ib40d.porttype_plan import status_lines_from
 
         lines.append("")
-        lines.extend(porttype.status_lines_from(status["port_types"]))
+        lines.extend(status_lines_from(status["port_types"]))
     if status["ib_ports"]:
         lines.append("")
         lines.append(f"{'IB PORT':<10} {'GUID':<18} {'LAYER':<10} {'STATE':<7} {'PHYS':<8} {'RATE':>5} {'SM LID':>6}  OPENSM")

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ib40d import udev
-from ib40d.cli import config_path, load_config, sysroot
+from ib40d.cliargs import config_path, load_config, sysroot
 from ib40d.config import Config, config_files, read_config_bytes
 from ib40d.runner import run as run_program
 from ib40d.sysroot import SysRoot

@@ -51,12 +51,14 @@ class FakeMachine:
     # ------------------------------------------------------------ PCI card
     def add_connectx3(self, bdf: str = "0000:05:00.0", *, speed: str = "8.0 GT/s PCIe", width: int = 8,
                       max_speed: str = "8.0 GT/s PCIe", max_width: int = 8, numa_node: int = 0,
-                      device_id: str = CONNECTX3) -> str:
-        """A ConnectX-3 (MT27500) PCI function; returns its /sys/bus/pci path."""
+                      device_id: str = CONNECTX3, pci_class: str = "0x028000") -> str:
+        """A ConnectX-3 (MT27500) PCI function; returns its /sys/bus/pci path.
+        pci_class: "0x028000" network controller (VPI), "0x020700" and
+        "0x0c0600" the two InfiniBand classes, "0x020000" Ethernet."""
         dev = self.device_dir(bdf)
         self._write(f"{dev}/vendor", MELLANOX)
         self._write(f"{dev}/device", device_id)
-        self._write(f"{dev}/class", "0x028000")
+        self._write(f"{dev}/class", pci_class)
         self._write(f"{dev}/numa_node", str(numa_node))
         self._write(f"{dev}/current_link_speed", speed)
         self._write(f"{dev}/current_link_width", str(width))
@@ -67,10 +69,13 @@ class FakeMachine:
             self._write(f"/sys/devices/system/node/node{numa_node}/cpulist", "0-1")
         return f"/sys/bus/pci/devices/{bdf}"
 
-    def add_other_pci(self, bdf: str, vendor: str = "0x8086", device: str = "0x10fb") -> None:
+    def add_other_pci(self, bdf: str, vendor: str = "0x8086", device: str = "0x10fb",
+                      pci_class: str | None = None) -> None:
         dev = self.device_dir(bdf)
         self._write(f"{dev}/vendor", vendor)
         self._write(f"{dev}/device", device)
+        if pci_class:
+            self._write(f"{dev}/class", pci_class)
         self._link(f"/sys/bus/pci/devices/{bdf}", dev)
 
     # ------------------------------------------------------------ netdevs

@@ -19,7 +19,7 @@ import copy
 import errno
 
 from ib40d.netlink_errors import NetlinkRefused
-from ib40d.observe import AddrObs, BondObs, LinkObs
+from ib40d.model import AddrObs, BondObs, LinkObs
 from ib40d.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044

@@ -102,3 +102,18 @@ def test_plan_without_any_card_is_a_note(tmp_path):
     (tmp_path / "root/etc/ib40.conf").write_text("[card]\nport1 = eth\nport2 = eth\n")
     proc = run_ib40d("plan", "--root", str(tmp_path / "root"), check_rc=0)
     assert "note: [card]: no ConnectX card found" in proc.stdout
+
+
+def test_commands_take_the_config_without_importing_the_cli():
+    """cli imports the commands (through link-ready, apply): the commands
+    get load_config/sysroot from cliargs, so no cycle leads back to cli."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    code = ("import sys, ib40d.porttype, ib40d.porttype_system, ib40d.cmd_plan, ib40d.cmd_apply, ib40d.status;"
+            "print('ib40d.cli' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "False"

@@ -279,6 +279,28 @@ def test_configured_vs_actual_link_attributes(tmp_path):
     }
 
 
+def test_bond_settings_and_an_extra_slave_as_plan_sees_them(tmp_path):
+    m = bond_machine(tmp_path)
+    m._write("/sys/class/net/bond0/bonding/miimon", "50")
+    m.add_netdev("eth9", mac="52:54:00:00:00:09", master="bond0")
+    _, fs = findings(tmp_path, BOND_CONFIG)
+    assert {(f.severity, f.code, f.message) for f in not_ok(fs)} == {
+        ("warning", "bond-option", "bond0 miimon is 50, configured 100"),
+        ("warning", "bond-extra-slave", "bond0 has slave eth9, which the config does not name")}
+
+
+def test_a_bond_name_taken_by_a_plain_link(tmp_path):
+    m = healthy_gen3_x8(tmp_path)
+    m.add_netdev("eth40a", pci=BDF, mac="00:02:c9:3e:ca:b1", txqueuelen=10000)
+    m.add_netdev("eth40b", pci=BDF, mac="00:02:c9:3e:ca:b0", txqueuelen=10000)
+    m.add_netdev("bond0", mac="02:00:00:00:00:01")
+    m.tuned_sysctl()
+    _, fs = findings(tmp_path, BOND_CONFIG)
+    (f,) = by_code(fs, "link-kind")
+    assert f.message == "bond0 is of kind none (an Ethernet device), configured as [bond bond0]"
+    assert not [f for f in fs if f.code in ("bond-mode", "bond-option", "link-missing")]
+
+
 def test_missing_link(tmp_path):
     healthy_gen3_x8(tmp_path).tuned_sysctl()
     _, fs = findings(tmp_path, IB_CONFIG)

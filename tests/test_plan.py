@@ -9,7 +9,8 @@ from fakenl import FakeNetlink, FakeRoot
 from helpers import HOWTO_BOND
 from ib40d.apply import converge
 from ib40d.config import parse_text
-from ib40d.observe import AddrObs, LinkObs, observe
+from ib40d.model import AddrObs, BondObs, LinkObs
+from ib40d.observe import observe
 from ib40d.plan import make_plan, missing_slaves
 
 BOND_CONF = HOWTO_BOND + "broadcast = 10.30.255.255\n"
@@ -394,3 +395,25 @@ def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
     held.close()
     with apply_lock(SysRoot(tmp_path), wait=0.3, waiting=told.append):
         assert len(told) == 1  # free: no wait, nothing said
+
+
+def test_bond_options_are_one_table_the_model_config_and_plan_share(tmp_path):
+    """A [bond] setting is a row of model.BOND_OPTIONS: the BondObs field and
+    the BondConfig key of that name, and the planner sends every row."""
+    from dataclasses import fields
+
+    from ib40d.config import BondConfig
+    from ib40d.model import BOND_OPTIONS
+
+    names = [o.name for o in BOND_OPTIONS]
+    assert names == [f.name for f in fields(BondObs)]
+    assert set(names) <= {f.name for f in fields(BondConfig)}
+    cfg = parse_text("[link eth40a]\n[bond bond0]\nslaves = eth40a\nmode = active-backup\nuse_carrier = 0\n"
+                     "arp_interval = 100\narp_ip_target = 10.30.0.1 10.30.0.9\n")
+    nl = machine()
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.not_converged == []
+    bond = nl.links["bond0"].bond
+    assert {n: getattr(bond, n) for n in names} == {
+        "mode": "active-backup", "miimon": 0, "updelay": 0, "downdelay": 0, "use_carrier": False,
+        "arp_interval": 100, "arp_ip_target": ("10.30.0.1", "10.30.0.9")}

@@ -10,9 +10,11 @@ import pytest
 from helpers import run_ib40d
 from fake_ib import BDF, FakeIBMachine, FakeTools, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 
-from ib40d import porttype
+from ib40d import porttype_plan, porttype_system
+from ib40d.actions import Change
 from ib40d.config import CardConfig, parse_text
 from ib40d.errors import UserError
+from ib40d.observe import find_cards
 from ib40d.sysroot import SysRoot
 
 
@@ -25,7 +27,7 @@ def observed(**kw):
                 runtime_switch=True, next_boot={1: "eth", 2: "eth"}, mstconfig="ok",
                 modules={"ib_ipoib": True, "ib_umad": True})
     base.update(kw)
-    return porttype.Observed(**base)
+    return porttype_plan.PortTypeState(**base)
 
 
 def kinds(actions):
@@ -36,15 +38,15 @@ def kinds(actions):
 
 
 def test_plan_nothing_when_already_right():
-    assert porttype.plan_port_types(card("eth", "eth"), observed()) == []
-    assert porttype.plan_port_types(None, observed()) == []
+    assert porttype_plan.plan_port_types(card("eth", "eth"), observed()) == []
+    assert porttype_plan.plan_port_types(None, observed()) == []
     # None leaves a port alone whatever it is.
-    assert porttype.plan_port_types(card(None, None), observed(next_boot={1: "ib", 2: "auto"})) == []
+    assert porttype_plan.plan_port_types(card(None, None), observed(next_boot={1: "ib", 2: "auto"})) == []
 
 
 def test_plan_to_eth_sets_port2_first_everywhere():
     obs = observed(running={1: "ib", 2: "ib"}, next_boot={1: "ib", 2: "ib"})
-    actions = porttype.plan_port_types(card("eth", "eth"), obs)
+    actions = porttype_plan.plan_port_types(card("eth", "eth"), obs)
     assert kinds(actions) == [
         ("porttype.firmware", "port2 next boot", "ib", "eth"),
         ("porttype.firmware", "port1 next boot", "ib", "eth"),
@@ -57,7 +59,7 @@ def test_plan_to_eth_sets_port2_first_everywhere():
 
 def test_plan_to_ib_sets_port1_first_and_loads_ib_modules():
     obs = observed(modules={"ib_ipoib": False, "ib_umad": True})
-    actions = porttype.plan_port_types(card("ib", "ib"), obs)
+    actions = porttype_plan.plan_port_types(card("ib", "ib"), obs)
     assert [(a.kind, a.params.get("port")) for a in actions] == [
         ("porttype.firmware", 1), ("porttype.firmware", 2), ("porttype.runtime", 1), ("porttype.runtime", 2),
         ("porttype.modprobe", None)]
@@ -66,7 +68,7 @@ def test_plan_to_ib_sets_port1_first_and_loads_ib_modules():
 
 def test_plan_auto_compares_with_auto_sensing_state():
     obs = observed(running={1: "ib", 2: "eth"}, running_auto={1: True, 2: False}, next_boot={1: "auto", 2: "auto"})
-    actions = porttype.plan_port_types(card("auto", "auto"), obs)
+    actions = porttype_plan.plan_port_types(card("auto", "auto"), obs)
     assert kinds(actions) == [("porttype.runtime", "port2", "eth", "auto")]
 
 
@@ -77,39 +79,39 @@ def test_plan_auto_compares_with_auto_sensing_state():
     ({1: "eth", 2: "eth"}, {1: "eth", 2: "ib"}, [2]),
 ])
 def test_safe_order(current, want, order):
-    assert porttype.safe_order(current, want, [p for p in (1, 2) if current[p] != want[p]]) == order
+    assert porttype_plan.safe_order(current, want, [p for p in (1, 2) if current[p] != want[p]]) == order
 
 
 def test_plan_fallback_when_mstconfig_refuses():
     obs = observed(mstconfig="unsupported", next_boot={}, mstconfig_message="mstconfig -d x: \"-E- Unsupported device\"")
-    actions = porttype.plan_port_types(card("ib", "ib"), obs)
+    actions = porttype_plan.plan_port_types(card("ib", "ib"), obs)
     assert [a.kind for a in actions] == ["porttype.runtime", "porttype.runtime", "porttype.persist"]
     persist = actions[-1]
     assert persist.changes[0].new == [1, 1]
     assert "options mlx4_core port_type_array=1,1\n" in persist.params["content"]
-    assert "Unsupported device" in persist.reason and porttype.MODPROBE_CONF in persist.reason
+    assert "Unsupported device" in persist.reason and porttype_plan.MODPROBE_CONF in persist.reason
 
 
 def test_pending_reboot_from_state_json():
     state = {"running": {"1": "eth", "2": "eth"}, "running_auto": {"1": False, "2": False},
              "next_boot": {"1": "ib", "2": "eth"}}
-    assert porttype.pending_reboot(state) == ["port1 eth->ib"]
+    assert porttype_plan.pending_reboot(state) == ["port1 eth->ib"]
     state["next_boot"] = {}
     state["modprobe_conf"] = {"1": 1, "2": 0}
-    assert porttype.pending_reboot(state) == ["port1 eth->ib"]
+    assert porttype_plan.pending_reboot(state) == ["port1 eth->ib"]
 
 
 def test_status_before_porttype_ever_ran(tmp_path):
     cx3_eth_mode(tmp_path)
-    assert porttype.status_json(SysRoot(tmp_path)) == {}
-    assert porttype.status_lines(SysRoot(tmp_path)) == []
+    assert porttype_system.status_json(SysRoot(tmp_path)) == {}
+    assert porttype_system.status_lines(SysRoot(tmp_path)) == []
 
 
 def test_parse_mlx4_port_texts():
-    assert porttype.parse_mlx4_port("eth") == ("eth", False)
-    assert porttype.parse_mlx4_port("auto (ib)") == ("ib", True)
-    assert porttype.parse_mlx4_port("auto (not detected)") == (None, True)
-    assert porttype.parse_modprobe_conf("# x\noptions mlx4_core port_type_array=2,1 log_num_mgm_entry_size=-1\n") == {
+    assert porttype_plan.parse_mlx4_port("eth") == ("eth", False)
+    assert porttype_plan.parse_mlx4_port("auto (ib)") == ("ib", True)
+    assert porttype_plan.parse_mlx4_port("auto (not detected)") == (None, True)
+    assert porttype_plan.parse_modprobe_conf("# x\noptions mlx4_core port_type_array=2,1 log_num_mgm_entry_size=-1\n") == {
         1: 2, 2: 1}
 
 
@@ -121,23 +123,40 @@ def test_select_card_single_several_and_named(tmp_path):
     m.add_cx3(BDF)
     m.add_other_pci("0000:00:19.0")
     root = SysRoot(tmp_path)
-    [only] = porttype.find_cards(root)
+    [only] = find_cards(root)
     assert (only.pci, only.model, only.mlx4_ports) == (BDF, "ConnectX-3", (1, 2))
-    assert porttype.select_card(card("ib", "ib", pci=None), porttype.find_cards(root)).pci == BDF
+    assert porttype_plan.select_card(card("ib", "ib", pci=None), find_cards(root)).pci == BDF
 
     m.add_cx3("0000:81:00.0")
     with pytest.raises(UserError) as e:
-        porttype.select_card(card("ib", "ib", pci=None), porttype.find_cards(root))
+        porttype_plan.select_card(card("ib", "ib", pci=None), find_cards(root))
     assert "0000:05:00.0 (ConnectX-3)" in str(e.value) and "0000:81:00.0 (ConnectX-3)" in str(e.value)
-    assert porttype.select_card(card("ib", "ib", pci="0000:81:00.0"), porttype.find_cards(root)).pci == "0000:81:00.0"
+    assert porttype_plan.select_card(card("ib", "ib", pci="0000:81:00.0"), find_cards(root)).pci == "0000:81:00.0"
     with pytest.raises(UserError, match="no Mellanox card there"):
-        porttype.select_card(card("ib", "ib", pci="0000:09:00.0"), porttype.find_cards(root))
+        porttype_plan.select_card(card("ib", "ib", pci="0000:09:00.0"), find_cards(root))
+
+
+@pytest.mark.parametrize("pci_class", ["0x020000", "0x020700", "0x028000", "0x0c0600"])
+def test_a_card_in_any_port_type_is_the_same_card_for_porttype_and_doctor(tmp_path, pci_class):
+    """What class a VPI card shows depends on its firmware's port types:
+    Ethernet 0x0200, InfiniBand 0x0207 or 0x0c06 (the fixture's MCX354A is
+    an "Infiniband controller"), or network 0x0280. Every one is the card,
+    for porttype as for doctor; a Mellanox PCI bridge (BlueField) is not."""
+    from ib40d import doctor
+
+    m = FakeIBMachine(tmp_path)
+    m.add_connectx3(BDF, pci_class=pci_class)
+    m.add_other_pci("0000:06:00.0", vendor="0x15b3", device="0xa2d6", pci_class="0x060400")
+    root = SysRoot(tmp_path)
+    assert [c.pci for c in find_cards(root)] == [BDF]
+    assert porttype_plan.select_card(card("ib", "ib", pci=None), find_cards(root)).pci == BDF
+    assert [c.pci for c in doctor.observe(root, None).cards] == [BDF]
 
 
 def test_no_card_is_a_clear_error(tmp_path):
     FakeIBMachine(tmp_path).add_other_pci("0000:00:19.0")
     with pytest.raises(UserError, match="no Mellanox ConnectX card"):
-        porttype.select_card(card("ib", "ib", pci=None), porttype.find_cards(SysRoot(tmp_path)))
+        porttype_plan.select_card(card("ib", "ib", pci=None), find_cards(SysRoot(tmp_path)))
 
 
 # ---------------------------------------------------------------- state machine with the fake mstconfig
@@ -152,7 +171,7 @@ def test_already_right_calls_no_set(tmp_path, monkeypatch):
     tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
     tools.add_card(link_types={1: "eth", 2: "eth"})
     root = SysRoot(tmp_path / "root")
-    assert porttype.plan_actions(config("eth", "eth"), root) == []
+    assert porttype_system.plan_actions(config("eth", "eth"), root) == []
     assert tools.calls() == [["-d", BDF, "query"]]
     assert tools.set_calls() == []
 
@@ -162,8 +181,8 @@ def test_runtime_switch_eth_to_ib_then_nothing_pending(tmp_path, monkeypatch):
     tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
     tools.add_card(link_types={1: "eth", 2: "eth"})
     root = SysRoot(tmp_path / "root")
-    actions = porttype.plan_actions(config("ib", "ib"), root)
-    result = porttype.apply_port_actions(actions, root)
+    actions = porttype_system.plan_actions(config("ib", "ib"), root)
+    result = porttype_system.apply_port_actions(actions, root)
     assert not result.failed
     assert result.reapply_links
     assert [c[-1] for c in tools.set_calls()] == ["LINK_TYPE_P1=1", "LINK_TYPE_P2=1"]
@@ -172,11 +191,11 @@ def test_runtime_switch_eth_to_ib_then_nothing_pending(tmp_path, monkeypatch):
     assert m.mlx4_port(BDF, 1) == "ib\n" and m.mlx4_port(BDF, 2) == "ib\n"
     assert sorted(tools.modprobed()) == ["ib_ipoib", "ib_umad"]
     assert any("links are re-applied" in msg for msg in result.messages)
-    state = porttype.status_json(root)
+    state = porttype_system.status_json(root)
     assert state["reapply_links"] is True and state["reboot_pending"] == []
-    assert porttype.status_lines(root) == ["card 0000:05:00.0 (ConnectX-3): port1 ib, port2 ib"]
+    assert porttype_system.status_lines(root) == ["card 0000:05:00.0 (ConnectX-3): port1 ib, port2 ib"]
     # A second run finds nothing to do.
-    assert porttype.plan_actions(config("ib", "ib"), root) == []
+    assert porttype_system.plan_actions(config("ib", "ib"), root) == []
 
 
 def test_ib_to_eth_switches_port2_first(tmp_path, monkeypatch):
@@ -187,7 +206,7 @@ def test_ib_to_eth_switches_port2_first(tmp_path, monkeypatch):
     written = []
     real_write = SysRoot.write_sysfs
     monkeypatch.setattr(SysRoot, "write_sysfs", lambda self, p, v: (written.append((p, v)), real_write(self, p, v)))
-    porttype.apply_port_actions(porttype.plan_actions(config("eth", "eth"), root), root)
+    porttype_system.apply_port_actions(porttype_system.plan_actions(config("eth", "eth"), root), root)
     assert [c[-1] for c in tools.set_calls()] == ["LINK_TYPE_P2=2", "LINK_TYPE_P1=2"]
     assert written == [(f"/sys/bus/pci/devices/{BDF}/mlx4_port2", "eth\n"),
                        (f"/sys/bus/pci/devices/{BDF}/mlx4_port1", "eth\n")]
@@ -205,13 +224,13 @@ def test_firmware_only_when_mlx4_refuses_the_switch_reboot_pending(tmp_path, mon
         raise OSError(errno.EINVAL, "Invalid argument")
 
     monkeypatch.setattr(SysRoot, "write_sysfs", refuse)
-    result = porttype.apply_port_actions(porttype.plan_actions(config("ib", "eth"), root), root)
+    result = porttype_system.apply_port_actions(porttype_system.plan_actions(config("ib", "eth"), root), root)
     assert result.failed and not result.reapply_links
     assert any("mlx4 refused port1 -> ib now (Invalid argument); it takes effect at next boot" in msg
                for msg in result.messages)
     assert tools.next_boot()["LINK_TYPE_P1"] == "IB(1)"
     assert m.mlx4_port(BDF, 1) == "eth\n"
-    lines = porttype.status_lines(root)
+    lines = porttype_system.status_lines(root)
     assert "reboot pending: port1 eth->ib at next boot" in lines
 
 
@@ -224,11 +243,11 @@ def test_firmware_only_card_without_mlx4_switch(tmp_path, monkeypatch):
     tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
     tools.add_card(link_types={1: "ib", 2: "ib"})
     root = SysRoot(tmp_path / "root")
-    actions = porttype.plan_actions(config("eth", "eth"), root)
+    actions = porttype_system.plan_actions(config("eth", "eth"), root)
     assert [a.kind for a in actions] == ["porttype.firmware", "porttype.firmware"]
-    result = porttype.apply_port_actions(actions, root)
+    result = porttype_system.apply_port_actions(actions, root)
     assert not result.failed and not result.reapply_links
-    assert porttype.status_lines(root) == [
+    assert porttype_system.status_lines(root) == [
         "card 0000:05:00.0 (ConnectX-4): port1 ib, port2 ib",
         "reboot pending: port1 ib->eth, port2 ib->eth at next boot",
     ]
@@ -240,36 +259,36 @@ def test_mstconfig_refuses_falls_back_to_sysfs_and_modprobe_conf(tmp_path, monke
     tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
     tools.add_card(refuse=refuse)
     root = SysRoot(tmp_path / "root")
-    actions = porttype.plan_actions(config("ib", "ib"), root)
+    actions = porttype_system.plan_actions(config("ib", "ib"), root)
     assert [a.kind for a in actions] == ["porttype.runtime", "porttype.runtime", "porttype.persist",
                                          "porttype.modprobe"]
-    result = porttype.apply_port_actions(actions, root)
+    result = porttype_system.apply_port_actions(actions, root)
     assert tools.set_calls() == []
     assert m.mlx4_port(BDF, 1) == "ib\n"
     conf = (tmp_path / "root/etc/modprobe.d/ib40-mlx4.conf").read_text()
     assert "options mlx4_core port_type_array=1,1\n" in conf
     assert any(msg.startswith("wrote /etc/modprobe.d/ib40-mlx4.conf") for msg in result.messages)
-    [fallback_line] = porttype.status_lines(root)[1:]
+    [fallback_line] = porttype_system.status_lines(root)[1:]
     assert fallback_line.startswith(f"mstconfig -d {BDF}: \"-E- ")
     assert fallback_line.endswith("port types persist through /etc/modprobe.d/ib40-mlx4.conf")
     if refuse == "unsupported":
         # what a Debian 13 machine says: its mstflint 4.31 refuses every ConnectX-3
         assert "Debian 13" in fallback_line and "ib40 uses the mlx4 driver instead" in fallback_line
     # Second run: the file is in step, the ports too.
-    assert porttype.plan_actions(config("ib", "ib"), root) == []
+    assert porttype_system.plan_actions(config("ib", "ib"), root) == []
 
 
 def test_mstconfig_missing_falls_back_and_says_so(tmp_path, monkeypatch):
     cx3_mixed_mode(tmp_path / "root")
     FakeTools(tmp_path, monkeypatch, missing=True)
     root = SysRoot(tmp_path / "root")
-    obs = porttype.observe(root, porttype.find_cards(root)[0])
+    obs = porttype_system.read_state(root, find_cards(root)[0])
     assert obs.mstconfig == "missing"
     assert obs.mstconfig_message == "mstconfig: it is not installed (apt install mstflint)"
     assert obs.running == {1: "ib", 2: "eth"}
-    actions = porttype.plan_port_types(card("ib", "ib"), obs)
+    actions = porttype_plan.plan_port_types(card("ib", "ib"), obs)
     assert [a.kind for a in actions] == ["porttype.runtime", "porttype.persist"]
-    assert actions[0].changes[0] == porttype.Change("port2", "eth", "ib")
+    assert actions[0].changes[0] == Change("port2", "eth", "ib")
 
 
 def test_set_failure_after_a_good_query_persists_through_modprobe_conf(tmp_path, monkeypatch):
@@ -277,11 +296,11 @@ def test_set_failure_after_a_good_query_persists_through_modprobe_conf(tmp_path,
     tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
     tools.add_card(link_types={1: "eth", 2: "eth"})
     root = SysRoot(tmp_path / "root")
-    actions = porttype.plan_actions(config("ib", "ib"), root)
+    actions = porttype_system.plan_actions(config("ib", "ib"), root)
     tools.state = tools.load()
     tools.state["devices"][BDF]["refuse"] = "unsupported"  # the card goes away between query and set
     tools.save()
-    result = porttype.apply_port_actions(actions, root)
+    result = porttype_system.apply_port_actions(actions, root)
     assert result.failed
     assert any("Unsupported device" in msg for msg in result.messages)
     assert (tmp_path / "root/etc/modprobe.d/ib40-mlx4.conf").exists()
@@ -323,3 +342,19 @@ def test_cli_several_cards_without_pci_is_one_line_error(tmp_path, monkeypatch):
     assert done.stderr.strip().splitlines() == [
         "ib40d porttype: 2 ConnectX cards are present: set [card] pci = one of "
         "0000:05:00.0 (ConnectX-3), 0000:81:00.0 (ConnectX-3)"]
+
+
+def test_the_planning_half_does_no_io():
+    """porttype_plan (like diff and plan) is pure: it imports nothing that
+    runs programs or reads the system."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    code = ("import sys, ib40d.porttype_plan, ib40d.diff, ib40d.plan;"
+            "print(sorted(m for m in ('ib40d.runner', 'ib40d.sysroot', 'ib40d.rtnl', 'subprocess', 'socket')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "[]"
