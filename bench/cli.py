@@ -75,7 +75,7 @@ def entry_point(tmp: Path) -> list[str]:
     subprocess.run([PY, "-m", "compileall", "-q", str(site)], check=True)
     SITE["path"] = str(site)
     script = tmp / "ib40d"
-    script.write_text(f"#!{PY}\nimport sys\nfrom ib40d.cli import main\nsys.exit(main())\n")
+    script.write_text(f"#!{PY}\nimport sys\nfrom ib40d.commands.cli import main\nsys.exit(main())\n")
     script.chmod(0o755)
     return [str(script)]
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from ib40d.bonding import parse_proc_bonding
+from ib40d.core.bonding import parse_proc_bonding
 
 from . import guestconf
 from .parse import parse_ping

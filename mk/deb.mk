@@ -28,14 +28,14 @@ deb:
 verify-units:
 	$(PYTHON) -m pytest -p no:cacheprovider -q tests/test_units.py
 
-# The shipped sysctl.d file is generated from ib40d/tuning.py; a test fails
+# The shipped sysctl.d file is generated from ib40d/core/tuning.py; a test fails
 # when they disagree, and this target regenerates it.
 sysctl-file:
-	$(PYTHON) -c 'from ib40d.tuning import sysctl_d_text; print(sysctl_d_text(), end="")' > sysctl/60-ib40.conf
+	$(PYTHON) -c 'from ib40d.core.tuning import sysctl_d_text; print(sysctl_d_text(), end="")' > sysctl/60-ib40.conf
 
-# ib40.conf(5) and README.md's key table are generated from ib40d/schema.py;
+# ib40.conf(5) and README.md's key table are generated from ib40d/core/schema.py;
 # tests/test_schema.py fails when they disagree, and this target regenerates
 # both.
 schema-docs:
-	$(PYTHON) -m ib40d.schema --man > debian/ib40.conf.5
-	$(PYTHON) -m ib40d.schema --readme README.md
+	$(PYTHON) -m ib40d.commands.schema_docs --man > debian/ib40.conf.5
+	$(PYTHON) -m ib40d.commands.schema_docs --readme README.md

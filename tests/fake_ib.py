@@ -22,7 +22,7 @@ from fake_pci import CONNECTX3, FakeMachine
 from helpers import fixture_output
 from support_parsers import parse_ibstat
 
-from ib40d import ibports, mstconfig
+from ib40d.core import ibports, mstconfig
 
 TESTS_BIN = Path(__file__).parent / "bin"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ib40d import tuning
+from ib40d.core import tuning
 
 MELLANOX = "0x15b3"
 CONNECTX3 = "0x1003"

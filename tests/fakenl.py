@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""A recording netlink fake with the methods of ib40d.netlink.Netlink.
+"""A recording netlink fake with the methods of ib40d.system.netlink.Netlink.
 
 It keeps a model of links and enforces the kernel rules the planner must
 respect, so an ordering bug fails here the way it would on a machine:
@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 import errno
 
-from ib40d.netlink_errors import NetlinkRefused
-from ib40d.model import AddrObs, BondObs, LinkObs
-from ib40d.sysroot import SysRoot
+from ib40d.core.netlink_errors import NetlinkRefused
+from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.system.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044
 

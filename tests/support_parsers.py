@@ -6,7 +6,7 @@ status opensm`.
 They read the real samples in tests/fixtures into ib40's own types (IBPort,
 IperfResult), so the fake sysfs trees are built from real outputs and the
 sysfs readers are checked against them. ib40 itself reads sysfs and iperf3's
-JSON. They were in ib40d/ibports.py, iperf.py and opensm.py; support bundles
+JSON. They were in ib40d/core/ibports.py, iperf.py and opensm.py; support bundles
 (#12) will need tolerant text parsers like these in the package again.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from ib40d import ibports
-from ib40d.ibports import IBPort, guid_from_gid, parse_lid, parse_rate_gbps, parse_state
-from ib40d.iperf import IperfResult, parse_json
+from ib40d.core import ibports
+from ib40d.core.ibports import IBPort, guid_from_gid, parse_lid, parse_rate_gbps, parse_state
+from ib40d.core.iperf import IperfResult, parse_json
 
 
 def normalize_guid(text: str) -> str:

@@ -18,7 +18,8 @@ import pytest
 from fake_pci import downgraded_gen3_x4
 from helpers import REPO, fixture_output
 
-from ib40d import bench, cli, iperf
+from ib40d.commands import bench, cli
+from ib40d.core import iperf
 
 SERVER, CLIENT = "192.0.2.1", "192.0.2.2"
 

@@ -4,7 +4,7 @@
 import pytest
 
 from helpers import FIXTURES, fixture_output
-from ib40d.bonding import parse_proc_bonding
+from ib40d.core.bonding import parse_proc_bonding
 
 EXPECTED = {
     "balance_rr_single_slave_40g_eth.txt": dict(

@@ -42,7 +42,7 @@ def apply_card(root: str, capsys) -> tuple[int, str]:
     """`ib40d apply` on the fake tree, in this process: the command line
     refuses --root for apply (it would write to this machine's kernel); the
     config here names no link, so only the card side runs."""
-    from ib40d import cli, cmd_apply
+    from ib40d.commands import cli, apply as cmd_apply
 
     parser, subparsers = cli.build_parser(["apply"])
     cmd_apply.add_arguments(subparsers["apply"])
@@ -112,8 +112,8 @@ def test_commands_take_the_config_without_importing_the_cli():
 
     from helpers import REPO
 
-    code = ("import sys, ib40d.porttype, ib40d.porttype_system, ib40d.cmd_plan, ib40d.cmd_apply, ib40d.status;"
-            "print('ib40d.cli' in sys.modules)")
+    code = ("import sys, ib40d.commands.porttype, ib40d.system.porttype_system, ib40d.commands.plan, ib40d.commands.apply, ib40d.commands.status;"
+            "print('ib40d.commands.cli' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO)}, check=True).stdout
     assert out.strip() == "False"

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from helpers import HOWTO_BOND, REPO, run_ib40d
-from ib40d.config import ConfigError, load, parse_text, parse_texts
+from ib40d.core.config import ConfigError, parse_text, parse_texts
+from ib40d.system.config_reader import load
 
 GOOD_BOND = HOWTO_BOND + "broadcast = 10.30.255.255\n"
 
@@ -129,7 +130,7 @@ def test_malformed_reports_file_line_and_key(name, text, line, words):
 @pytest.mark.parametrize("name,text,line,words", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_check_prints_the_line_and_exits_2(name, text, line, words, tmp_path, capsys):
     """The same files through `ib40d check`'s entry point (in-process)."""
-    from ib40d import cli
+    from ib40d.commands import cli
 
     conf = tmp_path / "ib40.conf"
     conf.write_text(text, encoding="utf-8")
@@ -294,7 +295,7 @@ def test_subcommand_help_lists_its_own_options():
 def test_usage_mistakes_get_the_whole_command_list_and_status_2():
     # the parser is built for the one command named; anything else gets the
     # full one, which lists every command
-    from ib40d.cli import SUBCOMMANDS
+    from ib40d.commands.cli import SUBCOMMANDS
 
     proc = run_ib40d(check_rc=2)
     assert "usage: ib40d [-h] [--version] COMMAND" in proc.stderr and "required: COMMAND" in proc.stderr

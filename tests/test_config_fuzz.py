@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from helpers import REPO
-from ib40d import cli, udev
-from ib40d.schema import BOND_MODES
-from ib40d.config import load
-from ib40d.schema import SECTIONS
+from ib40d.commands import cli
+from ib40d.core import udev
+from ib40d.core.schema import BOND_MODES
+from ib40d.system.config_reader import load
+from ib40d.core.schema import SECTIONS
 from test_udev import parse_rule
 
 EXAMPLES = sorted((REPO / "examples").glob("*.conf"))

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 from helpers import run_ib40d
-from ib40d.conflicts import find_conflicts, ifupdown_names, networkd_names
-from ib40d.sysroot import SysRoot
+from ib40d.system.conflicts import find_conflicts, ifupdown_names, networkd_names
+from ib40d.system.sysroot import SysRoot
 
 # The HOWTO's own stanzas for bond0 (ifupdown).
 HOWTO_IFUPDOWN = """\

@@ -111,7 +111,7 @@ def test_link_ready_without_daemon_applies_in_process(netns, tmp_path):
 def test_only_changes_ib40_makes_call_for_an_apply(tmp_path):
     # What wakes the daemon: a configured link appearing or changing what
     # ib40 sets; not carrier flaps, nor links outside the config.
-    from ib40d.daemon import Daemon
+    from ib40d.commands.daemon import Daemon
 
     class Monitor:
         def __init__(self, events):
@@ -163,8 +163,8 @@ def config_watcher(tmp_path):
     synced as ib40-sync left it at the first save -> (daemon, conf, root)."""
     import argparse
 
-    from ib40d import daemon as daemon_mod, sync
-    from ib40d.sysroot import SysRoot
+    from ib40d.commands import daemon as daemon_mod, sync
+    from ib40d.system.sysroot import SysRoot
 
     conf = tmp_path / "etc/ib40.conf"
     conf.parent.mkdir(parents=True)
@@ -182,7 +182,8 @@ def config_watcher(tmp_path):
 def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
     # ib40-sync.path watches nothing while ib40-sync.service runs: a second
     # save in that window is synced by the daemon, after ib40-sync's grace.
-    from ib40d import daemon as daemon_mod, sync, udev
+    from ib40d.commands import daemon as daemon_mod, sync
+    from ib40d.core import udev
 
     d, conf, root = config_watcher(tmp_path)
     grace = daemon_mod.SYNC_GRACE_S
@@ -224,7 +225,7 @@ def test_a_save_whose_files_cannot_be_written_is_a_warning(tmp_path, capsys, mon
     # /etc read-only or full when the daemon syncs a missed save: one line, and it runs on.
     import errno
 
-    from ib40d import daemon as daemon_mod, sync
+    from ib40d.commands import daemon as daemon_mod, sync
 
     d, conf, _ = config_watcher(tmp_path)
 

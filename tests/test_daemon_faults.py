@@ -338,7 +338,7 @@ def bind(self, address):
         print(f"bound {address} mode {stat.S_IMODE(os.stat(address).st_mode):o}", flush=True)
 socket.socket.bind = bind
 os.umask(0)
-from ib40d.cli import main
+from ib40d.commands.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -356,7 +356,7 @@ class InProcess:
     clients are blocking sockets of the test that send, then wait for pump."""
 
     def __init__(self, tmp_path, answer):
-        from ib40d.daemon import ControlServer
+        from ib40d.commands.daemon import ControlServer
 
         self.path = str(tmp_path / "control.sock")
         self.sel = selectors.DefaultSelector()
@@ -419,7 +419,7 @@ def test_past_its_deadline_a_client_is_answered_if_its_request_came_else_dropped
 # A daemon that dies of a BrokenPipeError, started as `ib40d daemon` is.
 CRASH = """\
 import sys
-from ib40d import cli, daemon
+from ib40d.commands import cli, daemon
 def crash(self):
     raise BrokenPipeError(32, "Broken pipe")
 daemon.Daemon.run = crash

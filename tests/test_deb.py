@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from ib40d import tuning
-from ib40d.cli import SUBCOMMANDS
+from ib40d.core import tuning
+from ib40d.commands.cli import SUBCOMMANDS
 from test_units import HOST_UNITS, add_programs, instance_name, systemd_analyze_verify
 
 pytestmark = pytest.mark.deb
@@ -76,7 +76,7 @@ def test_ships_units_sysctl_entry_point_docs(contents):
     assert "/usr/lib/sysctl.d/60-ib40.conf" in contents
     assert "/lib/udev/rules.d/60-ib40-mlx4.rules" in contents
     assert "/usr/bin/ib40d" in contents
-    assert "/usr/lib/python3/dist-packages/ib40d/cli.py" in contents
+    assert "/usr/lib/python3/dist-packages/ib40d/commands/cli.py" in contents
     assert "/usr/share/doc/ib40/README.Debian" in contents  # the units' Documentation=
     assert "/usr/share/doc/ib40/examples/ib40.conf" in contents
     assert "/usr/share/man/man8/ib40d.8.gz" in contents
@@ -125,7 +125,7 @@ def test_entry_point_runs_from_the_package(installed):
     assert script.read_text().startswith("#!/usr/bin/python3")
     # the entry point called directly: no importlib.metadata lookup at each
     # start (debian/rules says what that costs)
-    assert "from ib40d.cli import main" in script.read_text()
+    assert "from ib40d.commands.cli import main" in script.read_text()
     assert "metadata" not in script.read_text() and "load_entry_point" not in script.read_text()
     proc = subprocess.run(["/usr/bin/python3", str(script), "--version"], capture_output=True, text=True,
                           env=env, cwd="/", timeout=60)

@@ -8,9 +8,9 @@ import pytest
 from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
 from helpers import HOWTO_BOND, fixture_output
 
-from ib40d import cli, doctor
-from ib40d.config import parse_text
-from ib40d.sysroot import SysRoot
+from ib40d.commands import cli, doctor
+from ib40d.core.config import parse_text
+from ib40d.system.sysroot import SysRoot
 
 BDF = "0000:05:00.0"
 

@@ -7,8 +7,9 @@ from helpers import FIXTURES, fixture_output
 
 import support_parsers
 
-from ib40d import ibports
-from ib40d.sysroot import SysRoot
+from ib40d.core import ibports
+from ib40d.system import sysfs
+from ib40d.system.sysroot import SysRoot
 
 
 def test_every_fixture_is_covered_here():
@@ -118,25 +119,25 @@ def test_sysfs_texts():
 def test_sysfs_ib_mode_reads_back_the_ibstat_sample(tmp_path):
     cx3_ib_mode(tmp_path)
     root = SysRoot(tmp_path)
-    from_sysfs = ibports.read_ports(root)
+    from_sysfs = sysfs.read_ports(root)
     [ca] = support_parsers.parse_ibstat(fixture_output("ibstat/ibstat_cx3_mt4099_fdr56_both_ports_active.txt"))
     assert [(p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate_gbps, p.sm_lid, p.lid)
             for p in from_sysfs] == [
         (p.device, p.port, p.guid, p.link_layer, p.state, p.phys_state, p.rate_gbps, p.sm_lid, p.lid)
         for p in ca["ports"]]
     assert from_sysfs[0].rate == "56 Gb/sec (4X FDR)"
-    assert ibports.device_pci(root, "mlx4_0") == BDF
+    assert sysfs.device_pci(root, "mlx4_0") == BDF
 
 
 def test_sysfs_mixed_mode_init_port_and_ethernet_port(tmp_path):
     cx3_mixed_mode(tmp_path)
-    p1, p2 = ibports.read_ports(SysRoot(tmp_path))
+    p1, p2 = sysfs.read_ports(SysRoot(tmp_path))
     assert (p1.state, p1.phys_state, p1.sm_lid, p1.rate) == ("INIT", "LinkUp", 0, "40 Gb/sec (4X FDR10)")
     assert (p2.link_layer, p2.is_infiniband) == ("Ethernet", False)
 
 
 def test_sysfs_eth_mode_and_empty_tree(tmp_path):
     cx3_eth_mode(tmp_path / "eth")
-    assert [p.link_layer for p in ibports.read_ports(SysRoot(tmp_path / "eth"))] == ["Ethernet", "Ethernet"]
+    assert [p.link_layer for p in sysfs.read_ports(SysRoot(tmp_path / "eth"))] == ["Ethernet", "Ethernet"]
     FakeIBMachine(tmp_path / "none")
-    assert ibports.read_ports(SysRoot(tmp_path / "none")) == []
+    assert sysfs.read_ports(SysRoot(tmp_path / "none")) == []

@@ -3,7 +3,7 @@ import pytest
 import support_parsers
 from helpers import fixture_output
 
-from ib40d import iperf
+from ib40d.core import iperf
 
 
 def fixture(name: str) -> str:

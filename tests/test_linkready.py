@@ -48,10 +48,10 @@ class FakeDaemon:
 
 # What the quick path must not import: argparse (and re, gettext), pathlib
 # (and urllib), the config parser, pyroute2.
-HEAVY = ("argparse", "pathlib", "ib40d.config", "ib40d.sysroot", "pyroute2", "re")
+HEAVY = ("argparse", "pathlib", "ib40d.core.config", "ib40d.system.sysroot", "pyroute2", "re")
 PROBE = (
     "import sys\n"
-    "from ib40d.cli import main\n"
+    "from ib40d.commands.cli import main\n"
     "rc = main(sys.argv[1:])\n"
     f"print('imported:', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
     "sys.exit(rc)\n"

@@ -8,7 +8,7 @@ import pytest
 from fake_ib import TESTS_BIN, FakeTools
 from helpers import FIXTURES, fixture_output
 
-from ib40d import mstconfig
+from ib40d.core import mstconfig
 
 
 def parse_fixture(name):

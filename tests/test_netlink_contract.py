@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The two halves of ib40d.netlink agree: the stdlib reads and pyroute2 (the
+"""The two halves of ib40d.system.netlink agree: the stdlib reads and pyroute2 (the
 writes) use the same numbers, read a real network namespace into the same
 LinkObs, and a bond's options encoded by a write read back as they were set.
 pyroute2 is the independent decoder here: its tables and parsers are not ours."""
@@ -14,8 +14,9 @@ from dataclasses import asdict
 import pytest
 from helpers import REPO, private_run
 
-from ib40d import netlink, rtnl_constants
-from ib40d.observe import AddrObs, BondObs, LinkObs
+from ib40d.system import netlink
+from ib40d.core import rtnl_constants
+from ib40d.system.observe import AddrObs, BondObs, LinkObs
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -234,5 +235,5 @@ def test_plan_and_a_converged_apply_do_not_import_pyroute2(netns, tmp_path):
     for args in (("plan",), ("apply",)):
         proc = run(*args)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "import 'ib40d.netlink'" in proc.stderr  # the verbose import log is really there
+        assert "import 'ib40d.system.netlink'" in proc.stderr  # the verbose import log is really there
         assert "pyroute2" not in proc.stderr, args

@@ -105,12 +105,12 @@ def test_link_vanishing_mid_apply_is_one_clear_line(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
     script = textwrap.dedent(f"""
         import json, subprocess
-        from ib40d.config import load
-        from ib40d.netlink import Netlink
-        from ib40d.observe import observe
-        from ib40d.plan import make_plan
-        from ib40d.apply import execute
-        from ib40d.sysroot import SysRoot
+        from ib40d.system.config_reader import load
+        from ib40d.system.netlink import Netlink
+        from ib40d.system.observe import observe
+        from ib40d.core.plan import make_plan
+        from ib40d.system.apply_engine import execute
+        from ib40d.system.sysroot import SysRoot
         cfg = load({conf!r}); nl = Netlink(); root = SysRoot("/")
         plan = make_plan(cfg, observe(nl, root))
         subprocess.run(["ip", "link", "del", "v1"], check=True)   # the link goes away mid-apply
@@ -210,10 +210,10 @@ def test_link_renamed_mid_apply_gets_no_more_writes(netns, tmp_path):
     conf = setup_pair(netns, tmp_path)
     script = textwrap.dedent(f"""
         import json, subprocess
-        from ib40d.config import load
-        from ib40d.netlink import Netlink
-        from ib40d.apply import converge
-        from ib40d.sysroot import SysRoot
+        from ib40d.system.config_reader import load
+        from ib40d.system.netlink import Netlink
+        from ib40d.system.apply_engine import converge
+        from ib40d.system.sysroot import SysRoot
 
         class RenamedAfterFirstWrite(Netlink):
             def set_txqueuelen(self, index, name, qlen):

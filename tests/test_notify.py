@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""ib40d.notify against a real AF_UNIX datagram socket, as systemd listens."""
+"""ib40d.system.notify against a real AF_UNIX datagram socket, as systemd listens."""
 import socket
 
-from ib40d import notify
+from ib40d.system import notify
 
 
 def _listen(tmp_path, monkeypatch):

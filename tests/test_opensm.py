@@ -9,9 +9,10 @@ from helpers import run_ib40d
 from fake_ib import BDF, FakeIBMachine, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 from helpers import FIXTURES, fixture_output
 
-from ib40d import ibports, opensm
-from ib40d.config import parse_text
-from ib40d.sysroot import SysRoot
+from ib40d.system import sysfs
+from ib40d.commands import opensm
+from ib40d.core.config import parse_text
+from ib40d.system.sysroot import SysRoot
 
 INIT_GUID = "0x5cf3fc000004ec03"  # port 1 of the "Initializing, SM lid 0" sample
 DISABLED_GUID = "0x5cf3fc000004ec04"
@@ -107,7 +108,7 @@ def test_systemctl_status_native_unit_active_exited():
 
 
 def decisions_for(root, start, ours=(), distro=()):
-    ports = ibports.read_ports(SysRoot(root))
+    ports = sysfs.read_ports(SysRoot(root))
     return [(d.port, d.action) for d in opensm.decide(start, ports, set(ours), set(distro))]
 
 
@@ -115,7 +116,7 @@ def test_auto_starts_only_on_the_linked_ib_port_without_sm(tmp_path):
     """Mixed card from the 'Initializing / SM lid 0' sample: port 1 IB,
     linked, no SM -> start; port 2 Ethernet -> nothing."""
     cx3_mixed_mode(tmp_path)
-    ports = ibports.read_ports(SysRoot(tmp_path))
+    ports = sysfs.read_ports(SysRoot(tmp_path))
     d1, d2 = opensm.decide("auto", ports, set())
     assert (d1.action, d1.guid, d1.unit) == ("start", INIT_GUID, f"ib40-opensm@{INIT_GUID}.service")
     assert "no subnet manager seen (sm_lid 0)" in d1.reason and "INIT" in d1.reason
@@ -125,7 +126,7 @@ def test_auto_starts_only_on_the_linked_ib_port_without_sm(tmp_path):
 def test_auto_does_nothing_when_an_sm_is_seen(tmp_path):
     cx3_ib_mode(tmp_path)  # both ports Active with SM lids 3 and 2
     assert decisions_for(tmp_path, "auto") == [(1, "none"), (2, "none")]
-    assert "a subnet manager is seen at lid 3" in opensm.decide("auto", ibports.read_ports(SysRoot(tmp_path)), set())[0].reason
+    assert "a subnet manager is seen at lid 3" in opensm.decide("auto", sysfs.read_ports(SysRoot(tmp_path)), set())[0].reason
 
 
 def test_auto_waits_while_the_port_has_no_link(tmp_path):
@@ -133,7 +134,7 @@ def test_auto_waits_while_the_port_has_no_link(tmp_path):
     m.add_cx3(BDF)
     # The sample's port 2: Down / Disabled, SM lid 0.
     m.add_ib_ports_from_ibstat(BDF, "ibstat/ibstat_cx3_mt4099_initializing_fdr10_port2_disabled.txt", only=(2,))
-    [d] = opensm.decide("auto", ibports.read_ports(SysRoot(tmp_path)), set())
+    [d] = opensm.decide("auto", sysfs.read_ports(SysRoot(tmp_path)), set())
     assert (d.action, d.guid) == ("none", DISABLED_GUID)
     assert d.reason == "no link (physical state Disabled): waiting for a cable or peer"
     assert opensm.waiting_for_link(d)
@@ -141,7 +142,7 @@ def test_auto_waits_while_the_port_has_no_link(tmp_path):
 
 def test_eth_card_never_gets_an_sm_and_ours_is_stopped(tmp_path):
     cx3_eth_mode(tmp_path)
-    guid = ibports.read_ports(SysRoot(tmp_path))[0].guid
+    guid = sysfs.read_ports(SysRoot(tmp_path))[0].guid
     assert decisions_for(tmp_path, "always") == [(1, "none"), (2, "none")]
     assert decisions_for(tmp_path, "auto", ours={guid}) == [(1, "stop"), (2, "none")]
 
@@ -161,7 +162,7 @@ def test_always_and_never(tmp_path):
 
 def test_distro_opensm_for_the_port_counts_as_its_sm(tmp_path):
     cx3_mixed_mode(tmp_path)
-    [d1, _] = opensm.decide("auto", ibports.read_ports(SysRoot(tmp_path)), set(), {INIT_GUID})
+    [d1, _] = opensm.decide("auto", sysfs.read_ports(SysRoot(tmp_path)), set(), {INIT_GUID})
     assert d1.action == "none"
     assert d1.reason == f"the opensm package already runs opensm@{INIT_GUID}.service for it"
 

@@ -3,8 +3,9 @@ import pytest
 from fake_pci import FakeMachine, downgraded_gen3_x4, healthy_gen3_x8
 from helpers import fixture_output
 
-from ib40d import pcie
-from ib40d.sysroot import SysRoot
+from ib40d.core import pcie
+from ib40d.system import sysfs
+from ib40d.system.sysroot import SysRoot
 
 
 def fixture(rel: str) -> str:
@@ -83,7 +84,7 @@ def test_sysfs_width(text, expected):
 
 def test_sysfs_downgraded_gen3_x4(tmp_path):
     downgraded_gen3_x4(tmp_path)
-    link = pcie.read_sysfs(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:05:00.0")
+    link = sysfs.read_pcie_link(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:05:00.0")
     assert (link.speed_gt_s, link.width, link.max_speed_gt_s, link.max_width) == (8.0, 4, 8.0, 8)
     assert link.downgraded
     assert link.bandwidth_gbit_s == pytest.approx(31.51, abs=0.01)
@@ -94,7 +95,7 @@ def test_sysfs_downgraded_gen3_x4(tmp_path):
 
 def test_sysfs_healthy_gen3_x8(tmp_path):
     healthy_gen3_x8(tmp_path)
-    link = pcie.read_sysfs(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:05:00.0")
+    link = sysfs.read_pcie_link(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:05:00.0")
     assert not link.downgraded
     assert link.bandwidth_gbit_s == pytest.approx(63.02, abs=0.01)
 
@@ -102,14 +103,14 @@ def test_sysfs_healthy_gen3_x8(tmp_path):
 def test_sysfs_gen2_slot_old_kernel_strings(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_connectx3("0000:81:00.0", speed="5 GT/s", width=8, max_speed="8 GT/s", max_width=8)
-    link = pcie.read_sysfs(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:81:00.0")
+    link = sysfs.read_pcie_link(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:81:00.0")
     assert link.downgraded and link.bandwidth_gbit_s == pytest.approx(32.0)
 
 
 def test_sysfs_without_link_attributes(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_other_pci("0000:00:1f.0")
-    assert pcie.read_sysfs(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:00:1f.0") is None
+    assert sysfs.read_pcie_link(SysRoot(tmp_path), "/sys/bus/pci/devices/0000:00:1f.0") is None
 
 
 # --------------------------------------------------------------- lspci samples

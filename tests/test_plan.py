@@ -7,11 +7,11 @@ import pytest
 
 from fakenl import FakeNetlink, FakeRoot
 from helpers import HOWTO_BOND
-from ib40d.apply import converge
-from ib40d.config import parse_text
-from ib40d.model import AddrObs, BondObs, LinkObs
-from ib40d.observe import observe
-from ib40d.plan import make_plan, missing_slaves
+from ib40d.system.apply_engine import converge
+from ib40d.core.config import parse_text
+from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.system.observe import observe
+from ib40d.core.plan import make_plan, missing_slaves
 
 BOND_CONF = HOWTO_BOND + "broadcast = 10.30.255.255\n"
 
@@ -371,8 +371,8 @@ def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
     import fcntl
     import os
 
-    from ib40d.apply import LockError, apply_lock
-    from ib40d.sysroot import SysRoot
+    from ib40d.system.apply_engine import LockError, apply_lock
+    from ib40d.system.sysroot import SysRoot
 
     lock = tmp_path / "run/ib40/apply.lock"
     lock.parent.mkdir(parents=True)
@@ -402,8 +402,8 @@ def test_bond_options_are_one_table_the_model_config_and_plan_share(tmp_path):
     the BondConfig key of that name, and the planner sends every row."""
     from dataclasses import fields
 
-    from ib40d.config import BondConfig
-    from ib40d.model import BOND_OPTIONS
+    from ib40d.core.config import BondConfig
+    from ib40d.core.model import BOND_OPTIONS
 
     names = [o.name for o in BOND_OPTIONS]
     assert names == [f.name for f in fields(BondObs)]

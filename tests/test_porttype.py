@@ -10,12 +10,13 @@ import pytest
 from helpers import run_ib40d
 from fake_ib import BDF, FakeIBMachine, FakeTools, cx3_eth_mode, cx3_ib_mode, cx3_mixed_mode
 
-from ib40d import porttype_plan, porttype_system
-from ib40d.actions import Change
-from ib40d.config import CardConfig, parse_text
-from ib40d.errors import UserError
-from ib40d.observe import find_cards
-from ib40d.sysroot import SysRoot
+from ib40d.core import porttype_plan
+from ib40d.system import porttype_system
+from ib40d.core.actions import Change
+from ib40d.core.config import CardConfig, parse_text
+from ib40d.core.errors import UserError
+from ib40d.system.observe import find_cards
+from ib40d.system.sysroot import SysRoot
 
 
 def card(port1, port2, pci=BDF):
@@ -142,7 +143,7 @@ def test_a_card_in_any_port_type_is_the_same_card_for_porttype_and_doctor(tmp_pa
     Ethernet 0x0200, InfiniBand 0x0207 or 0x0c06 (the fixture's MCX354A is
     an "Infiniband controller"), or network 0x0280. Every one is the card,
     for porttype as for doctor; a Mellanox PCI bridge (BlueField) is not."""
-    from ib40d import doctor
+    from ib40d.commands import doctor
 
     m = FakeIBMachine(tmp_path)
     m.add_connectx3(BDF, pci_class=pci_class)
@@ -352,8 +353,8 @@ def test_the_planning_half_does_no_io():
 
     from helpers import REPO
 
-    code = ("import sys, ib40d.porttype_plan, ib40d.diff, ib40d.plan;"
-            "print(sorted(m for m in ('ib40d.runner', 'ib40d.sysroot', 'ib40d.rtnl', 'subprocess', 'socket')"
+    code = ("import sys, ib40d.core.porttype_plan, ib40d.core.diff, ib40d.core.plan;"
+            "print(sorted(m for m in ('ib40d.system.runner', 'ib40d.system.sysroot', 'ib40d.system.rtnl', 'subprocess', 'socket')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO)}, check=True).stdout

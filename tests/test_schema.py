@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The config schema (ib40d/schema.py): the README's key table and
+"""The config schema (ib40d/core/schema.py): the README's key table and
 ib40.conf(5) are generated from it and in step with it, the model takes
 every key, and problems are data rendered in one place."""
 
@@ -12,9 +12,11 @@ import sys
 import pytest
 
 from helpers import REPO
-from ib40d import __version__, config, schema
-from ib40d.config import ConfigError, load, parse_texts
-from ib40d.errors import Problem
+from ib40d import __version__
+from ib40d.core import config, schema
+from ib40d.core.config import ConfigError, parse_texts
+from ib40d.system.config_reader import load
+from ib40d.core.errors import Problem
 
 README = REPO / "README.md"
 MAN_PAGE = REPO / "debian/ib40.conf.5"
@@ -84,7 +86,7 @@ def test_schema_command_writes_both(tmp_path):
     stale = tmp_path / "README.md"
     stale.write_text(README.read_text(encoding="utf-8").replace("`mtu` (68–65520)", "`mtu`"), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    run = [sys.executable, "-m", "ib40d.schema"]
+    run = [sys.executable, "-m", "ib40d.commands.schema_docs"]
     subprocess.run([*run, "--readme", str(stale)], check=True, env=env, timeout=60)
     assert stale.read_text(encoding="utf-8") == README.read_text(encoding="utf-8")
     man = subprocess.run([*run, "--man"], check=True, env=env, capture_output=True, text=True, timeout=60).stdout

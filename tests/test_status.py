@@ -62,7 +62,7 @@ def test_status_does_not_import_pyroute2(tmp_path):
     write(root, "/etc/ib40.conf", "[link eth40a]\n")
     proc = run_ib40d("status", "--root", str(root), env={"PYTHONVERBOSE": "1"}, check_rc=0)
     assert "pyroute2" not in proc.stderr
-    assert "import 'ib40d.status'" in proc.stderr  # the verbose import log is really there
+    assert "import 'ib40d.commands.status'" in proc.stderr  # the verbose import log is really there
 
 
 def test_status_absent_link(tmp_path):
@@ -74,7 +74,8 @@ def test_status_absent_link(tmp_path):
 
 
 def test_status_reads_the_state_file_porttype_writes():
-    from ib40d import porttype_plan, status
+    from ib40d.core import porttype_plan
+    from ib40d.commands import status
 
     assert status.PORTTYPE_STATE == porttype_plan.STATE_FILE
 

@@ -9,9 +9,10 @@ import os
 import pytest
 
 from helpers import REPO, run_ib40d
-from ib40d import sync, tuning, udev
-from ib40d.config import parse_text
-from ib40d.sysroot import SysRoot
+from ib40d.commands import sync
+from ib40d.core import tuning, udev
+from ib40d.core.config import parse_text
+from ib40d.system.sysroot import SysRoot
 from test_udev import BOND_CONF
 
 # The bond example of the udev tests: two ports by MAC, bond0 over them.

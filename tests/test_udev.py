@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Rule generation (ib40d.udev): names by MAC and by IPoIB port GUID, hooks."""
+"""Rule generation (ib40d.core.udev): names by MAC and by IPoIB port GUID, hooks."""
 import fnmatch
 import os
 import shutil
@@ -8,8 +8,8 @@ import re
 import pytest
 
 from helpers import fixture_output
-from ib40d import udev
-from ib40d.config import parse_text
+from ib40d.core import udev
+from ib40d.core.config import parse_text
 
 BOND_CONF = """
 [link eth40a]
@@ -223,7 +223,7 @@ HOSTILE_VALUES = ["n%k$name", 'a"b', "%%", 'x",ENV{EVIL}="1', "bond%d"]
 
 
 def _hostile_config():
-    from ib40d.config import Config, LinkConfig
+    from ib40d.core.config import Config, LinkConfig
 
     return Config(files=("/etc/ib40.conf", "/etc/ib40.conf.d/x\n# \\"),
                   links={n: LinkConfig(name=n) for n in HOSTILE_NAMES})

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""ib40d.udevdb against the real libudev (through pyudev), on veths in a
+"""ib40d.system.udevdb against the real libudev (through pyudev), on veths in a
 network namespace, with a udev database of the test's own: a tmpfs over
 /run/udev in a private mount namespace, so the host's udev is never read
 or written."""
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.netns
 
 PROBE = textwrap.dedent("""
     import os, sys
-    from ib40d.udevdb import Watcher
+    from ib40d.system.udevdb import Watcher
     w = Watcher()
     print(w.active, sorted(w.uninitialized(["v0", "v1", "absent"])))
     if w.active:

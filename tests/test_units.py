@@ -272,7 +272,7 @@ def test_sync_condition_passes_only_when_the_config_changed(tmp_path):
 
 @pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
 def test_every_program_the_units_run_is_a_registered_subcommand(unit):
-    from ib40d.cli import SUBCOMMANDS
+    from ib40d.commands.cli import SUBCOMMANDS
 
     for _, key, value in directives(unit):
         if key.startswith("Exec") and value.startswith("/usr/bin/ib40d"):

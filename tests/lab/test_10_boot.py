@@ -99,7 +99,7 @@ def test_boot_pays_pyroute2_about_once(ib40_lab, figures, key):
     figures("cpu", "%s: ib40 units %.2f s CPU in the boot = %.1fx one `import pyroute2` (%.2f s); %s"
             % (vm.hostname, total, total / baseline, baseline, detail))
     # The modules the other units run, imported as they import them.
-    probe = ("import sys, ib40d.cli, ib40d.linkready, ib40d.porttype, ib40d.opensm, ib40d.sync;"
+    probe = ("import sys, ib40d.commands.cli, ib40d.commands.linkready, ib40d.commands.porttype, ib40d.commands.opensm, ib40d.commands.sync;"
              "print('pyroute2' in sys.modules)")
     assert vm.run(["python3", "-c", probe]).out.strip() == "False"
 

@@ -3,7 +3,7 @@
 Throughput is printed, not judged (software emulation)."""
 import pytest
 
-from ib40d import iperf
+from ib40d.core import iperf
 from lab import scenario
 
 pytestmark = pytest.mark.lab

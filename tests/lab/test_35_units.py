@@ -60,13 +60,13 @@ def test_opensm_gates_systemd_calls_work_with_this_releases_pystemd(ib40_lab, fi
     vm.put("/run/systemd/system/" + probe,
            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
     vm.run("systemctl daemon-reload")
-    call = ("from ib40d.opensm import SystemdUnits; u = SystemdUnits(); u.%s('%s');"
+    call = ("from ib40d.commands.opensm import SystemdUnits; u = SystemdUnits(); u.%s('%s');"
             "print(' '.join(sorted(u.active_units('lab-pystemd-*'))))")
     try:
         started = vm.run(["python3", "-c", call % ("start", probe)]).out.split()
         scenario.wait_for(vm, lambda v: unit_state(v, probe) == "active", 30, probe + " active")
         assert started == [probe], started
-        active = vm.run(["python3", "-c", "from ib40d.opensm import SystemdUnits;"
+        active = vm.run(["python3", "-c", "from ib40d.commands.opensm import SystemdUnits;"
                          "print(' '.join(sorted(SystemdUnits().active_units('ib40*'))))"]).out.split()
         listed = vm.run("systemctl list-units --no-legend --plain --state=active,activating 'ib40*'"
                         " | awk '{print $1}'").out.split()

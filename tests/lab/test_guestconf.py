@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The configurations the lab writes into its guests are valid for ib40's
 own parser and say what the scenarios expect (pure, no VM)."""
-from ib40d.config import parse_text
+from ib40d.core.config import parse_text
 
 from lab import guestconf
 from lab.vm import MACHINES

@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d apply`: make the machine match the configuration, then verify."""
+
+from __future__ import annotations
+
+import sys
+
+from ib40d.system.cliargs import load_config, sysroot
+from ib40d.core.errors import UserError
+
+LOCK_WAIT_S = 30.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--link", metavar="NAME", help="only NAME (and its bond, or a bond's slaves)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--lock-wait", type=float, default=LOCK_WAIT_S, metavar="SECONDS",
+                        help=f"how long another apply may hold the lock before giving up (default {LOCK_WAIT_S:g})")
+
+
+def report(result, out=None) -> None:
+    out = out or sys.stdout  # looked up now, not at import: tests swap sys.stdout
+    for action in result.done:
+        print(f"done: {action.describe()}", file=out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=out)
+    for note in result.notes:
+        print(f"note: {note}", file=out)
+    for error in result.errors:
+        print(f"error: {error}", file=out)
+    for action in result.not_done:
+        print(f"not done: {action.describe()}", file=out)
+    for action in result.not_converged:
+        print(f"not converged: {action.describe()} (the kernel did not keep it)", file=out)
+    if result.ok:
+        n = len(result.done)
+        print(f"applied {n} change{'s' if n != 1 else ''} ({result.writes} netlink/sysfs writes)"
+              if n else "nothing to do: the machine matches the configuration", file=out)
+
+
+def run(args) -> int:
+    cfg = load_config(args)  # before any netlink: an invalid config touches nothing
+    root = sysroot(args)
+    if args.link and args.link not in cfg.names():
+        raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
+    from ib40d.system.apply_engine import LockError, apply_lock, converge
+    from ib40d.system.netlink import Netlink
+
+    card_failed = False
+    wait = getattr(args, "lock_wait", LOCK_WAIT_S)  # link-ready's in-process apply has no --lock-wait
+    nl = Netlink()
+    try:
+        # Port types too are changed only under the lock: a /run where the
+        # lock can't be made leaves everything as it was.
+        with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
+            if args.link is None and cfg.card is not None:
+                # Port types first: a mlx4 switch re-creates the card's netdevs,
+                # which ib40d.service then configures as they appear.
+                from ib40d.system.porttype_system import apply_port_actions, plan_card
+
+                card_actions, card_notes = plan_card(cfg, root)
+                for note in card_notes:
+                    print(f"note: {note}", file=sys.stderr)
+                if card_actions:
+                    card = apply_port_actions(card_actions, root)
+                    for message in card.messages:
+                        print(f"port types: {message}")
+                    card_failed = card.failed
+            result = converge(cfg, nl, root, args.link)
+    except LockError as e:
+        raise UserError(f"{e}; nothing was changed") from None
+    finally:
+        nl.close()
+    if args.json:
+        import json  # only here: an apply with nothing to do stays light
+
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        report(result)
+    return 0 if result.ok and not card_failed else 1

@@ -1,0 +1,551 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d daemon`: ib40d.service, the one process per boot that holds pyroute2.
+
+Importing pyroute2 costs ~0.25 s of CPU and 35 MB; paying it once per unit
+would cost a boot several times that. So one Type=notify service does all
+link work, and imports pyroute2 once, on its first write (it watches and
+reads the kernel with stdlib sockets, rtnl.py):
+
+- at start, applies the whole configuration;
+- watches rtnetlink link events and re-applies when a configured link appears
+  (boot enumeration, hotplug, a mlx4 port-type switch re-registering netdevs);
+- answers `ib40d link-ready NAME` (ib40-link@NAME.service) on a unix socket
+  in /run/ib40, so per-link units cost a few ms each; each client has a
+  deadline, so none can hold the daemon, hotplug or the other clients;
+- sends READY=1 once every bond has all its slaves (STATUS= while waiting),
+  or after --ready-timeout with a STATUS saying what is missing, so a dead
+  port never holds network.target for ever;
+- SIGHUP (systemctl reload) re-reads the config; an invalid one is logged and
+  the running one kept. Stopping the service leaves the links as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import io
+
+# Everything the daemon will ever run is imported at start: a package
+# upgrade replaces these files under a running daemon (it is not restarted,
+# so links don't flap), and a late import would mix two versions.
+from ib40d.system import notify, rtnl, udevdb
+from ib40d.commands import sync
+from ib40d.system.apply_engine import apply_lock, converge
+from ib40d.system.cliargs import config_path, load_config, sysroot
+from ib40d.system.config_reader import config_files
+from ib40d.commands.apply import report
+from ib40d.system.netlink import Netlink
+from ib40d.system.observe import observe
+from ib40d.core.errors import ConfigError, UserError
+from ib40d.commands.linkready import CONTROL_SOCKET
+from ib40d.core.plan import missing_slaves
+
+# A saved config is ib40-sync.service's to sync first (its condition sleeps
+# 1 s, a run takes ~3 s in the lab's emulated guests); the daemon steps in
+# only when it still isn't synced this long after the save.
+SYNC_GRACE_S = 15.0
+DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
+# A control client has this long to send its request, and again to take the
+# answer; then it is dropped. Requests are one short line ("apply NAME").
+REQUEST_DEADLINE_S = 5.0
+MAX_REQUEST = 512
+MAX_CLIENTS = 256  # more wait in the listen backlog until one is done
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--ready-timeout", type=float, default=30.0, metavar="S",
+                        help="send READY=1 after S seconds even if a bond still misses slaves (default 30)")
+    parser.add_argument("--exit-when-ready", action="store_true",
+                        help="exit after the first convergence (for tests and one-shot use)")
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def answering(path: str) -> bool:
+    """Whether a process listens on the unix socket PATH (a stale file: no)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(REQUEST_DEADLINE_S)
+        try:
+            probe.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        except BlockingIOError:
+            return True  # listening, its backlog full
+        with contextlib.suppress(OSError):
+            # Ask something and read the answer: an older daemon, still
+            # running after an upgrade, dies of a client that hangs up.
+            probe.sendall(b"\n")
+            while probe.recv(4096):
+                pass
+        return True
+
+
+class Client:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.request = b""
+        self.reply: bytes | None = None  # once the request is read
+        self.deadline = time.monotonic() + REQUEST_DEADLINE_S
+
+
+class ControlServer:
+    """The control socket, served through the daemon's selector: clients are
+    non-blocking, each with its own buffers, a bounded request and a
+    deadline, so no client holds the daemon, hotplug or the other clients.
+    One request per connection; answer(line) -> the bytes to send back."""
+
+    def __init__(self, path: Path, sel: selectors.BaseSelector, answer):
+        self.path, self.sel, self.answer = path, sel, answer
+        self.clients: set[Client] = set()
+        self.listening = False
+        self.paused_until = 0.0
+        self.sock = self._bind()
+        self.inode = os.stat(path).st_ino
+        self._listen(True)
+
+    def _bind(self) -> socket.socket:
+        self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Locked, so that two daemons starting at once can't both find no
+        # one answering and then take the path from each other.
+        lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if answering(str(self.path)):
+                raise UserError(f"another ib40d daemon is answering on {self.path}; not starting")
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # left by a daemon that was killed
+            # Root only (it changes the network) from the first instant, not
+            # after a chmod: the umask is the process's, and we have one thread.
+            umask = os.umask(0o177)
+            try:
+                sock.bind(str(self.path))
+            finally:
+                os.umask(umask)
+            sock.listen(socket.SOMAXCONN)  # a burst of clients waits there, not refused
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            os.close(lock)
+        sock.setblocking(False)
+        return sock
+
+    def _listen(self, on: bool) -> None:
+        if on != self.listening:
+            if on:
+                self.sel.register(self.sock, selectors.EVENT_READ, "control")
+            else:
+                self.sel.unregister(self.sock)
+            self.listening = on
+
+    def accept(self) -> None:
+        while len(self.clients) < MAX_CLIENTS:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of file descriptors: the others wait in the backlog
+                log(f"control: cannot accept a client: {e.strerror or e}; trying again in 1 s")
+                self._listen(False)
+                self.paused_until = time.monotonic() + 1
+                return
+            conn.setblocking(False)
+            client = Client(conn)
+            self.clients.add(client)
+            self.sel.register(conn, selectors.EVENT_READ, client)
+        self._listen(False)
+
+    def serve(self, client: Client) -> None:
+        """Read the client's request, answer it, send the answer: as far as
+        it goes without waiting."""
+        if client not in self.clients:
+            return  # dropped earlier in the same round of events
+        try:
+            if client.reply is None:
+                self._read(client)
+            if client.reply is not None:
+                self._write(client)
+        except ConnectionError:
+            self.drop(client)  # it hung up; the work it asked for, if any, is done anyway
+        except Exception as e:
+            log(f"control: dropped a client after an unexpected error: {e!r}")
+            traceback.print_exc()
+            self.drop(client)
+
+    def _read(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(MAX_REQUEST + 1 - len(client.request))
+        except BlockingIOError:
+            return
+        client.request += data
+        line, newline, _ = client.request.partition(b"\n")
+        if not newline and data and len(client.request) <= MAX_REQUEST:
+            return  # more to come
+        if not client.request:
+            self.drop(client)  # hung up without a word (a liveness probe)
+            return
+        if len(line) > MAX_REQUEST:
+            client.reply = b"error: request too long\nEND 2\n"
+        else:  # a line, or what came before the client half-closed
+            client.reply = self.answer(line.decode(errors="replace"))
+        client.deadline = time.monotonic() + REQUEST_DEADLINE_S
+
+    def _write(self, client: Client) -> None:
+        try:
+            sent = client.sock.send(client.reply)
+        except BlockingIOError:
+            sent = 0
+        client.reply = client.reply[sent:]
+        if client.reply:
+            self.sel.modify(client.sock, selectors.EVENT_WRITE, client)
+        else:
+            self.drop(client)
+
+    def drop(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+            self.sel.unregister(client.sock)
+            client.sock.close()
+
+    def tick(self) -> None:
+        """Drop the clients past their deadline; listen again when there is room."""
+        now = time.monotonic()
+        dropped = 0
+        for client in [c for c in self.clients if c.deadline <= now]:
+            # A last look first: its request may have come while we were busy.
+            self.serve(client)
+            if client in self.clients and client.deadline <= now:
+                self.drop(client)
+                dropped += 1
+        if dropped:
+            log(f"control: dropped {dropped} client(s) that did not send a request, "
+                f"or take its answer, within {REQUEST_DEADLINE_S:g} s")
+        if not self.listening and len(self.clients) < MAX_CLIENTS and now >= self.paused_until:
+            self._listen(True)
+
+    def close(self) -> None:
+        for client in list(self.clients):
+            self.drop(client)
+        self._listen(False)
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self.inode:  # ours, not a later daemon's
+                self.path.unlink()
+
+
+class Daemon:
+    def __init__(self, args):
+        self.args = args
+        self.root = sysroot(args)
+        # Read before parsing: what check_rules may record as synced must
+        # be no newer than what self.cfg was parsed from.
+        self.cfg_bytes = sync.seen_bytes(config_path(args))
+        self.cfg = load_config(args)
+        self.cfg_stamp = config_stamp(config_path(args))
+        self.saved_stamp = self.cfg_stamp  # the files as watch_saved_config() last saw them
+        self.sync_due: float | None = None
+        self.nl = Netlink()
+        self.ready_sent = False
+        self.started = time.monotonic()
+        self.pending: set[str] = set()
+        self.pending_since: float | None = None
+        self.stop = False
+        self.last_report: dict[str | None, set[str]] = {}
+        self.seen: dict[str, tuple] = {}  # configured name -> what its last event said
+        # Ports udev has not finished with (renamed, rules run) are left
+        # alone until it has, as systemd-networkd does (udevdb.py says why).
+        self.udev = udevdb.Watcher()
+        self.not_yet: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------ applying
+
+    def converge(self, only: str | None = None) -> tuple[list[str], bool]:
+        """Apply (all, or one link and its bond); log what changed.
+        Returns the report lines and whether everything converged."""
+        if config_stamp(config_path(self.args)) != self.cfg_stamp:
+            # Edited since we read it (and `ib40d apply` run, whose changes
+            # woke us): applying the old file would undo the new one.
+            self.load_new_config()
+        not_yet = frozenset(self.udev.uninitialized(self.cfg.links))
+        if not_yet - self.not_yet:
+            log(f"waiting for udev to finish with {', '.join(sorted(not_yet - self.not_yet))}")
+        self.not_yet = not_yet
+        try:
+            with apply_lock(self.root):
+                result = converge(self.cfg, self.nl, self.root, only, not_yet)
+        except OSError as e:
+            # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
+            # log it and let the next event (or request) try again.
+            log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
+            return [f"error: could not read the kernel's links: {e}"], False
+        out = io.StringIO()
+        report(result, out)
+        lines = out.getvalue().splitlines()
+        # A lasting refusal (a missing module, a dead port) comes back at
+        # every link event; say it when it changes, not every time.
+        seen = self.last_report.get(only, set())
+        for line in lines:
+            if line.startswith(("done:", "applied")) or (line not in seen and not line.startswith("nothing to do")):
+                log(f"{only or 'all'}: {line}")
+        self.last_report[only] = {l for l in lines if not l.startswith(("done:", "applied"))}
+        return lines, result.ok
+
+    def check_ready(self) -> None:
+        if self.ready_sent:
+            return
+
+        try:
+            missing = missing_slaves(self.cfg, observe(self.nl, self.root))
+        except OSError as e:
+            log(f"could not read the kernel's links: {e}; will retry")
+            return
+        waited = time.monotonic() - self.started
+        if not missing:
+            notify.ready("all configured links applied")
+            self.ready_sent = True
+            log("ready: all configured links applied")
+        elif waited >= self.args.ready_timeout:
+            text = f"ready after {waited:.0f} s without: {', '.join(missing)}"
+            notify.ready(text)
+            self.ready_sent = True
+            log(text)
+        else:
+            notify.status(f"waiting for slaves: {', '.join(missing)}")
+
+    # -------------------------------------------------------------- events
+
+    def on_link_event(self, monitor) -> None:
+        events = monitor.events()
+        configured = set(self.cfg.names())
+        if events is None:
+            # The kernel dropped events (a burst overflowed the socket):
+            # anything may have changed, so look at everything.
+            self.pending |= configured
+            self.seen.clear()
+        else:
+            for deleted, link in events:
+                name = link["name"]
+                if name not in configured:
+                    continue
+                if deleted:
+                    self.seen.pop(name, None)
+                    continue
+                # Only what ib40 sets, or a new device under the name, calls
+                # for an apply; carrier and operstate flaps (a cable pulled,
+                # the bond's miimon at work) do not.
+                key = (link["index"], link["flags"] & rtnl.IFF_UP, link["master"], link["mtu"],
+                       link["txqueuelen"], link["kind"])
+                if self.seen.get(name) != key:
+                    self.seen[name] = key
+                    self.pending.add(name)
+        if self.pending and self.pending_since is None:
+            self.pending_since = time.monotonic()
+
+    def on_udev_progress(self) -> None:
+        """A port udev was busy with may be ready now: apply it (after the
+        debounce, with whatever else is pending)."""
+        if self.not_yet and self.udev.uninitialized(self.not_yet) != self.not_yet:
+            self.pending |= self.not_yet
+            if self.pending_since is None:
+                self.pending_since = time.monotonic()
+
+    def flush_pending(self) -> None:
+        if self.pending_since is None or time.monotonic() - self.pending_since < DEBOUNCE_S:
+            return
+        self.pending.clear()
+        self.pending_since = None
+        self.converge()
+        self.check_ready()
+
+    def answer(self, line: str) -> bytes:
+        """One request, 'apply NAME' -> the result lines, then 'END <rc>'."""
+        request = line.split()
+        if len(request) != 2 or request[0] != "apply":
+            return b"error: bad request\nEND 2\n"
+        name = request[1]
+        if name not in self.cfg.names():
+            return f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode()
+        lines, ok = self.converge(name)
+        return "".join(f"{l}\n" for l in lines + [f"END {0 if ok else 1}"]).encode()
+
+    def load_new_config(self) -> bool:
+        self.cfg_stamp = config_stamp(config_path(self.args))
+        try:
+            self.cfg = load_config(self.args)
+        except ConfigError as e:
+            for problem in e.problems:
+                log(f"reload refused: {problem}")
+            notify.status("config reload refused: invalid configuration; running the previous one")
+            return False
+        log("configuration reloaded")
+        return True
+
+    def reload(self) -> None:
+        if self.load_new_config():
+            self.converge()
+            self.check_ready()
+
+    def check_rules(self) -> None:
+        """The udev naming rules are written by `ib40d sync` when the config
+        is saved; if that did not happen (the path unit missed the save),
+        the ports keep their kernel names. Write them now and say so: the
+        names take effect when the devices are next added."""
+        if not self.root.is_live:
+            return
+        path = config_path(self.args)
+        try:
+            result = sync.sync(self.root, self.cfg, reload=True, sources=path)
+            # Tell ib40-sync.service's ExecCondition these files are done, or the
+            # first write to /etc of each boot costs a Python start for nothing.
+            # Unless the file was saved since we read it: then sync must run.
+            if sync.seen_bytes(path) == self.cfg_bytes:
+                sync.record_seen(self.root, self.cfg_bytes)
+        except OSError as e:
+            # /etc read-only (a rescue boot, an immutable image) or full: the
+            # links matter more than their names. Not recorded as synced.
+            log(f"warning: could not write the generated files for {self.cfg.files[0]} ({describe(e)}); "
+                "applying the links anyway")
+            return
+        if result.rules_changed:
+            log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
+                + "; ".join(result.changed + result.notes))
+
+    def watch_saved_config(self, now: float | None = None) -> None:
+        """ib40-sync.path misses a save that lands while ib40-sync.service
+        runs (systemd 252 watches nothing then), which leaves the rules of
+        the previous file in place until the next write to /etc. The daemon,
+        awake every second anyway, notices the files changed; if
+        SYNC_GRACE_S later they still differ from what the last sync
+        recorded, it syncs them itself. Like a save, this applies no link."""
+        now = time.monotonic() if now is None else now
+        path = config_path(self.args)
+        stamp = config_stamp(path)
+        if stamp != self.saved_stamp:
+            self.saved_stamp, self.sync_due = stamp, now + SYNC_GRACE_S
+            return
+        if self.sync_due is None or now < self.sync_due:
+            return
+        self.sync_due = None
+        seen = sync.seen_bytes(path)
+        if seen == sync.recorded_seen(self.root):
+            return  # ib40-sync.service has done it
+        try:
+            sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
+            cfg = load_config(self.args)
+            result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
+        except ConfigError as e:
+            log(f"warning: {path} was saved with {len(e.problems)} problem(s) and not synced; "
+                "`ib40d check` lists them")
+            return
+        except OSError as e:
+            log(f"warning: {path} was saved but could not be synced ({describe(e)})")
+            return
+        log(f"{path} was saved but not synced by ib40-sync.service; "
+            + "; ".join(result.changed + result.notes or ["generated files are up to date"]))
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self) -> int:
+        sel = selectors.DefaultSelector()
+        # First: next to a running daemon, refuse before anything is done.
+        control = ControlServer(self.root.path(CONTROL_SOCKET), sel, self.answer)
+        monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
+        sel.register(monitor, selectors.EVENT_READ, "netlink")
+        if self.udev.fileno() is not None:
+            sel.register(self.udev.fileno(), selectors.EVENT_READ, "udev")
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        sel.register(wake_r, selectors.EVENT_READ, "signal")
+        signals: list[int] = []
+
+        def on_signal(signum, _frame):
+            signals.append(signum)
+            os.write(wake_w, b"x")
+
+        signal.signal(signal.SIGHUP, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        notify.status("applying configuration")
+        self.check_rules()
+        self.converge()
+        self.check_ready()
+        if self.args.exit_when_ready and self.ready_sent:
+            self.stop = True
+        while not self.stop:
+            timeout = 1.0
+            if self.pending_since is not None:
+                timeout = max(0.0, DEBOUNCE_S - (time.monotonic() - self.pending_since))
+            for key, _ in sel.select(timeout):
+                if key.data == "netlink":
+                    self.on_link_event(monitor)
+                elif key.data == "control":
+                    control.accept()
+                elif key.data == "udev":
+                    self.udev.drain()  # which ports are ready: on_udev_progress() below
+                elif key.data == "signal":
+                    os.read(wake_r, 64)
+                    while signals:
+                        signum = signals.pop(0)
+                        if signum == signal.SIGHUP:
+                            self.reload()
+                        else:
+                            self.stop = True
+                else:
+                    control.serve(key.data)
+            control.tick()
+            self.on_udev_progress()
+            self.flush_pending()
+            self.check_ready()
+            self.watch_saved_config()
+            if self.args.exit_when_ready and self.ready_sent:
+                break
+        control.close()
+        monitor.close()
+        self.nl.close()
+        return 0
+
+
+def describe(e: OSError) -> str:
+    """'PATH: Read-only file system', not '[Errno 30] ...'."""
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+
+
+def config_stamp(path: str) -> tuple:
+    """What changes when the config or a drop-in is saved (or removed)."""
+    stamp = []
+    for p in config_files(path):
+        try:
+            st = p.stat()
+            stamp.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append((str(p), None, None))
+    return tuple(stamp)
+
+
+def run(args) -> int:
+    daemon = Daemon(args)
+    if not daemon.cfg.names():
+        log(f"{daemon.cfg.files[0]} configures no link; nothing to do")
+        notify.ready("nothing configured")
+        return 0
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        return daemon.run()
+    except BrokenPipeError:
+        # cli.main exits 0 on it (`ib40d status | head`); here it is a crash,
+        # which Restart=on-failure must see.
+        traceback.print_exc()
+        return 1

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d porttype`: set the card's port types from [card] (run at boot by
+ib40-porttype.service, and first by `ib40d apply`). The planning is
+porttype_plan.py's, reading and changing the card porttype_system.py's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ib40d.system.cliargs import load_config, sysroot
+from ib40d.system.observe import find_cards
+from ib40d.core.porttype_plan import has_port_types, plan_port_types, select_card, wanted_types
+from ib40d.system.porttype_system import apply_port_actions, read_state, status_lines, write_state
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    parser.add_argument("--json", action="store_true", help="print the observed state and the plan as JSON")
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    root = sysroot(args)
+    if not has_port_types(cfg.card):
+        print("no port1/port2 in [card]: port types are left as they are")
+        return 0
+    card = select_card(cfg.card, find_cards(root))
+    state = read_state(root, card)
+    actions = plan_port_types(cfg.card, state)
+    if args.json:
+        json.dump({"observed": state.to_json(), "actions": [a.to_json() for a in actions]}, sys.stdout, indent=2)
+        print()
+    if args.dry_run:
+        if state.mstconfig != "ok":  # a real run says it with the status lines
+            print(state.mstconfig_message, file=sys.stderr)
+        if not args.json:
+            for a in actions:
+                print(a.describe())
+            if not actions:
+                print(f"card {card.describe()}: port types already as configured")
+        return 0
+    if not actions:
+        write_state(root, state, wanted_types(cfg.card), False)
+        if not args.json:
+            print(f"card {card.describe()}: port types already as configured")
+        for line in status_lines(root)[1:]:
+            print(line)
+        return 0
+    result = apply_port_actions(actions, root)
+    for m in result.messages:
+        print(m)
+    for line in status_lines(root)[1:]:
+        print(line)
+    return 1 if result.failed else 0

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d status`: one screen of what the configured links are now.
+
+Reads sysfs and procfs only (plus one raw rtnetlink address dump, see
+addrdump.py): it must not pay pyroute2's import, and with --root it works on a
+support bundle captured on another machine.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ib40d.system import sysfs
+from ib40d.system.cliargs import load_config, sysroot
+from ib40d.core.diff import LinkDiff, diff
+from ib40d.system.linkstate import ARPHRD_ETHER
+from ib40d.core.model import LinkObs
+from ib40d.system.observe import observe_sysfs
+
+
+PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def _role(cfg, name: str) -> str:
+    if name in cfg.bonds:
+        return "bond"
+    bond = cfg.bond_of(name)
+    if bond:
+        return f"slave of {bond.name}"
+    return "ipoib" if cfg.links[name].kind == "ipoib" else "link"
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value) or "(none)"
+    return str(value)
+
+
+def _mismatches(d: LinkDiff) -> list[str]:
+    """What differs from the config (diff.py, what plan would change), in
+    words, for the human view and the JSON."""
+    if not d.present:
+        return ["not present"]
+    out: list[str] = []
+    missing: list[str] = []
+    missing_at = 0
+    for c in d.changes:
+        if c.attr == "address":
+            if c.old is None:
+                if not missing:
+                    missing_at = len(out)  # one line for them all, where the first one is
+                missing.append(c.new[0])
+            elif c.new is None:
+                out.append(f"address {c.old[0]} not in the config")
+            else:
+                out.append(f"address {c.old[0]} broadcast {c.old[1]} (config {c.new[1]})")
+        elif c.attr == "master":
+            out.append(f"not enslaved to {c.new}" if c.new else f"enslaved to {c.old} (config: not a slave)")
+        elif c.attr == "state":
+            out.append("admin down")
+        elif c.attr == "kind":
+            out.append(f"kind {c.old} (config [{c.new} {d.name}])")
+        elif c.attr == "slave":
+            out.append(f"slave {c.old} not in the config")
+        elif c.attr == "mode" and d.section == "ipoib":
+            out.append(f"IPoIB {c.old} (config {c.new})")
+        else:
+            out.append(f"{c.attr} {_text(c.old)} (config {_text(c.new)})")
+    if missing:
+        out.insert(missing_at, f"address {' '.join(missing)} missing")
+    if d.bond_unknown:
+        out.append("bond settings not shown by the kernel")
+    return out
+
+
+def _link_json(name: str, link: LinkObs | None) -> dict:
+    if link is None:
+        return {"name": name, "exists": False}
+    return {
+        "name": name,
+        "exists": True,
+        "mac": link.mac,
+        "perm_mac": link.perm_mac,
+        "mtu": link.mtu,
+        "txqueuelen": link.txqueuelen,
+        "operstate": link.operstate,
+        "carrier": link.carrier,
+        "admin_up": link.admin_up,
+        "master": link.master,
+        "kind": link.kind or ("ether" if link.arptype == ARPHRD_ETHER else None),
+        "ipoib_mode": link.ipoib_mode,
+        "speed_mbps": link.speed_mbps,
+    }
+
+
+def collect(cfg, root) -> dict:
+    names = [*cfg.bonds, *cfg.links]
+    machine = observe_sysfs(root, names, bonds=cfg.bonds)
+    diffs = diff(cfg, machine)
+    links = []
+    for name in names:
+        link = machine.get(name)
+        entry = _link_json(name, link)
+        entry.update(role=_role(cfg, name),
+                     addresses=[{"cidr": a.cidr, "broadcast": a.broadcast} for a in link.addresses] if link else [],
+                     mismatches=_mismatches(diffs[name]))
+        links.append(entry)
+    bonds = []
+    for name in cfg.bonds:
+        info = machine.bonding.get(name)
+        if info is None:
+            bonds.append({"name": name, "exists": False})
+            continue
+        bonds.append(dict(info, name=name, exists=True))
+    status = {"config": list(cfg.files), "links": links, "bonds": bonds}
+    status["port_types"] = {}
+    if root.exists(PORTTYPE_STATE):  # only machines whose card ib40 handles pay for porttype's import
+        from ib40d.system.porttype_system import status_json
+
+        status["port_types"] = status_json(root)
+    # IB ports only where there are some: asking systemd whether our opensm
+    # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
+    status["ib_ports"] = []
+    if root.listdir("/sys/class/infiniband") and sysfs.read_ports(root):
+        from ib40d.commands import opensm
+
+        status["ib_ports"] = opensm.ports_status(root)
+    return status
+
+
+def _yesno(value) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def render(status: dict) -> str:
+    lines = [f"ib40 status ({', '.join(status['config'])})", ""]
+    header = f"{'LINK':<10} {'ROLE':<15} {'STATE':<8} {'CARRIER':<7} {'MAC':<17} {'MTU':>6} {'TXQLEN':>7}  ADDRESSES"
+    lines.append(header)
+    for l in status["links"]:
+        if not l.get("exists"):
+            lines.append(f"{l['name']:<10} {l['role']:<15} absent")
+            continue
+        addrs = " ".join(a["cidr"] for a in l["addresses"] if not a["cidr"].startswith("fe80:")) or "-"
+        mac = l["mac"] or "-"
+        if len(mac) > 17:  # IPoIB: 20-byte address; show the port GUID part
+            mac = "…" + mac[-23:].replace(":", "")[-16:]
+        lines.append(f"{l['name']:<10} {l['role']:<15} {l['operstate'] or '-':<8} {_yesno(l['carrier']):<7} "
+                     f"{mac:<17} {l['mtu'] or '-':>6} {l['txqueuelen'] if l['txqueuelen'] is not None else '-':>7}  {addrs}")
+        if l.get("kind") == "ipoib":
+            lines.append(f"{'':<10} IPoIB mode {l['ipoib_mode'] or '-'}")
+        for m in l["mismatches"]:
+            lines.append(f"{'':<10} ! {m}")
+    for b in status["bonds"]:
+        lines.append("")
+        if not b["exists"]:
+            lines.append(f"{b['name']}: no bond (no /proc/net/bonding/{b['name']})")
+            continue
+        lines.append(f"{b['name']}: {b['mode']}, MII {b['mii_status']}, miimon {b['miimon']} ms, "
+                     f"updelay {b['updelay']} ms, downdelay {b['downdelay']} ms"
+                     + (f", active {b['active_slave']}" if b["active_slave"] else ""))
+        if not b["slaves"]:
+            lines.append("  no slaves")
+        for s in b["slaves"]:
+            speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
+            lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
+    if status["port_types"]:
+        from ib40d.core.porttype_plan import status_lines_from
+
+        lines.append("")
+        lines.extend(status_lines_from(status["port_types"]))
+    if status["ib_ports"]:
+        lines.append("")
+        lines.append(f"{'IB PORT':<10} {'GUID':<18} {'LAYER':<10} {'STATE':<7} {'PHYS':<8} {'RATE':>5} {'SM LID':>6}  OPENSM")
+        for p in status["ib_ports"]:
+            sm = {True: "ours", False: "-", None: "?"}[p["opensm_running"]]
+            if p.get("opensm_distro_running"):
+                sm = "opensm package"
+            rate = f"{p['rate_gbps']:g}" if p.get("rate_gbps") else "-"
+            lines.append(f"{p['device'] + '/' + str(p['port']):<10} {p['guid'] or '-':<18} {p['link_layer'] or '-':<10} "
+                         f"{p['state'] or '-':<7} {p['phys_state'] or '-':<8} {rate:>5} {p['sm_lid'] if p['sm_lid'] is not None else '-':>6}  {sm}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    status = collect(cfg, sysroot(args))
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(render(status))
+    return 0

@@ -1,0 +1,621 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Parse and validate /etc/ib40.conf (and /etc/ib40.conf.d/*.conf).
+
+Pure: `parse_texts()` takes file names and their text and returns a Config or
+raises ConfigError carrying every problem found, each a Problem (file, line,
+section, key, message) that renders as "FILE:LINE: [section] key: message".
+Reading the files from disk is the only I/O here (`load()`), kept at the edge.
+
+The sections and keys, and how a single value is checked, are the table in
+schema.py; the checks between keys are here.
+
+The format is INI-like and strict on purpose: a typo in a network config must
+stop the apply, not be ignored. configparser is not used because it loses line
+numbers and silently merges duplicates.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from ib40d.core import schema
+from ib40d.core.errors import ConfigError, Problem
+from ib40d.core.schema import SECTIONS
+
+DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this module
+
+# The kernel's IFNAMSIZ is 16 including the NUL; dev_valid_name() refuses
+# "", ".", "..", and names containing "/", ":" or white space.
+IFNAMSIZ = 16
+
+# ARP monitoring works for these modes only (kernel bonding.rst: "ARP
+# monitoring ... does not work with 802.3ad, balance-tlb and balance-alb").
+ARP_MONITOR_MODES = {"balance-rr", "active-backup", "balance-xor", "broadcast"}
+# Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
+# IPoIB header; only connected mode reaches 65520.
+IPOIB_DATAGRAM_MTU_MAX = 4092
+
+
+@dataclass(frozen=True)
+class Address:
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    broadcast: ipaddress.IPv4Address | None = None
+
+    @property
+    def cidr(self) -> str:
+        return str(self.interface)
+
+    @property
+    def family(self) -> int:
+        return self.interface.version
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    pci: str | None = None  # normalized "0000:05:00.0"; None = the only one present
+    port1: str | None = None  # "ib" | "eth" | "auto" | None (leave alone)
+    port2: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    name: str
+    mac: str | None = None  # lower case "00:02:c9:3e:ca:b1"
+    mtu: int | None = None
+    txqueuelen: int | None = None
+    addresses: tuple[Address, ...] | None = None  # None: addresses not managed
+    kind: str = "ether"  # "ether" for [link], "ipoib" for [ipoib]
+
+
+@dataclass(frozen=True)
+class IPoIBConfig(LinkConfig):
+    mode: str | None = None  # "connected" | "datagram" | None (leave alone)
+    guid: str | None = None  # port GUID "0002:c903:003f:02f1" (last 8 bytes of the address)
+    kind: str = "ipoib"
+
+
+@dataclass(frozen=True)
+class BondConfig:
+    name: str
+    slaves: tuple[str, ...] = ()
+    mode: str | None = None
+    miimon: int | None = None
+    updelay: int | None = None
+    downdelay: int | None = None
+    use_carrier: bool | None = None
+    arp_interval: int | None = None
+    arp_ip_target: tuple[str, ...] | None = None
+    mtu: int | None = None
+    addresses: tuple[Address, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OpensmConfig:
+    start: str = schema.default("opensm", "start")
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class SysctlConfig:
+    tuning: bool = schema.default("sysctl", "tuning")
+
+
+@dataclass(frozen=True)
+class Config:
+    files: tuple[str, ...] = ()
+    card: CardConfig | None = None
+    links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
+    bonds: dict[str, BondConfig] = field(default_factory=dict)
+    opensm: OpensmConfig = OpensmConfig()
+    sysctl: SysctlConfig = SysctlConfig()
+    # where each "section" / "section key" was last set: for messages after parsing
+    origins: dict[str, Where] = field(default_factory=dict)
+
+    @property
+    def ipoibs(self) -> dict[str, IPoIBConfig]:
+        return {n: l for n, l in self.links.items() if isinstance(l, IPoIBConfig)}
+
+    def names(self) -> list[str]:
+        """Every link name the config manages, links before bonds."""
+        return list(self.links) + list(self.bonds)
+
+    def bond_of(self, link: str) -> BondConfig | None:
+        for bond in self.bonds.values():
+            if link in bond.slaves:
+                return bond
+        return None
+
+    def origin(self, section: str, key: str | None = None) -> Where | None:
+        return self.origins.get(f"{section} {key}" if key else section)
+
+
+def shown(text: str) -> str:
+    """TEXT for a message or a generated file: anything but printable ASCII
+    as \\xNN escapes of its UTF-8 bytes (an undecodable byte of a file name
+    as itself), so that it stays on one line in any terminal and locale."""
+    if _PRINTABLE_RE.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if " " <= ch <= "~":
+            out.append(ch)
+            continue
+        try:
+            raw = ch.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = ch.encode("utf-8", "surrogatepass")
+        out.append("".join(f"\\x{b:02x}" for b in raw))
+    return "".join(out)
+
+
+_PRINTABLE_RE = re.compile(r"[ -~]*")
+
+
+def desired_addresses(addresses: tuple[Address, ...]) -> dict[str, str | None]:
+    """cidr -> broadcast. Without a broadcast key an IPv4 address gets its
+    network's broadcast (as `ip addr add ... brd +` would) when ib40 adds it."""
+    result = {}
+    for a in addresses:
+        bcast = a.broadcast
+        if bcast is None and a.family == 4 and a.interface.network.prefixlen < 31:
+            bcast = a.interface.network.broadcast_address
+        result[str(a.interface)] = str(bcast) if bcast is not None else None
+    return result
+
+
+# ---------------------------------------------------------------- raw parsing
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class _Value:
+    text: str
+    where: Where
+
+
+@dataclass
+class _Section:
+    kind: str  # a name in schema.SECTIONS: "card", "link", "bond"...
+    name: str | None
+    where: Where
+    keys: dict[str, _Value] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"[{self.kind} {shown(self.name)}]" if self.name else f"[{self.kind}]"
+
+
+_SECTION_RE = re.compile(r"^\[\s*([A-Za-z0-9_-]+)(?:\s+(\S+))?\s*\]$")
+_KEY_RE = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*)$")
+# An inline comment starts at " ;" or " #" (a value never contains either).
+_INLINE_COMMENT_RE = re.compile(r"\s[;#].*$")
+
+
+def _strip_comment(line: str) -> str:
+    stripped = line.strip()
+    if not stripped or stripped[0] in "#;":
+        return ""
+    return _INLINE_COMMENT_RE.sub("", stripped).strip()
+
+
+def _parse_file(fname: str, text: str, problems: list[Problem]) -> list[_Section]:
+    sections: list[_Section] = []
+    seen_headers: dict[str, int] = {}
+    current: _Section | None = None
+
+    def problem(section: str | None, key: str | None, message: str) -> None:
+        problems.append(Problem(fname, where.line, section, key, message))  # at the line being read
+
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark, skipped as systemd's parsers do
+    # Only \n ends a line (\r\n too: strip() drops the \r); splitlines()
+    # also splits at \f, \v, \x85, \u2028... and would misnumber the lines.
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        where = Where(fname, lineno)
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        if line.startswith("["):
+            m = _SECTION_RE.match(line)
+            if not m:
+                problem(None, None, f"malformed section header {line!r} (expected [type] or [type NAME])")
+                current = None
+                continue
+            kind, name = m.group(1), m.group(2)
+            spec = SECTIONS.get(kind)
+            if spec is None:
+                known = ", ".join(f"[{k}]" for k in SECTIONS)
+                problem(f"[{kind}{' ' + shown(name) if name else ''}]", None, f"unknown section (known: {known})")
+                current = None
+                continue
+            if spec.named and not name:
+                problem(f"[{kind}]", None, f"needs a link name, as in [{kind} NAME]")
+                current = None
+                continue
+            if not spec.named and name:
+                problem(f"[{kind} {shown(name)}]", None, f"[{kind}] takes no name")
+                current = None
+                continue
+            current = _Section(kind, name, where)
+            if current.label in seen_headers:
+                problem(current.label, None, f"duplicate section (first at line {seen_headers[current.label]})")
+            else:
+                seen_headers[current.label] = lineno
+            sections.append(current)
+            continue
+        m = _KEY_RE.match(line)
+        if not m:
+            # the section is context here, not the subject: no colon after it
+            ctx = f"{current.label} " if current else ""
+            problem(None, None, f"{ctx}expected 'key = value', got {line!r}")
+            continue
+        key, value = m.group(1).lower(), m.group(2).strip()
+        if current is None:
+            problem(None, key, "key outside any section")
+            continue
+        if key not in SECTIONS[current.kind].key_names:
+            known = ", ".join(sorted(SECTIONS[current.kind].key_names))
+            problem(current.label, key, f"unknown key (known: {known})")
+            continue
+        if key in current.keys:
+            problem(current.label, key, f"duplicate key (first at line {current.keys[key].where.line})")
+            continue
+        if value == "":
+            problem(current.label, key, "empty value")
+            continue
+        current.keys[key] = _Value(value, where)
+    return sections
+
+
+def _merge(files_sections: list[list[_Section]]) -> list[_Section]:
+    """Drop-ins re-open sections of earlier files: later keys win."""
+    merged: dict[str, _Section] = {}
+    for sections in files_sections:
+        for s in sections:
+            if s.label in merged:
+                merged[s.label].keys.update(s.keys)
+            else:
+                merged[s.label] = _Section(s.kind, s.name, s.where, dict(s.keys))
+    return list(merged.values())
+
+
+# ------------------------------------------------------------ value checking
+
+
+class _Checker:
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+    def err(self, where: Where, section: _Section, key: str | None, msg: str) -> None:
+        self.problems.append(Problem(where.file, where.line, section.label, key, msg))
+
+    def values(self, s: _Section) -> dict:
+        """Each key of S's schema -> its value, checked by the key's type
+        alone: the schema's default when the file does not set it, None
+        when it is wrong (and a problem). The keys checked together
+        (address, netmask, broadcast) are left to addresses()."""
+        values = {}
+        for key in SECTIONS[s.kind].keys:
+            if key.type.parse is None:
+                continue
+            v = s.keys.get(key.name)
+            if v is None:
+                values[key.name] = key.default_value()
+                continue
+            values[key.name], messages = key.type.parse(v.text)
+            for msg in messages:
+                self.err(v.where, s, key.name, msg)
+        return values
+
+    def addresses(self, s: _Section) -> tuple[Address, ...] | None:
+        v = s.keys.get("address")
+        nm = s.keys.get("netmask")
+        bc = s.keys.get("broadcast")
+        if v is None:
+            for other in (nm, bc):
+                if other is not None:
+                    key = "netmask" if other is nm else "broadcast"
+                    self.err(other.where, s, key, "needs an address = in the same section")
+            return None
+        result: list[Address] = []
+        words = v.text.split()
+        for word in words:
+            if "%" in word:
+                # pyroute2 refuses a scope at apply time, halfway through a link
+                self.err(v.where, s, "address", f"{word!r} has a zone (%...); a configured address takes none")
+                continue
+            if nm is not None:
+                if "/" in word:
+                    self.err(nm.where, s, "netmask", f"given together with a prefix length in address {word!r}: use one")
+                    return None
+                if len(words) > 1:
+                    self.err(nm.where, s, "netmask", "netmask only goes with a single address")
+                    return None
+                try:
+                    iface = ipaddress.IPv4Interface(f"{word}/{nm.text}")
+                except ValueError:
+                    self.err(nm.where, s, "netmask", f"{nm.text!r} is not a valid IPv4 netmask for {word!r}")
+                    return None
+            else:
+                if "/" not in word:
+                    self.err(v.where, s, "address", f"{word!r} needs a prefix length (10.30.0.2/16) or a netmask = key")
+                    continue
+                try:
+                    iface = ipaddress.ip_interface(word)
+                except ValueError:
+                    self.err(v.where, s, "address", f"{word!r} is not an address in CIDR form like 10.30.0.2/16")
+                    continue
+            why = _not_a_host(iface)
+            if why:
+                self.err(v.where, s, "address", f"{word!r} is {why}")
+                continue
+            result.append(Address(iface))
+        if len({a.interface.ip for a in result}) != len(result):
+            self.err(v.where, s, "address", "the same address is listed twice")
+        if bc is not None:
+            v4 = [a for a in result if a.family == 4]
+            if len(v4) != 1:
+                self.err(bc.where, s, "broadcast", "broadcast needs exactly one IPv4 address in this section")
+                return tuple(result)
+            try:
+                baddr = ipaddress.IPv4Address(bc.text)
+            except ValueError:
+                self.err(bc.where, s, "broadcast", f"{bc.text!r} is not an IPv4 address")
+                return tuple(result)
+            if baddr not in v4[0].interface.network:
+                self.err(bc.where, s, "broadcast", f"{baddr} is outside {v4[0].interface.network}")
+                return tuple(result)
+            result = [Address(a.interface, baddr) if a is v4[0] else a for a in result]
+        return tuple(result)
+
+
+# Names udev rules and the kernel both take as they are: no quote, glob or
+# "%" (udev patterns and substitutions; the kernel's "%d" template), nothing
+# a shell or a unit name would need escaped beyond "-".
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_RESERVED_NAMES = {
+    "lo": "is the loopback device: ib40 would remove its 127.0.0.1/8 and ::1",
+    # /proc/sys/net/*/conf/{all,default}: the kernel refuses them (EINVAL)
+    "all": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/all",
+    "default": "is refused by the kernel (EINVAL): it names /proc/sys/net/*/conf/default",
+}
+
+
+def _valid_ifname(name: str) -> str | None:
+    """Why ib40 refuses this interface name, or None."""
+    if name in _RESERVED_NAMES:
+        return _RESERVED_NAMES[name]
+    if name in (".", ".."):
+        return "is not a valid interface name"
+    bad = next((c for c in name if not _IFNAME_RE.fullmatch(c)), None)
+    if bad is not None:
+        return (f"contains {bad!r}; use letters, digits, '_', '.' and '-' "
+                "(what udev rules and the kernel both take as they are)")
+    if len(name) >= IFNAMSIZ:
+        return f"is longer than {IFNAMSIZ - 1} characters (the kernel's IFNAMSIZ)"
+    return None
+
+
+def _not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str | None:
+    """Why IFACE cannot be a host's own address on a link, or None."""
+    ip, net = iface.ip, iface.network
+    if ip.is_unspecified:
+        return "the unspecified address, not a host's"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the limited broadcast address, not a host's"
+    if ip.is_multicast:
+        return "a multicast address, not a host's"
+    if ip.version == 6 and ip.is_link_local:
+        return "link-local: the kernel gives every link its own fe80:: address"
+    # /31 and /32 (/127, /128) have no network or broadcast address (RFC 3021)
+    if net.prefixlen < iface.max_prefixlen - 1:
+        if ip == net.network_address:
+            return f"the network address of {net}, not a host"
+        if ip.version == 4 and ip == net.broadcast_address:
+            return f"the broadcast address of {net}, not a host"
+    return None
+
+
+def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Problem]) -> Config:
+    chk = _Checker(problems)
+    card = None
+    links: dict[str, LinkConfig] = {}
+    bonds: dict[str, BondConfig] = {}
+    opensm = OpensmConfig()
+    sysctl = SysctlConfig()
+    origins: dict[str, Where] = {}
+    name_sections: dict[str, _Section] = {}
+    macs: dict[str, _Section] = {}
+    guids: dict[str, _Section] = {}
+
+    for s in sections:
+        origins[s.name or s.kind] = s.where
+        for key, v in s.keys.items():
+            origins[f"{s.name or s.kind} {key}"] = v.where
+        if s.name is not None:
+            why = _valid_ifname(s.name)
+            if why:
+                chk.err(s.where, s, None, f"interface name '{shown(s.name)}' {why}")
+                continue
+            if s.name in name_sections:
+                other = name_sections[s.name]
+                chk.err(s.where, s, None, f"{s.name} is already configured by {other.label} at {other.where}")
+                continue
+            name_sections[s.name] = s
+
+        # Each key's value goes to the model's field of the same name.
+        values = chk.values(s)
+        if s.kind == "card":
+            if values["port1"] == "eth" and values["port2"] == "ib":
+                v = s.keys["port1"]
+                chk.err(v.where, s, "port1", "port1 = eth with port2 = ib is refused by the mlx4 driver "
+                        "(port 1 can be Ethernet only when port 2 is too); use port2 = eth or auto, or swap the cables")
+            card = CardConfig(**values)
+
+        elif s.kind in ("link", "ipoib"):
+            addresses = chk.addresses(s)
+            if s.kind == "link":
+                mac = values["mac"]
+                if mac:
+                    if mac in macs:
+                        chk.err(s.keys["mac"].where, s, "mac", f"{mac} is also the MAC of {macs[mac].label}")
+                    macs[mac] = s
+                links[s.name] = LinkConfig(name=s.name, addresses=addresses, **values)
+            else:
+                mode, mtu = values["mode"], values["mtu"]
+                if mtu is not None and mtu > IPOIB_DATAGRAM_MTU_MAX and mode != "connected":
+                    v = s.keys["mtu"]
+                    why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
+                    chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
+                            "set mode = connected (up to 65520) or mtu <= 4092")
+                guid = values["guid"]
+                if guid:
+                    if guid in guids:
+                        chk.err(s.keys["guid"].where, s, "guid", f"{guid} is also the port GUID of {guids[guid].label}")
+                    guids[guid] = s
+                links[s.name] = IPoIBConfig(name=s.name, addresses=addresses, **values)
+
+        elif s.kind == "bond":
+            bonds[s.name] = _build_bond(chk, s, values)
+
+        elif s.kind == "opensm":
+            opensm = OpensmConfig(**values)
+
+        elif s.kind == "sysctl":
+            sysctl = SysctlConfig(**values)
+
+    _check_bonds(chk, bonds, links, name_sections)
+    return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
+
+
+def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
+    miimon = values["miimon"]
+    for key in ("updelay", "downdelay"):
+        value = values[key]
+        if not value or ("miimon" in s.keys and miimon is None):
+            continue  # nothing to check, or miimon itself is already reported
+        v = s.keys[key]
+        if not miimon:
+            chk.err(v.where, s, key, f"{key} needs miimon > 0 (it counts MII monitor intervals)")
+        elif value % miimon:
+            chk.err(v.where, s, key, f"{value} is not a multiple of miimon {miimon}; "
+                    f"the kernel would round it down to {value - value % miimon}")
+    if values["arp_interval"]:
+        v = s.keys["arp_interval"]
+        if miimon:
+            chk.err(v.where, s, "arp_interval", "ARP monitoring and miimon exclude each other "
+                    "(the kernel turns miimon off when arp_interval is set); set miimon = 0")
+        if "arp_ip_target" not in s.keys:
+            chk.err(v.where, s, "arp_interval", "needs arp_ip_target = the peer's address(es)")
+        if values["mode"] is not None and values["mode"] not in ARP_MONITOR_MODES:
+            chk.err(v.where, s, "arp_interval", f"ARP monitoring does not work in mode {values['mode']}")
+    elif values["arp_ip_target"]:
+        chk.err(s.keys["arp_ip_target"].where, s, "arp_ip_target", "needs arp_interval > 0")
+    if values["slaves"] is None:
+        chk.err(s.where, s, None, "needs slaves = the links to bond")
+        values["slaves"] = ()
+    return BondConfig(name=s.name, addresses=chk.addresses(s), **values)
+
+
+def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
+    owner: dict[str, str] = {}
+    for bond in bonds.values():
+        s = name_sections[bond.name]
+        slaves_v = s.keys.get("slaves")
+        kinds = set()
+        for slave in bond.slaves:
+            where = slaves_v.where
+            if slave not in links:
+                if slave in bonds:
+                    chk.err(where, s, "slaves", f"{slave} is a bond; ib40 does not nest bonds")
+                else:
+                    n = shown(slave)
+                    chk.err(where, s, "slaves", f"{n} is neither a [link {n}] nor an [ipoib {n}] section")
+                continue
+            if slave in owner:
+                chk.err(where, s, "slaves", f"{slave} is already a slave of {owner[slave]}")
+                continue
+            owner[slave] = bond.name
+            link = links[slave]
+            kinds.add(link.kind)
+            ls = name_sections[slave]
+            if link.addresses is not None:
+                chk.err(ls.keys["address"].where, ls, "address",
+                        f"{slave} is a slave of {bond.name}: put the address on {bond.name}, never on a slave")
+            if link.mtu is not None and link.mtu != bond.mtu:
+                why = f"differs from {bond.name} mtu {bond.mtu}" if bond.mtu is not None else f"is set on a slave of {bond.name}"
+                chk.err(ls.keys["mtu"].where, ls, "mtu",
+                        f"{link.mtu} {why}; the bond sets its slaves' MTU: put mtu on [bond {bond.name}]")
+        if "ipoib" in kinds and bond.mtu is not None and bond.mtu > IPOIB_DATAGRAM_MTU_MAX:
+            datagram = [sl for sl in bond.slaves if sl in links and links[sl].kind == "ipoib"
+                        and links[sl].mode != "connected"]
+            if datagram:
+                chk.err(s.keys["mtu"].where, s, "mtu", f"{bond.mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, which "
+                        f"{', '.join(datagram)} carries only in connected mode: set mode = connected on "
+                        f"[ipoib {datagram[0]}]")
+        if "ipoib" in kinds:
+            if len(kinds) > 1:
+                chk.err(slaves_v.where, s, "slaves", "IPoIB and Ethernet links cannot be slaves of the same bond")
+            elif bond.mode != "active-backup":
+                where = s.keys["mode"].where if "mode" in s.keys else s.where
+                key = "mode" if "mode" in s.keys else None
+                mode = bond.mode or "balance-rr (the default)"
+                chk.err(where, s, key, f"IPoIB slaves work in active-backup mode only, not {mode}; set mode = active-backup")
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def parse_texts(named_texts: list[tuple[str, str]]) -> Config:
+    """Parse (file name, text) pairs, main file first. Raises ConfigError."""
+    return _parse(named_texts, [])
+
+
+def parse_bytes(named_bytes: list[tuple[str, bytes]]) -> Config:
+    """parse_texts() for the files' bytes, always read as UTF-8 (whatever
+    the locale); a line that is not UTF-8 is a problem at that line."""
+    problems: list[Problem] = []
+    return _parse([(name, _decode(name, data, problems)) for name, data in named_bytes], problems)
+
+
+def _decode(fname: str, data: bytes, problems: list[Problem]) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = []
+    # 0x0a is never part of a UTF-8 sequence: the lines are those of the text
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            problems.append(Problem(fname, lineno, None, None, f"byte 0x{raw[e.start]:02x} (byte {e.start + 1} "
+                                    "of the line) is not UTF-8; write the file as UTF-8"))
+            lines.append(raw.decode("utf-8", "replace"))
+    return "\n".join(lines)
+
+
+def _parse(named_texts: list[tuple[str, str]], problems: list[Problem]) -> Config:
+    per_file = [_parse_file(name, text, problems) for name, text in named_texts]
+    files = tuple(name for name, _ in named_texts)
+    config = _build(_merge(per_file), files, problems)
+    if problems:
+        # by file (main first, then drop-ins) and line; a stable sort keeps
+        # the order of the problems of one line
+        order = {name: i for i, name in reversed(list(enumerate(files)))}
+        raise ConfigError(sorted(problems, key=lambda p: (order.get(p.file, len(files)), p.line or 0)))
+    return config
+
+
+def parse_text(text: str, fname: str = "ib40.conf") -> Config:
+    return parse_texts([(fname, text)])

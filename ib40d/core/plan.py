@@ -1,0 +1,246 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The config's differences from the machine (diff.py) -> ordered actions.
+Pure: no I/O.
+
+The order encodes what the kernel demands (docs/pitfalls.md says why):
+- a bond exists, with its mode and monitor settings, before any slave joins;
+  its mode changes only while it is down and has no slaves;
+- a slave is set down, then enslaved, as two separate requests (since 6.1 a
+  combined request fails), and the bond driver opens it itself;
+- addresses go on the bond, never on its slaves;
+- IPoIB: down -> mode -> MTU -> up, because switching to connected mode raises
+  the MTU by itself and switching to datagram clamps it.
+Only links named in the config ever get an action, and only when they are of
+the kind the config says (a bridge named bond0 is refused, not written to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ib40d.core.actions import Action, Change
+from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
+from ib40d.core.diff import LinkDiff, diff, wanted_bond_options
+from ib40d.core.model import BOND_OPTIONS, Machine
+
+BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
+
+
+@dataclass
+class Plan:
+    """Ordered actions, and what is not done with why."""
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # waiting links, things left alone
+    # Groups not planned at all, one line each: apply reports them as errors.
+    refusals: list[str] = field(default_factory=list)
+    # name -> ifindex of the links the plan was made against: apply writes
+    # to an index only while it still has that name.
+    indexes: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+
+def _address_actions(d: LinkDiff, want) -> list[Action]:
+    """Deletions first (extra addresses, and those whose broadcast the config
+    changes: the kernel ignores broadcast on replace), then additions in the
+    config's order."""
+    actions = []
+    for c in d.all("address"):
+        if c.old is not None:
+            cidr, bcast = c.old
+            reason = "not in the config" if c.new is None else f"broadcast {bcast} -> {c.new[1]}"
+            actions.append(Action("addr.del", d.name, (Change("address", cidr, None),), reason, {"cidr": cidr}))
+    order = list(desired_addresses(want)) if want else []
+    for cidr, bcast in sorted((c.new for c in d.all("address") if c.new is not None), key=lambda a: order.index(a[0])):
+        actions.append(Action("addr.add", d.name, (Change("address", None, cidr),), "",
+                              {"cidr": cidr, "broadcast": bcast}))
+    return actions
+
+
+def _best_effort_actions(d: LinkDiff) -> list[Action]:
+    return [Action(f"bond.{c.attr}", d.name, (c,), "", {"value": c.new}) for c in d.changes if c.attr in BEST_EFFORT]
+
+
+def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str, LinkDiff], plan: Plan) -> None:
+    acts = plan.actions
+    d = diffs[bond.name]
+    current = d.link
+    wanted = wanted_bond_options(bond)
+    brought_down = False
+    if current is None:
+        acts.append(Action("bond.create", bond.name, tuple(c for c in d.changes if c.attr in wanted), "",
+                           {"options": wanted}))
+        acts.extend(_best_effort_actions(d))
+        current_slaves: list[str] = []
+    else:
+        if d.bond_unknown:
+            plan.notes.append(f"{bond.name}: the kernel does not show its bond settings; left alone")
+            return
+        current_slaves = machine.slaves_of(bond.name)
+        have = current.bond
+        mode = d.get("mode")
+        if mode:
+            foreign = [c.old for c in d.all("slave")]
+            if foreign:
+                plan.notes.append(f"{bond.name}: mode {mode.old} -> {mode.new} needs the bond empty, but "
+                                  f"{', '.join(foreign)} (not in the config) is enslaved to it; mode left alone")
+            else:
+                for s in current_slaves:
+                    acts.append(Action("link.release", s, (Change("master", bond.name, None),),
+                                       f"{bond.name} changes mode"))
+                if current.admin_up:
+                    acts.append(Action("link.down", bond.name, (Change("state", "up", "down"),),
+                                       "the bond mode changes only while the bond is down"))
+                    brought_down = True
+                acts.append(Action("bond.set", bond.name, (mode,), "", {"options": {"mode": mode.new}}))
+                current_slaves = []
+        differs = {c.attr for c in d.changes if c.attr in wanted and c.attr != "mode"}
+        if "miimon" in differs:
+            # The kernel keeps the delays as multiples of miimon and does not
+            # rescale them when miimon changes: send them again with it.
+            differs |= {"updelay", "downdelay"} & wanted.keys()
+        options = {k: v for k, v in wanted.items() if k in differs}
+        if options:
+            changes = tuple(Change(k, getattr(have, k), v) for k, v in options.items())
+            acts.append(Action("bond.set", bond.name, changes, "", {"options": options}))
+        acts.extend(_best_effort_actions(d))
+        for c in d.all("slave"):
+            plan.notes.append(f"{bond.name}: {c.old} is enslaved but not in the config; left alone")
+
+    for slave_name in bond.slaves:
+        sd = diffs[slave_name]
+        link = sd.link
+        if link is None:
+            plan.notes.append(f"{slave_name}: not present yet (slave of {bond.name}); enslaved when it appears")
+            continue
+        _note_mac(sd, plan)
+        enslaved = slave_name in current_slaves
+        if link.master is not None and link.master != bond.name:
+            acts.append(Action("link.release", slave_name, (Change("master", link.master, None),),
+                               f"configured as a slave of {bond.name}"))
+        if sd.get("txqueuelen"):
+            acts.append(Action("link.txqueuelen", slave_name, (sd.get("txqueuelen"),)))
+        is_up = link.admin_up
+        if sd.get("mode"):
+            if is_up:
+                acts.append(Action("link.down", slave_name, (Change("state", "up", "down"),), "IPoIB mode changes while down"))
+                is_up = False
+            acts.append(Action("ipoib.mode", slave_name, (sd.get("mode"),)))
+        # A slave's mtu is the bond's (config refuses another): the bond sets it.
+        if not enslaved:
+            if is_up:
+                acts.append(Action("link.down", slave_name, (Change("state", "up", "down"),),
+                                   "a slave must be down to be enslaved"))
+            acts.append(Action("link.enslave", slave_name, (Change("master", link.master, bond.name),), "",
+                               {"master": bond.name}))
+        elif not is_up:
+            acts.append(Action("link.up", slave_name, (Change("state", "down", "up"),)))
+
+    if d.get("mtu"):
+        acts.append(Action("link.mtu", bond.name, (d.get("mtu"),)))
+    acts.extend(_address_actions(d, bond.addresses))
+    if d.get("state") or brought_down:
+        acts.append(Action("link.up", bond.name, (d.get("state") or Change("state", "down", "up"),)))
+
+
+def _note_mac(d: LinkDiff, plan: Plan) -> None:
+    # The MAC names the port (udev); a link of that name with another MAC is
+    # another port: configure it as asked, but say so.
+    mac = d.get("mac")
+    if mac:
+        plan.notes.append(f"{d.name}: MAC is {mac.old}, the config says {mac.new} "
+                          "(is the udev naming rule in place? see `ib40d sync`)")
+
+
+def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
+    acts = plan.actions
+    name = link_cfg.name
+    link = d.link
+    if link is None:
+        plan.notes.append(f"{name}: not present yet; configured when it appears")
+        return
+    _note_mac(d, plan)
+    if d.get("master"):
+        acts.append(Action("link.release", name, (d.get("master"),), "configured as a standalone link"))
+    if d.get("txqueuelen"):
+        acts.append(Action("link.txqueuelen", name, (d.get("txqueuelen"),)))
+    is_up = link.admin_up
+    mode = d.get("mode")
+    mtu = d.get("mtu")
+    if mtu is None and mode and link_cfg.mtu is not None:
+        mtu = Change("mtu", link.mtu, link_cfg.mtu)  # the mode switch changes it: set it again
+    if isinstance(link_cfg, IPoIBConfig) and (mode or mtu) and is_up:
+        acts.append(Action("link.down", name, (Change("state", "up", "down"),), "IPoIB: down -> mode -> MTU -> up"))
+        is_up = False
+    if mode:
+        acts.append(Action("ipoib.mode", name, (mode,)))
+    if mtu:
+        reason = "the mode switch resets the MTU" if mode and link.mtu == link_cfg.mtu else ""
+        acts.append(Action("link.mtu", name, (mtu,), reason))
+    acts.extend(_address_actions(d, link_cfg.addresses))
+    if not is_up:
+        acts.append(Action("link.up", name, (Change("state", "down", "up"),)))
+
+
+def _kind_refusal(d: LinkDiff, group: list[str]) -> str | None:
+    """Why a configured link is not of the kind its section says (a bridge
+    or veth named bond0, a veth named ib0), or None."""
+    kind = d.get("kind")
+    if kind is None:
+        return None
+    return (f"{d.name}: is of kind {kind.old}, but the config says {kind.new} ([{kind.new} {d.name}]); "
+            f"refused: nothing is done to {', '.join(group)}")
+
+
+def _plan_group(diffs: dict[str, LinkDiff], plan: Plan, group: list[str], planner) -> None:
+    """Plan one group (a bond and its slaves, or one link), or refuse all of
+    it when one of its links is of another kind than the config says."""
+    refusals = [r for r in (_kind_refusal(diffs[name], group) for name in group) if r]
+    if refusals:
+        plan.refusals += refusals
+        return
+    start = len(plan.actions)
+    planner()
+    plan.actions[start:] = [dataclasses.replace(a, group=group[0]) for a in plan.actions[start:]]
+
+
+def related_names(cfg: Config, name: str) -> set[str]:
+    """What `apply --link NAME` may touch: the link, and its bond (for a slave)
+    or its slaves (for a bond)."""
+    if name in cfg.bonds:
+        return {name, *cfg.bonds[name].slaves}
+    bond = cfg.bond_of(name)
+    return {name, bond.name} if bond else {name}
+
+
+def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
+    plan = Plan(indexes={name: link.index for name, link in machine.links.items()})
+    diffs = diff(cfg, machine)
+    for bond in cfg.bonds.values():
+        _plan_group(diffs, plan, [bond.name, *bond.slaves], lambda: _plan_bond(cfg, bond, machine, diffs, plan))
+    for link_cfg in cfg.links.values():
+        if cfg.bond_of(link_cfg.name) is None:
+            _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, diffs[link_cfg.name], plan))
+    if only is not None:
+        keep = related_names(cfg, only)
+        for bond in cfg.bonds.values():
+            # A mode change releases every slave: it needs the whole bond.
+            if bond.name in keep and any(a.kind == "bond.set" and a.target == bond.name and "mode" in a.params["options"]
+                                         for a in plan.actions):
+                keep |= set(bond.slaves)
+        plan.actions = [a for a in plan.actions if a.target in keep]
+        plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
+        # a refused slave refuses its bond, whichever of them was asked for
+        plan.refusals = [r for r in plan.refusals if related_names(cfg, r.split(":", 1)[0]) & keep]
+    return plan
+
+
+def missing_slaves(cfg: Config, machine: Machine) -> list[str]:
+    """'bond0: eth40b' for every configured slave not (yet) enslaved."""
+    missing = []
+    for bond in cfg.bonds.values():
+        have = set(machine.slaves_of(bond.name))
+        missing += [f"{bond.name}: {s}" for s in bond.slaves if s not in have]
+    return missing

@@ -1,0 +1,414 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The sections and keys of /etc/ib40.conf, each declared once: whether a
+section takes a name, and each key's type (with its range or choices),
+default and one line of doc.
+
+config.py checks every single value with its key's type here and hands the
+values to its model by key name (BondConfig.miimon for [bond] miimon); the
+checks between keys (slaves, multiples of miimon, IPoIB mode and MTU...)
+are code in config.py. The README's key table and ib40.conf(5) are rendered
+from this table (`make schema-docs` writes both: `python3 -m ib40d.commands.schema_docs
+--man` prints the page, `--readme README.md` replaces the table in place);
+tests/test_schema.py fails when either is stale.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+BOND_MODES = {
+    "balance-rr": 0,
+    "active-backup": 1,
+    "balance-xor": 2,
+    "broadcast": 3,
+    "802.3ad": 4,
+    "balance-tlb": 5,
+    "balance-alb": 6,
+}
+PORT_TYPES = ("ib", "eth", "auto")
+IPOIB_MODES = ("connected", "datagram")
+OPENSM_START = ("auto", "always", "never")
+MTU_MIN, MTU_MAX = 68, 65520
+
+
+# ------------------------------------------------------------------ types
+#
+# parse(text) -> (value, [messages]): a scalar with a message has the value
+# None; a list keeps its good items. syntax() says how a value is written
+# (the man page), hint() the same for the README table, in markdown.
+
+
+class Type:
+    SYNTAX = HINT = ""
+
+    def syntax(self) -> str:
+        return self.SYNTAX
+
+    def hint(self) -> str:
+        return self.HINT
+
+
+class Int(Type):
+    def __init__(self, lo: int, hi: int, unit: str = ""):
+        self.lo, self.hi, self.unit = lo, hi, unit
+
+    def parse(self, text: str):
+        # int() also takes "1_000", " 12" and digits of other scripts ("９０００")
+        m = re.fullmatch(r"([-+]?)0*([0-9]+)", text)
+        if not m:
+            return None, [f"{text!r} is not a whole number"]
+        if len(m.group(2)) > 20:  # beyond every range here; int() refuses 4300 digits
+            return None, [f"{m.group(1)}{m.group(2)[:8]}... ({len(m.group(2))} digits) "
+                          f"is out of range {self.lo}..{self.hi}"]
+        n = int(m.group(1) + m.group(2), 10)
+        if not self.lo <= n <= self.hi:
+            return None, [f"{n} is out of range {self.lo}..{self.hi}"]
+        return n, []
+
+    def syntax(self) -> str:
+        return f"{self.lo}..{self.hi}" + (f" ({self.unit})" if self.unit else "")
+
+    def hint(self) -> str:
+        # the kernel's own u32/int limits say nothing a reader needs
+        if self.hi <= 0xFFFF:
+            return f" ({self.lo}–{self.hi})"
+        return f" ({self.unit})" if self.unit else ""
+
+
+class Enum(Type):
+    def __init__(self, choices, aliases: dict[str, str] | None = None, noun: str | None = None):
+        self.choices, self.aliases, self.noun = tuple(choices), aliases or {}, noun
+
+    def parse(self, text: str):
+        value = text.lower()
+        value = self.aliases.get(value, value)
+        if value not in self.choices or not text.isascii():  # "\u212a".lower() == "k"
+            if self.noun:
+                return None, [f"{text!r} is not {self.noun} ({', '.join(self.choices)})"]
+            return None, [f"{text!r} is not one of: {', '.join(self.choices)}"]
+        return value, []
+
+    def _aliases(self) -> str:
+        return f"{min(self.aliases)}..{max(self.aliases)}" if self.aliases else ""
+
+    def syntax(self) -> str:
+        return " | ".join([*self.choices, *filter(None, [self._aliases()])])
+
+    def hint(self) -> str:
+        choices = " \\| ".join(f"`{c}`" for c in self.choices)
+        return f" = {choices}" + (f" (or {self._aliases().replace('..', '–')})" if self.aliases else "")
+
+
+class Bool(Type):
+    SYNTAX, HINT = "yes | no (or true | false, 1 | 0, on | off)", " = `yes` \\| `no`"
+    TRUE, FALSE = ("1", "yes", "true", "on"), ("0", "no", "false", "off")
+
+    def parse(self, text: str):
+        if text.lower() in self.TRUE:
+            return True, []
+        if text.lower() in self.FALSE:
+            return False, []
+        return None, [f"{text!r} is not a boolean (yes/no, true/false, 1/0, on/off)"]
+
+
+class Mac(Type):
+    SYNTAX, HINT = "a MAC address like 00:02:c9:3e:ca:b1", " (MAC address)"
+
+    def parse(self, text: str):
+        if not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", text):
+            return None, [f"{text!r} is not a MAC address like 00:02:c9:3e:ca:b1"]
+        mac = text.lower()
+        why = None
+        if mac == "ff:ff:ff:ff:ff:ff":
+            why = "the broadcast address"
+        elif int(mac[:2], 16) & 1:
+            why = "a multicast address"
+        elif mac == "00:00:00:00:00:00":
+            why = "all zero"
+        if why:
+            return None, [f"{text!r} is {why}, not a port's MAC"]
+        return mac, []
+
+
+class Guid(Type):
+    """A port GUID as ibstat prints it (0x0002c903003f02f1) or as sysfs
+    does (0002:c903:003f:02f1); its value is the sysfs form."""
+
+    SYNTAX, HINT = "a port GUID like 0x0002c903003f02f1 or 0002:c903:003f:02f1", " (port GUID)"
+
+    def parse(self, text: str):
+        low = text.lower()
+        digits = None
+        if re.fullmatch(r"0x[0-9a-f]{16}", low):
+            digits = low[2:]
+        elif re.fullmatch(r"[0-9a-f]{4}(:[0-9a-f]{4}){3}", low):
+            digits = low.replace(":", "")
+        if digits is None:
+            return None, [f"{text!r} is not a port GUID like 0x0002c903003f02f1"]
+        if int(digits, 16) == 0:
+            return None, [f"{text!r} is all zero, not a port's GUID"]
+        return ":".join(digits[i:i + 4] for i in range(0, 16, 4)), []
+
+
+class Pci(Type):
+    """A PCI address, the domain optional; its value is "0000:05:00.0"."""
+
+    SYNTAX, HINT = "a PCI address like 0000:05:00.0 or 05:00.0", " (PCI address)"
+
+    def parse(self, text: str):
+        m = re.fullmatch(r"(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
+        if not m:
+            return None, [f"{text!r} is not a PCI address like 0000:05:00.0"]
+        domain = (m.group(1) or "0000").lower()
+        return f"{domain}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}", []
+
+
+class Names(Type):
+    """Link names separated by spaces or commas; the value has each once."""
+
+    SYNTAX, HINT = "link names, separated by spaces or commas", " (link names)"
+
+    def parse(self, text: str):
+        names = text.replace(",", " ").split()
+        problems = []
+        if not names:
+            problems.append(f"{text!r} names no link")
+        if len(set(names)) != len(names):
+            problems.append("a link is listed twice")
+        return tuple(dict.fromkeys(names)), problems
+
+
+class ArpTargets(Type):
+    MOST = 16  # the kernel's BOND_MAX_ARP_TARGETS
+    SYNTAX, HINT = f"IPv4 addresses, at most {MOST}, separated by spaces", " (IPv4 addresses)"
+
+    def parse(self, text: str):
+        targets, problems = [], []
+        for word in text.split():
+            try:
+                target = ipaddress.IPv4Address(word)
+            except ValueError:
+                problems.append(f"{word!r} is not an IPv4 address")
+                continue
+            # bond_option_arp_ip_target: the kernel refuses these with EINVAL
+            if target.is_unspecified or target == ipaddress.IPv4Address("255.255.255.255"):
+                problems.append(f"{word} cannot be an ARP target")
+            elif str(target) in targets:
+                problems.append(f"{word} is listed twice")
+            else:
+                targets.append(str(target))
+        if len(targets) > self.MOST:
+            problems.append(f"at most {self.MOST} targets (BOND_MAX_ARP_TARGETS)")
+        return tuple(targets), problems
+
+
+class Addressing(Type):
+    """address, netmask and broadcast: a netmask changes how the address
+    is read, so config.py checks the three together (parse is None)."""
+
+    parse = None
+
+    def __init__(self, syntax: str):
+        self.SYNTAX = syntax
+
+
+# ------------------------------------------------------------------ the table
+
+
+# Plain classes, not dataclasses: status, check and plan import this table,
+# and each dataclass costs about half a millisecond to define.
+class Key:
+    __slots__ = ("name", "type", "doc", "default")
+
+    def __init__(self, name: str, type: Type, doc: str, default: str | None = None):
+        self.name, self.type, self.doc = name, type, doc
+        # written as in the file; None: without the key, ib40 leaves the setting as it is
+        self.default = default
+
+    def default_value(self):
+        return None if self.default is None else self.type.parse(self.default)[0]
+
+
+class Section:
+    __slots__ = ("name", "named", "doc", "keys", "key_names")
+
+    def __init__(self, name: str, named: bool, doc: str, keys: tuple[Key, ...]):
+        self.name = name
+        self.named = named  # [link NAME], or [card]
+        self.doc, self.keys = doc, keys
+        self.key_names = tuple(k.name for k in keys)
+
+    def key(self, name: str) -> Key | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+    @property
+    def header(self) -> str:
+        return f"[{self.name} NAME]" if self.named else f"[{self.name}]"
+
+
+_MTU = Int(MTU_MIN, MTU_MAX)
+_QUEUE = Int(0, 2**32 - 1)  # u32 in the kernel
+_MS = Int(0, 2**31 - 1, "ms")  # the bonding driver's int
+_ADDRESS_KEYS = (
+    Key("address", Addressing("addresses in CIDR form like 10.30.0.2/16, separated by spaces"),
+        "The addresses of the link, or one address with netmask = as in the HOWTO; never on a bond's slave."),
+    Key("netmask", Addressing("an IPv4 netmask like 255.255.255.0"),
+        "The netmask of a single address written without a prefix length."),
+    Key("broadcast", Addressing("an IPv4 address"),
+        "The broadcast address of the one IPv4 address; without it, it is the subnet's (as with brd +)."),
+)
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (
+    Section("card", False, "The ConnectX-3 VPI card and the types of its two ports.", (
+        Key("pci", Pci(), "The card's PCI address; may be left out when exactly one ConnectX card is present."),
+        Key("port1", Enum(PORT_TYPES), "Port 1 as InfiniBand, Ethernet or VPI auto-sensing; eth needs port2 = eth "
+            "or auto (mlx4 refuses port 1 on Ethernet with port 2 on InfiniBand)."),
+        Key("port2", Enum(PORT_TYPES), "Port 2 as InfiniBand, Ethernet or VPI auto-sensing."),
+    )),
+    Section("link", True, "An Ethernet port named NAME, alone or a slave of a [bond].", (
+        Key("mac", Mac(), "The port's MAC address: a udev rule gives the port with this MAC the name NAME."),
+        Key("mtu", _MTU, "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),
+        Key("txqueuelen", _QUEUE, "The transmit queue length (the HOWTO sets 10000)."),
+        *_ADDRESS_KEYS,
+    )),
+    Section("ipoib", True, "The IPoIB interface NAME of an InfiniBand port, alone or a slave of a [bond].", (
+        Key("mode", Enum(IPOIB_MODES), "The IPoIB mode: connected carries an MTU up to 65520, datagram up to 4092."),
+        Key("mtu", _MTU, "The MTU; above 4092 only with mode = connected."),
+        Key("guid", Guid(), "The port GUID: a udev rule gives the IPoIB interface of this port the name NAME."),
+        Key("txqueuelen", _QUEUE, "The transmit queue length."),
+        *_ADDRESS_KEYS,
+    )),
+    Section("bond", True, "A bond NAME of [link] ports, or of [ipoib] interfaces in active-backup mode.", (
+        Key("slaves", Names(), "The links to bond: [link] or [ipoib] sections, not both kinds, each in one bond."),
+        Key("mode", Enum(BOND_MODES, {str(n): m for m, n in BOND_MODES.items()}, "a bonding mode"),
+            "The bonding mode, by name or number; a new bond without it gets the kernel's, balance-rr."),
+        Key("miimon", _MS, "The MII link monitor's interval in ms (the HOWTO sets 100); "
+            "0 turns it off."),
+        Key("updelay", _MS, "How long in ms a slave's link must be up before the bond uses it; "
+            "a multiple of miimon."),
+        Key("downdelay", _MS, "How long in ms a slave's link must be down before the bond "
+            "drops it; a multiple of miimon."),
+        Key("use_carrier", Bool(), "Whether the MII monitor reads the driver's carrier state (yes) or asks the "
+            "driver through MII or ethtool ioctls (no)."),
+        Key("arp_interval", _MS, "The ARP link monitor's interval in ms, instead of miimon "
+            "(set miimon = 0): sees a link that has carrier but carries nothing."),
+        Key("arp_ip_target", ArpTargets(), "The addresses the ARP monitor probes (the peer's); needs arp_interval, "
+            "and works in balance-rr, active-backup, balance-xor and broadcast modes."),
+        Key("mtu", _MTU, "The bond's MTU, which the kernel gives its slaves."),
+        *_ADDRESS_KEYS,
+    )),
+    Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
+        Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "
+            "sees no subnet manager; always, on every InfiniBand port; never, nowhere (it stops its own).",
+            default="auto"),
+        Key("priority", Int(0, 15), "opensm's SM priority (0 when unset): of several subnet managers, the highest "
+            "becomes master, then the lowest port GUID."),
+    )),
+    Section("sysctl", False, "The HOWTO's TCP/IP tuning (its 60-infiniband.conf), shipped as "
+            "/usr/lib/sysctl.d/60-ib40.conf.", (
+        Key("tuning", Bool(), "Whether the tuning applies; no masks the file with "
+            "/etc/sysctl.d/60-ib40.conf -> /dev/null.", default="yes"),
+    )),
+)}
+
+
+def default(section: str, key: str):
+    """KEY's value in SECTION when the file does not set it."""
+    return SECTIONS[section].key(key).default_value()
+
+
+# ------------------------------------------------------------------ documents
+
+
+def readme_table() -> str:
+    """The README's table of sections and keys, in markdown."""
+    rows = ["| section | keys |", "|---|---|"]
+    for s in SECTIONS.values():
+        keys = ", ".join(f"`{k.name}`{k.type.hint()}" + (f" (default `{k.default}`)" if k.default else "")
+                         for k in s.keys)
+        rows.append(f"| `{s.header}` | {keys} |")
+    return "\n".join(rows) + "\n"
+
+
+def replace_readme_table(readme: str) -> str:
+    """README with its key table (the lines from "| section | keys |" to
+    the next line that is not a table row) replaced by readme_table()."""
+    lines = readme.splitlines(keepends=True)
+    start = lines.index("| section | keys |\n")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "".join(lines[:start]) + readme_table() + "".join(lines[end:])
+
+
+def _roff(text: str) -> str:
+    """TEXT as man(7) source: backslashes and hyphens escaped, and no line
+    starting with a control character."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
+
+
+_MAN_DESCRIPTION = [
+    """ib40d(8) reads /etc/ib40.conf, then its drop-ins /etc/ib40.conf.d/*.conf in the byte order of their
+names. A drop-in may re-open a section of an earlier file; its keys override. Hidden drop-ins (.x.conf) are
+not read.""",
+    """A line is a section header, [TYPE] or [TYPE NAME], or a key = value line in the section above it. Each
+section and each key is written once per file. Comments start with # or ; at the start of a line, or after
+a value following a space. The files are read as UTF-8 whatever the locale (a leading byte order mark is
+skipped); only a newline ends a line. Only regular files up to 1 MiB are read.""",
+    """NAME is an interface name: letters, digits, _, . and -, at most 15 characters, and not lo, all or
+default; one section configures it. ib40 touches no link that the file does not name, and leaves a setting
+the file does not give as it is, unless a default is given below.""",
+    """ib40d check reports every problem of the files at once, one a line, as FILE:LINE: [section] key: message,
+and exits 2; ib40d plan, apply and sync change nothing while the configuration is invalid.""",
+]
+
+_MAN_EXAMPLE = """[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+txqueuelen = 10000
+
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+txqueuelen = 10000
+
+[bond bond0]
+slaves = eth40a eth40b
+mode = balance-rr
+miimon = 100
+updelay = 200
+downdelay = 200
+address = 10.30.0.2/16"""
+
+
+def man_page(version: str) -> str:
+    """ib40.conf(5), in man(7) source."""
+    out = [
+        '.\\" SPDX-License-Identifier: GPL-2.0-or-later',
+        '.\\" Generated from ib40d/core/schema.py by `python3 -m ib40d.commands.schema_docs --man`; edit that, not this file.',
+        f'.TH IB40.CONF 5 "" "ib40 {_roff(version)}" "File Formats"',
+        ".nh",  # no hyphenation, no justification: key names and paths stay whole
+        ".ad l",
+        ".SH NAME",
+        "ib40.conf \\- configuration of ib40d: ConnectX\\-3 VPI ports, bond, IPoIB",
+        ".SH SYNOPSIS",
+        ".I /etc/ib40.conf",
+        ".br",
+        ".I /etc/ib40.conf.d/*.conf",
+        ".SH DESCRIPTION",
+    ]
+    for i, paragraph in enumerate(_MAN_DESCRIPTION):
+        out += ([".PP"] if i else []) + [_roff(paragraph)]
+    out.append(".SH SECTIONS AND KEYS")
+    for s in SECTIONS.values():
+        out += [f".SS {_roff(s.header)}", _roff(s.doc)]
+        for k in s.keys:
+            out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc)]
+            if k.default is not None:
+                out += [".br", f"Default: {_roff(k.default)}."]
+    out += [".SH EXAMPLE", "Both ports of the card bonded, as in the HOWTO:", ".PP", ".RS", ".nf",
+            _roff(_MAN_EXAMPLE), ".fi", ".RE", ".PP", "More in /usr/share/doc/ib40/examples/.",
+            ".SH FILES", ".TP", ".I /etc/ib40.conf", "The configuration.",
+            ".TP", ".I /etc/ib40.conf.d/*.conf", "Drop\\-ins, read after it in name order.",
+            ".SH SEE ALSO", ".BR ib40d (8),", ".BR sysctl.d (5),", ".BR opensm (8)"]
+    return "\n".join(out) + "\n"

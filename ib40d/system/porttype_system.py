@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Port types of the card: the system half. Reads what the card runs
+(mlx4_portN, the RDMA ports' link layer) and boots with (`mstconfig query`),
+runs the porttype.* actions (mstconfig set, mlx4_portN, modprobe.d,
+modprobe), and keeps the result in /run/ib40/porttype.json so that `status`
+shows "reboot pending: port1 eth->ib at next boot" without running mstconfig.
+The planning is porttype_plan.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from ib40d.core import mstconfig
+from ib40d.system import runner, sysfs
+from ib40d.core.actions import Action
+from ib40d.core.errors import UserError
+from ib40d.core.model import CARD_PORTS as PORTS, Card
+from ib40d.system.observe import find_cards
+from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, has_port_types, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
+from ib40d.system.sysroot import SysRoot
+
+MSTCONFIG_QUERY_TIMEOUT = 20.0
+MSTCONFIG_SET_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_runtime(root: SysRoot, pci: str) -> tuple[dict, dict]:
+    """What each port runs now: mlx4_portN, or without it (cards not driven
+    by mlx4) the link layer of the card's RDMA ports."""
+    running, auto = {}, {}
+    for p in PORTS:
+        text = root.read(f"/sys/bus/pci/devices/{pci}/mlx4_port{p}")
+        if text is not None:
+            running[p], auto[p] = parse_mlx4_port(text)
+    if running:
+        return running, auto
+    for dev in root.listdir("/sys/class/infiniband"):
+        if sysfs.device_pci(root, dev) != pci:
+            continue
+        for name in root.listdir(f"/sys/class/infiniband/{dev}/ports"):
+            if name.isdigit() and int(name) in PORTS:
+                layer = root.read(f"/sys/class/infiniband/{dev}/ports/{name}/link_layer")
+                running[int(name)] = LINK_LAYER_TYPES.get(layer)
+                auto[int(name)] = False
+    return running, auto
+
+
+def query_mstconfig(pci: str) -> tuple[str, str | None, dict[int, str]]:
+    """(status, message, next_boot) from `mstconfig -d <pci> query`."""
+    try:
+        done = runner.run(["mstconfig", "-d", pci, "query"], timeout=MSTCONFIG_QUERY_TIMEOUT)
+    except runner.ToolMissing:
+        return "missing", mstconfig.refusal_message("missing", "", pci), {}
+    except UserError as e:  # timeout
+        return "error", str(e), {}
+    out = mstconfig.parse(done.stdout + done.stderr)
+    refused = mstconfig.refusal(out, done.returncode)
+    if refused:
+        kind, text = refused
+        return kind, mstconfig.refusal_message(kind, text, pci), {}
+    next_boot = out.devices[0].link_types() if out.devices else {}
+    if not next_boot:
+        return "no-link-type", f"mstconfig -d {pci}: no LINK_TYPE_P1/P2 (not a VPI card?)", {}
+    return "ok", None, next_boot
+
+
+def read_state(root: SysRoot, card: Card) -> PortTypeState:
+    running, auto = read_runtime(root, card.pci)
+    status, message, next_boot = query_mstconfig(card.pci)
+    return PortTypeState(
+        pci=card.pci, model=card.model, running=running, running_auto=auto,
+        runtime_switch=bool(card.mlx4_ports), next_boot=next_boot, mstconfig=status,
+        mstconfig_message=message, modprobe_conf=parse_modprobe_conf(root.read(MODPROBE_CONF)),
+        modules={m: root.exists(f"/sys/module/{m}") for m in IB_MODULES},
+    )
+
+
+def plan_actions(cfg, root: SysRoot) -> list[Action]:
+    """Read the card (runs mstconfig query) and plan."""
+    if not has_port_types(cfg.card):
+        return []
+    card = select_card(cfg.card, find_cards(root))
+    return plan_port_types(cfg.card, read_state(root, card))
+
+
+def plan_card(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
+    """Port-type actions for `plan` and `apply`, or why there are none. A
+    missing card is a note (the links may still be configured); several
+    cards without [card] pci is an error: it is the config that must say
+    which."""
+    if not has_port_types(cfg.card):
+        return [], []
+    if not cfg.card.pci and not find_cards(root):
+        return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
+    return plan_actions(cfg, root), []
+
+
+# ---------------------------------------------------------------- applying
+
+
+@dataclass
+class ApplyResult:
+    messages: list[str] = field(default_factory=list)
+    reapply_links: bool = False  # a runtime switch re-registered the card's netdevs
+    failed: bool = False
+
+
+def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
+    result = ApplyResult()
+    firmware_failed = False
+    want = None
+    pci = None
+    for a in actions:
+        if not a.kind.startswith("porttype."):
+            continue
+        want, pci = a.params.get("want", want), a.target
+        if a.kind == "porttype.firmware":
+            ok, msg = _apply_firmware(a)
+            firmware_failed |= not ok
+            result.failed |= not ok
+            result.messages.append(msg)
+        elif a.kind == "porttype.runtime":
+            port, value = a.params["port"], a.changes[0].new
+            try:
+                root.write_sysfs(a.params["path"], value + "\n")  # mlx4 compares with "eth\n"
+            except OSError as e:
+                result.failed = True
+                result.messages.append(f"{pci}: mlx4 refused port{port} -> {value} now ({e.strerror or e}); "
+                                       "it takes effect at next boot")
+            else:
+                result.reapply_links = True
+                result.messages.append(f"{pci}: port{port} switched to {value} now (mlx4_port{port}); "
+                                       "links are re-applied")
+        elif a.kind == "porttype.persist":
+            result.messages.append(_apply_persist(root, a.params["path"], a.params["content"]))
+        elif a.kind == "porttype.modprobe":
+            for module in a.params["modules"]:
+                done = runner.run(["modprobe", module], timeout=30.0)
+                if done.returncode != 0:
+                    result.failed = True
+                    detail = (done.stderr or done.stdout).strip().splitlines()
+                    result.messages.append(f"modprobe {module} failed" + (f": {detail[-1]}" if detail else ""))
+                else:
+                    result.messages.append(f"loaded {module}")
+    if firmware_failed and want and not any(a.kind == "porttype.persist" for a in actions):
+        # mstconfig could query but not set: persist through the module option.
+        result.messages.append(_apply_persist(root, MODPROBE_CONF, modprobe_conf_text(want)))
+    if pci is not None:
+        cards = {c.pci: c for c in find_cards(root)}
+        if pci in cards:
+            write_state(root, read_state(root, cards[pci]), want, result.reapply_links)
+    return result
+
+
+def _apply_firmware(a: Action) -> tuple[bool, str]:
+    pci, port = a.target, a.params["port"]
+    try:
+        done = runner.run(a.params["argv"], timeout=MSTCONFIG_SET_TIMEOUT)
+    except UserError as e:
+        return False, f"{pci}: port{port} next boot not set: {e}"
+    out = mstconfig.parse(done.stdout + done.stderr)
+    refused = mstconfig.refusal(out, done.returncode)
+    if refused or not out.applied:
+        kind, text = refused or ("error", "no \"Applying... Done!\"")
+        return False, f"{pci}: port{port} next boot not set: {mstconfig.refusal_message(kind, text, pci)}"
+    change = a.changes[0]
+    return True, f"{pci}: port{port} set to {change.new} at next boot (mstconfig; was {change.old})"
+
+
+def _apply_persist(root: SysRoot, path: str, content: str) -> str:
+    options = [line for line in content.splitlines() if line.startswith("options")][0]
+    if not root.write_atomic(path, content):
+        return f"{path} already holds `{options}`"
+    return (f"wrote {path} (`{options}`): used when mlx4_core next loads; "
+            "if mlx4_core is in your initramfs, run update-initramfs -u")
+
+
+# ---------------------------------------------------------------- state for status
+
+
+def write_state(root: SysRoot, state: PortTypeState, want: dict | None, reapply_links: bool) -> None:
+    doc = state.to_json()
+    doc["want"] = {str(k): v for k, v in (want or {}).items()}
+    doc["reapply_links"] = reapply_links
+    doc["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    root.write_atomic(STATE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def status_json(root: SysRoot) -> dict:
+    """The last state written, with the running types re-read from sysfs
+    (cheap) so a reboot or a switch since then shows at once. {} when
+    `porttype` never ran."""
+    try:
+        state = json.loads(root.read(STATE_FILE) or "")
+    except ValueError:
+        return {}
+    running, auto = read_runtime(root, state.get("pci", ""))
+    if running:
+        state["running"] = {str(k): v for k, v in running.items()}
+        state["running_auto"] = {str(k): v for k, v in auto.items()}
+    state["reboot_pending"] = pending_reboot(state)
+    return state
+
+
+def status_lines(root: SysRoot) -> list[str]:
+    return status_lines_from(status_json(root))
