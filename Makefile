@@ -29,17 +29,23 @@ LINT_PATHS = ib40d tests bench $(filter-out lab/cache lab/run,$(wildcard lab/*))
 lint:
 	$(PYFLAKES) $(LINT_PATHS)
 
-# Everything: lint, then pure, fake-system, real-kernel (netns, needs root),
-# the .deb, and the QEMU lab.
-test: lint
-	$(PYTEST) -v tests
+# The tests, by folder (README.md, "Tests, in layers"): tests/unit (pure
+# code), tests/fake (fake machines: sysfs trees, fake tools and netlink),
+# tests/kernel (network namespaces: root), tests/package (the .deb),
+# tests/lab (the QEMU lab). A test's folder is its layer.
+PURE_TESTS = tests/unit tests/fake
 
-# What the package build runs: no root, no network namespaces, no QEMU.
+# Everything: lint, then every folder in that order.
+test: lint
+	$(PYTEST) -v tests/unit tests/fake tests/kernel tests/package tests/lab
+
+# What the package build runs (debian/rules): no root, no network
+# namespaces, no QEMU.
 test-pure:
-	$(PYTEST) -m "not netns and not lab and not deb" tests
+	$(PYTEST) $(PURE_TESTS)
 
 test-netns:
-	$(PYTEST) -v -m netns tests
+	$(PYTEST) -v tests/kernel
 
 # CLI start-up figures (status, check, plan vs `import pyroute2`).
 bench:

@@ -23,10 +23,10 @@ deb:
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin debian/rules clean >/dev/null
 	@echo "built ./ib40.deb"
 
-# systemd-analyze verify on every shipped unit (tests/test_units.py says how
+# systemd-analyze verify on every shipped unit (tests/fake/test_units.py says how
 # and why; any output is a failure).
 verify-units:
-	$(PYTHON) -m pytest -p no:cacheprovider -q tests/test_units.py
+	$(PYTHON) -m pytest -p no:cacheprovider -q tests/fake/test_units.py
 
 # The shipped sysctl.d file is generated from ib40d/core/tuning.py; a test fails
 # when they disagree, and this target regenerates it.
@@ -34,7 +34,7 @@ sysctl-file:
 	$(PYTHON) -c 'from ib40d.core.tuning import sysctl_d_text; print(sysctl_d_text(), end="")' > sysctl/60-ib40.conf
 
 # ib40.conf(5) and README.md's key table are generated from ib40d/core/schema.py;
-# tests/test_schema.py fails when they disagree, and this target regenerates
+# tests/fake/test_schema.py fails when they disagree, and this target regenerates
 # both.
 schema-docs:
 	$(PYTHON) -m ib40d.commands.schema_docs --man > debian/ib40.conf.5

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 # The shared helpers live in tests/helpers.py, not here: a second conftest.py
-# (tests/lab/) would shadow this one for `from conftest import ...`.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# (tests/lab/) would shadow this one for `from conftest import ...`. The
+# layer folders are on the path too: a kernel test imports the fake-system
+# test module whose fixtures and constants it extends.
+TESTS = Path(__file__).resolve().parent
+for _folder in ("package", "kernel", "fake", "unit", "."):
+    sys.path.insert(0, str(TESTS / _folder))
 
 
 HOST_RUN_IB40 = Path("/run/ib40")

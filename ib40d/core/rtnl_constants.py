@@ -2,8 +2,8 @@
 """The rtnetlink numbers ib40 uses, from the kernel's uapi headers, once.
 
 netlink.py's stdlib reads decode with them; its pyroute2 writes name the
-same attributes, and tests/test_netlink_contract.py checks every number here
-against pyroute2's own tables. /sys/class/net/X/flags and type carry the
+same attributes, and tests/unit/test_netlink_contract.py checks every
+number here against pyroute2's own tables. /sys/class/net/X/flags and type carry the
 IFF_* and ARPHRD_* numbers too. Pure: no imports.
 """
 

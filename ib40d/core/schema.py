@@ -9,7 +9,7 @@ checks between keys (slaves, multiples of miimon, IPoIB mode and MTU...)
 are code in config.py. The README's key table and ib40.conf(5) are rendered
 from this table (`make schema-docs` writes both: `python3 -m ib40d.commands.schema_docs
 --man` prints the page, `--readme README.md` replaces the table in place);
-tests/test_schema.py fails when either is stale.
+tests/fake/test_schema.py fails when either is stale.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ lab's emulated guests). Two dump requests over a raw NETLINK_ROUTE socket
 give the same kernel view in about a millisecond, so pyroute2's IPRoute is
 created on the first write. Only API present in Debian bookworm's
 python3-pyroute2 (0.7.2) is used. Both sides use the numbers in
-rtnl_constants.py; tests/test_netlink_contract.py shows that our dump and
-pyroute2's read a network namespace alike, and that the bond options a write
-encodes read back as they were set.
+rtnl_constants.py; tests/kernel/test_netlink_contract_netns.py shows that
+our dump and pyroute2's read a network namespace alike, and
+tests/unit/test_netlink_contract.py that the bond options a write encodes
+read back as they were set.
 
 Every write goes through `Netlink._write()`, which counts it: a second apply
 on a converged machine must send none, and tests check the count. The

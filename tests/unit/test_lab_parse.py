@@ -7,7 +7,7 @@ import pytest
 
 from lab.parse import delays, parse_bond_events, parse_ping
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "lab" / "data"
 
 
 def verbatim(name):
