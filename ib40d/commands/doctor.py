@@ -21,8 +21,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ib40d.core import ibports, pcie, tuning
-from ib40d.system import sysfs
-from ib40d.system import runner
+from ib40d.system import runner, sysfs
 from ib40d.system.cliargs import config_path, load_config, sysroot
 from ib40d.core.config import Config
 from ib40d.core.diff import LinkDiff, diff
