@@ -2,7 +2,7 @@
 """What a plan is made of: ordered actions, each a plain value.
 
 Planners (plan.py for links, bonds and IPoIB; porttype.py for the card) return
-lists of Action; apply.py runs them. `plan --json` prints them as they are.
+lists of Action; system/apply_engine.py runs them. `plan --json` prints them as they are.
 """
 
 from __future__ import annotations

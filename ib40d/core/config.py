@@ -24,7 +24,7 @@ from ib40d.core import schema
 from ib40d.core.errors import ConfigError, Problem
 from ib40d.core.schema import SECTIONS
 
-DEFAULT_CONFIG = "/etc/ib40.conf"  # also in cli.py, which must not import this module
+DEFAULT_CONFIG = "/etc/ib40.conf"  # also in system/cliargs.py, which must not import this module
 
 # The kernel's IFNAMSIZ is 16 including the NUL; dev_valid_name() refuses
 # "", ".", "..", and names containing "/", ":" or white space.

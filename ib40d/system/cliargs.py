@@ -3,7 +3,7 @@
 configuration and the SysRoot.
 
 Commands import these from here, not from ib40d.commands.cli, which imports the
-commands (cli -> linkready -> cmd_apply -> ... -> cli was a cycle); cli
+commands (cli -> linkready -> apply -> ... -> cli was a cycle); cli
 re-exports them for its other callers.
 """
 
