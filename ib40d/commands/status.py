@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-from ib40d.system import sysfs
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.core.diff import LinkDiff, diff
 from ib40d.system.linkstate import ARPHRD_ETHER
@@ -125,10 +124,13 @@ def collect(cfg, root) -> dict:
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
     status["ib_ports"] = []
-    if root.listdir("/sys/class/infiniband") and sysfs.read_ports(root):
-        from ib40d.commands import opensm
+    if root.listdir("/sys/class/infiniband"):
+        from ib40d.system import sysfs
 
-        status["ib_ports"] = opensm.ports_status(root)
+        if sysfs.read_ports(root):
+            from ib40d.commands import opensm
+
+            status["ib_ports"] = opensm.ports_status(root)
     return status
 
 
