@@ -17,6 +17,8 @@ reads the kernel with stdlib sockets, rtnl.py):
   port never holds network.target for ever;
 - SIGHUP (systemctl reload) re-reads the config; an invalid one is logged and
   the running one kept. Stopping the service leaves the links as they are.
+
+What it says to link-ready, and how, is control_protocol.py's.
 """
 
 from __future__ import annotations
@@ -32,20 +34,17 @@ import time
 import traceback
 from pathlib import Path
 
-import io
-
 # Everything the daemon will ever run is imported at start: a package
 # upgrade replaces these files under a running daemon (it is not restarted,
 # so links don't flap), and a late import would mix two versions.
-from ib40d import notify, rtnl, sync, udevdb
+from ib40d import control_protocol as protocol, notify, rtnl, sync, udevdb
 from ib40d.apply import apply_lock, converge
 from ib40d.cli import config_path, load_config, sysroot
 from ib40d.config import config_files
-from ib40d.cmd_apply import report
+from ib40d.control_protocol import CONTROL_SOCKET, MAX_REQUEST, Line
 from ib40d.netlink import Netlink
 from ib40d.observe import observe
 from ib40d.errors import ConfigError, UserError
-from ib40d.linkready import CONTROL_SOCKET
 from ib40d.plan import missing_slaves
 
 # A saved config is ib40-sync.service's to sync first (its condition sleeps
@@ -56,8 +55,11 @@ DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once
 # A control client has this long to send its request, and again to take the
 # answer; then it is dropped. Requests are one short line ("apply NAME").
 REQUEST_DEADLINE_S = 5.0
-MAX_REQUEST = 512
 MAX_CLIENTS = 256  # more wait in the listen backlog until one is done
+# What an apply did this time: logged at every request. The other lines say
+# how things are (a lasting refusal comes back at every link event): logged
+# when they change.
+EVENTS = (protocol.DONE, protocol.APPLIED)
 
 
 def add_arguments(parser) -> None:
@@ -82,8 +84,9 @@ def answering(path: str) -> bool:
         except BlockingIOError:
             return True  # listening, its backlog full
         with contextlib.suppress(OSError):
-            # Ask something and read the answer: an older daemon, still
-            # running after an upgrade, dies of a client that hangs up.
+            # Ask something (an empty request, refused) and read the answer:
+            # an older daemon, still running after an upgrade, dies of a
+            # client that hangs up.
             probe.sendall(b"\n")
             while probe.recv(4096):
                 pass
@@ -189,14 +192,14 @@ class ControlServer:
         except BlockingIOError:
             return
         client.request += data
-        line, newline, _ = client.request.partition(b"\n")
-        if not newline and data and len(client.request) <= MAX_REQUEST:
+        line = protocol.request_line(client.request, closed=not data)
+        if line is None:
             return  # more to come
         if not client.request:
             self.drop(client)  # hung up without a word (a liveness probe)
             return
-        if len(line) > MAX_REQUEST:
-            client.reply = b"error: request too long\nEND 2\n"
+        if protocol.too_long(line):
+            client.reply = protocol.error("request too long")
         else:  # a line, or what came before the client half-closed
             client.reply = self.answer(line.decode(errors="replace"))
         client.deadline = time.monotonic() + REQUEST_DEADLINE_S
@@ -261,7 +264,7 @@ class Daemon:
         self.pending: set[str] = set()
         self.pending_since: float | None = None
         self.stop = False
-        self.last_report: dict[str | None, set[str]] = {}
+        self.last_report: dict[str | None, set[Line]] = {}
         self.seen: dict[str, tuple] = {}  # configured name -> what its last event said
         # Ports udev has not finished with (renamed, rules run) are left
         # alone until it has, as systemd-networkd does (udevdb.py says why).
@@ -270,9 +273,9 @@ class Daemon:
 
     # ------------------------------------------------------------ applying
 
-    def converge(self, only: str | None = None) -> tuple[list[str], bool]:
+    def converge(self, only: str | None = None) -> tuple[list[Line], bool]:
         """Apply (all, or one link and its bond); log what changed.
-        Returns the report lines and whether everything converged."""
+        Returns the answer's lines and whether everything converged."""
         if config_stamp(config_path(self.args)) != self.cfg_stamp:
             # Edited since we read it (and `ib40d apply` run, whose changes
             # woke us): applying the old file would undo the new one.
@@ -288,17 +291,13 @@ class Daemon:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
             log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
-            return [f"error: could not read the kernel's links: {e}"], False
-        out = io.StringIO()
-        report(result, out)
-        lines = out.getvalue().splitlines()
-        # A lasting refusal (a missing module, a dead port) comes back at
-        # every link event; say it when it changes, not every time.
+            return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
+        lines = protocol.result_lines(result)
         seen = self.last_report.get(only, set())
         for line in lines:
-            if line.startswith(("done:", "applied")) or (line not in seen and not line.startswith("nothing to do")):
+            if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
                 log(f"{only or 'all'}: {line}")
-        self.last_report[only] = {l for l in lines if not l.startswith(("done:", "applied"))}
+        self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
         return lines, result.ok
 
     def check_ready(self) -> None:
@@ -369,15 +368,15 @@ class Daemon:
         self.check_ready()
 
     def answer(self, line: str) -> bytes:
-        """One request, 'apply NAME' -> the result lines, then 'END <rc>'."""
-        request = line.split()
-        if len(request) != 2 or request[0] != "apply":
-            return b"error: bad request\nEND 2\n"
-        name = request[1]
+        """One request line -> the answer (control_protocol.py)."""
+        try:
+            name = protocol.requested_link(line)
+        except protocol.ProtocolError as e:
+            return protocol.error(str(e))
         if name not in self.cfg.names():
-            return f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode()
+            return protocol.error(f"{name} is not configured in {self.cfg.files[0]}")
         lines, ok = self.converge(name)
-        return "".join(f"{l}\n" for l in lines + [f"END {0 if ok else 1}"]).encode()
+        return protocol.answer(lines, protocol.OK if ok else protocol.REFUSED)
 
     def load_new_config(self) -> bool:
         self.cfg_stamp = config_stamp(config_path(self.args))
