@@ -391,9 +391,18 @@ class Daemon:
         return True
 
     def reload(self) -> None:
-        if self.load_new_config():
+        """SIGHUP: `systemctl reload ib40d` (after its ExecReload check)."""
+        # Before the first READY=1, RELOADING=1 then READY=1 would end the
+        # start while bonds still miss slaves: the start's READY comes as usual.
+        notifying = self.ready_sent
+        if notifying:
+            notify.reloading()
+        reloaded = self.load_new_config()
+        if reloaded:
             self.converge()
             self.check_ready()
+        if notifying:
+            notify.ready("configuration reloaded" if reloaded else None)
 
     def check_rules(self) -> None:
         """The udev naming rules are written by `ib40d sync` when the config
@@ -510,6 +519,7 @@ class Daemon:
             self.watch_saved_config()
             if self.args.exit_when_ready and self.ready_sent:
                 break
+        notify.stopping()
         control.close()
         monitor.close()
         self.nl.close()

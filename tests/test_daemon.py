@@ -92,10 +92,38 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
         assert "ready after" in out and "bond7" in out
         assert "mtu 8000" in netns.ip("link", "show", "v1")  # stopping leaves links as they are
         assert not (root / "run/ib40/control.sock").exists()
+        # once ready, each reload is RELOADING=1 ... READY=1 (refused or not), and the stop STOPPING=1
+        msgs = read_notify()
+        after_ready = [m for m in msgs[next(i for i, m in enumerate(msgs) if "READY=1" in m) + 1:]
+                       if not m.startswith("STATUS=")]
+        assert [m.splitlines()[0] for m in after_ready] == [
+            "RELOADING=1", "READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], msgs
+        assert all(m.splitlines()[1].startswith("MONOTONIC_USEC=") for m in after_ready[::2][:2]), msgs
+        assert after_ready[3] == "READY=1\nSTATUS=configuration reloaded", msgs
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_a_reload_before_ready_leaves_the_start_to_end_with_its_own_ready(tmp_path, monkeypatch):
+    # RELOADING=1 then READY=1 while bonds still miss slaves would tell
+    # systemd the start is over: before the first READY=1 a reload says nothing.
+    from ib40d import notify
+    from ib40d.daemon import Daemon
+
+    sent = []
+    monkeypatch.setattr(notify, "_send", sent.append)
+    daemon = Daemon.__new__(Daemon)
+    daemon.ready_sent = False
+    monkeypatch.setattr(daemon, "load_new_config", lambda: True, raising=False)
+    monkeypatch.setattr(daemon, "converge", lambda: None, raising=False)
+    monkeypatch.setattr(daemon, "check_ready", lambda: None, raising=False)
+    daemon.reload()
+    assert sent == []
+    daemon.ready_sent = True
+    daemon.reload()
+    assert [m.splitlines()[0] for m in sent] == ["RELOADING=1", "READY=1"]
 
 
 def test_link_ready_without_daemon_applies_in_process(netns, tmp_path):
