@@ -78,14 +78,6 @@ def _write_manifest(root: SysRoot, paths: list[str]) -> None:
             pass
 
 
-def record_generated(root: SysRoot, abspath: str) -> None:
-    """For any ib40 module that writes a file outside the package (a .link
-    file, a modprobe.d snippet): list it so that purge removes it."""
-    manifest = read_manifest(root)
-    if abspath not in manifest:
-        _write_manifest(root, manifest + [abspath])
-
-
 # ------------------------------------------------------------- files
 
 
