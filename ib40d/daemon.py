@@ -47,10 +47,6 @@ from ib40d.observe import observe
 from ib40d.errors import ConfigError, UserError
 from ib40d.plan import missing_slaves
 
-# A saved config is ib40-sync.service's to sync first (its condition sleeps
-# 1 s, a run takes ~3 s in the lab's emulated guests); the daemon steps in
-# only when it still isn't synced this long after the save.
-SYNC_GRACE_S = 15.0
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
 # A control client has this long to send its request, and again to take the
 # answer; then it is dropped. Requests are one short line ("apply NAME").
@@ -256,8 +252,6 @@ class Daemon:
         self.cfg_bytes = sync.seen_bytes(config_path(args))
         self.cfg = load_config(args)
         self.cfg_stamp = config_stamp(config_path(args))
-        self.saved_stamp = self.cfg_stamp  # the files as watch_saved_config() last saw them
-        self.sync_due: float | None = None
         self.nl = Netlink()
         self.ready_sent = False
         self.started = time.monotonic()
@@ -406,16 +400,18 @@ class Daemon:
 
     def check_rules(self) -> None:
         """The udev naming rules are written by `ib40d sync` when the config
-        is saved; if that did not happen (the path unit missed the save),
-        the ports keep their kernel names. Write them now and say so: the
-        names take effect when the devices are next added."""
+        is saved; if that did not happen (the file was written while the
+        system was down, or ib40-sync.path was stopped), the ports keep their
+        kernel names. Write them now and say so: the names take effect when
+        the devices are next added."""
         if not self.root.is_live:
             return
         path = config_path(self.args)
         try:
             result = sync.sync(self.root, self.cfg, reload=True, sources=path)
-            # Tell ib40-sync.service's ExecCondition these files are done, or the
-            # first write to /etc of each boot costs a Python start for nothing.
+            # Record these files as synced for ib40-sync.service's ExecCondition
+            # (the record is in /run, gone after a reboot), or the first write
+            # to /etc of each boot costs a Python start for nothing.
             # Unless the file was saved since we read it: then sync must run.
             if sync.seen_bytes(path) == self.cfg_bytes:
                 sync.record_seen(self.root, self.cfg_bytes)
@@ -428,39 +424,6 @@ class Daemon:
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
                 + "; ".join(result.changed + result.notes))
-
-    def watch_saved_config(self, now: float | None = None) -> None:
-        """ib40-sync.path misses a save that lands while ib40-sync.service
-        runs (systemd 252 watches nothing then), which leaves the rules of
-        the previous file in place until the next write to /etc. The daemon,
-        awake every second anyway, notices the files changed; if
-        SYNC_GRACE_S later they still differ from what the last sync
-        recorded, it syncs them itself. Like a save, this applies no link."""
-        now = time.monotonic() if now is None else now
-        path = config_path(self.args)
-        stamp = config_stamp(path)
-        if stamp != self.saved_stamp:
-            self.saved_stamp, self.sync_due = stamp, now + SYNC_GRACE_S
-            return
-        if self.sync_due is None or now < self.sync_due:
-            return
-        self.sync_due = None
-        seen = sync.seen_bytes(path)
-        if seen == sync.recorded_seen(self.root):
-            return  # ib40-sync.service has done it
-        try:
-            sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
-            cfg = load_config(self.args)
-            result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
-        except ConfigError as e:
-            log(f"warning: {path} was saved with {len(e.problems)} problem(s) and not synced; "
-                "`ib40d check` lists them")
-            return
-        except OSError as e:
-            log(f"warning: {path} was saved but could not be synced ({describe(e)})")
-            return
-        log(f"{path} was saved but not synced by ib40-sync.service; "
-            + "; ".join(result.changed + result.notes or ["generated files are up to date"]))
 
     # ---------------------------------------------------------------- loop
 
@@ -516,7 +479,6 @@ class Daemon:
             self.on_udev_progress()
             self.flush_pending()
             self.check_ready()
-            self.watch_saved_config()
             if self.args.exit_when_ready and self.ready_sent:
                 break
         notify.stopping()
