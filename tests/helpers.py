@@ -95,3 +95,13 @@ def start_daemon(netns: str, conf, root, *args, env: dict | None = None, mounts:
                       netns, mount)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})), cwd=REPO)
+
+
+def connect_unix(path: str, timeout: float = 60.0):
+    """A blocking client socket connected to the unix socket PATH."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    return s

@@ -17,6 +17,8 @@ reads the kernel with stdlib sockets, rtnl.py):
   port never holds network.target for ever;
 - SIGHUP (systemctl reload) re-reads the config; an invalid one is logged and
   the running one kept. Stopping the service leaves the links as they are.
+
+What it says to link-ready, and how, is control_protocol.py's.
 """
 
 from __future__ import annotations
@@ -32,33 +34,30 @@ import time
 import traceback
 from pathlib import Path
 
-import io
-
 # Everything the daemon will ever run is imported at start: a package
 # upgrade replaces these files under a running daemon (it is not restarted,
 # so links don't flap), and a late import would mix two versions.
+from ib40d.core import control_protocol as protocol
 from ib40d.system import notify, rtnl, udevdb
 from ib40d.commands import sync
 from ib40d.system.apply_engine import apply_lock, converge
 from ib40d.system.cliargs import config_path, load_config, sysroot
 from ib40d.system.config_reader import config_files
-from ib40d.commands.apply import report
+from ib40d.core.control_protocol import CONTROL_SOCKET, MAX_REQUEST, Line
 from ib40d.system.netlink import Netlink
 from ib40d.system.observe import observe
 from ib40d.core.errors import ConfigError, UserError
-from ib40d.commands.linkready import CONTROL_SOCKET
 from ib40d.core.plan import missing_slaves
 
-# A saved config is ib40-sync.service's to sync first (its condition sleeps
-# 1 s, a run takes ~3 s in the lab's emulated guests); the daemon steps in
-# only when it still isn't synced this long after the save.
-SYNC_GRACE_S = 15.0
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
 # A control client has this long to send its request, and again to take the
 # answer; then it is dropped. Requests are one short line ("apply NAME").
 REQUEST_DEADLINE_S = 5.0
-MAX_REQUEST = 512
 MAX_CLIENTS = 256  # more wait in the listen backlog until one is done
+# What an apply did this time: logged at every request. The other lines say
+# how things are (a lasting refusal comes back at every link event): logged
+# when they change.
+EVENTS = (protocol.DONE, protocol.APPLIED)
 
 
 def add_arguments(parser) -> None:
@@ -83,8 +82,9 @@ def answering(path: str) -> bool:
         except BlockingIOError:
             return True  # listening, its backlog full
         with contextlib.suppress(OSError):
-            # Ask something and read the answer: an older daemon, still
-            # running after an upgrade, dies of a client that hangs up.
+            # Ask something (an empty request, refused) and read the answer:
+            # an older daemon, still running after an upgrade, dies of a
+            # client that hangs up.
             probe.sendall(b"\n")
             while probe.recv(4096):
                 pass
@@ -190,14 +190,14 @@ class ControlServer:
         except BlockingIOError:
             return
         client.request += data
-        line, newline, _ = client.request.partition(b"\n")
-        if not newline and data and len(client.request) <= MAX_REQUEST:
+        line = protocol.request_line(client.request, closed=not data)
+        if line is None:
             return  # more to come
         if not client.request:
             self.drop(client)  # hung up without a word (a liveness probe)
             return
-        if len(line) > MAX_REQUEST:
-            client.reply = b"error: request too long\nEND 2\n"
+        if protocol.too_long(line):
+            client.reply = protocol.error("request too long")
         else:  # a line, or what came before the client half-closed
             client.reply = self.answer(line.decode(errors="replace"))
         client.deadline = time.monotonic() + REQUEST_DEADLINE_S
@@ -254,15 +254,13 @@ class Daemon:
         self.cfg_bytes = sync.seen_bytes(config_path(args))
         self.cfg = load_config(args)
         self.cfg_stamp = config_stamp(config_path(args))
-        self.saved_stamp = self.cfg_stamp  # the files as watch_saved_config() last saw them
-        self.sync_due: float | None = None
         self.nl = Netlink()
         self.ready_sent = False
         self.started = time.monotonic()
         self.pending: set[str] = set()
         self.pending_since: float | None = None
         self.stop = False
-        self.last_report: dict[str | None, set[str]] = {}
+        self.last_report: dict[str | None, set[Line]] = {}
         self.seen: dict[str, tuple] = {}  # configured name -> what its last event said
         # Ports udev has not finished with (renamed, rules run) are left
         # alone until it has, as systemd-networkd does (udevdb.py says why).
@@ -271,9 +269,9 @@ class Daemon:
 
     # ------------------------------------------------------------ applying
 
-    def converge(self, only: str | None = None) -> tuple[list[str], bool]:
+    def converge(self, only: str | None = None) -> tuple[list[Line], bool]:
         """Apply (all, or one link and its bond); log what changed.
-        Returns the report lines and whether everything converged."""
+        Returns the answer's lines and whether everything converged."""
         if config_stamp(config_path(self.args)) != self.cfg_stamp:
             # Edited since we read it (and `ib40d apply` run, whose changes
             # woke us): applying the old file would undo the new one.
@@ -289,17 +287,13 @@ class Daemon:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
             log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
-            return [f"error: could not read the kernel's links: {e}"], False
-        out = io.StringIO()
-        report(result, out)
-        lines = out.getvalue().splitlines()
-        # A lasting refusal (a missing module, a dead port) comes back at
-        # every link event; say it when it changes, not every time.
+            return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
+        lines = protocol.result_lines(result)
         seen = self.last_report.get(only, set())
         for line in lines:
-            if line.startswith(("done:", "applied")) or (line not in seen and not line.startswith("nothing to do")):
+            if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
                 log(f"{only or 'all'}: {line}")
-        self.last_report[only] = {l for l in lines if not l.startswith(("done:", "applied"))}
+        self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
         return lines, result.ok
 
     def check_ready(self) -> None:
@@ -370,15 +364,15 @@ class Daemon:
         self.check_ready()
 
     def answer(self, line: str) -> bytes:
-        """One request, 'apply NAME' -> the result lines, then 'END <rc>'."""
-        request = line.split()
-        if len(request) != 2 or request[0] != "apply":
-            return b"error: bad request\nEND 2\n"
-        name = request[1]
+        """One request line -> the answer (control_protocol.py)."""
+        try:
+            name = protocol.requested_link(line)
+        except protocol.ProtocolError as e:
+            return protocol.error(str(e))
         if name not in self.cfg.names():
-            return f"error: {name} is not configured in {self.cfg.files[0]}\nEND 2\n".encode()
+            return protocol.error(f"{name} is not configured in {self.cfg.files[0]}")
         lines, ok = self.converge(name)
-        return "".join(f"{l}\n" for l in lines + [f"END {0 if ok else 1}"]).encode()
+        return protocol.answer(lines, protocol.OK if ok else protocol.REFUSED)
 
     def load_new_config(self) -> bool:
         self.cfg_stamp = config_stamp(config_path(self.args))
@@ -393,22 +387,33 @@ class Daemon:
         return True
 
     def reload(self) -> None:
-        if self.load_new_config():
+        """SIGHUP: `systemctl reload ib40d` (after its ExecReload check)."""
+        # Before the first READY=1, RELOADING=1 then READY=1 would end the
+        # start while bonds still miss slaves: the start's READY comes as usual.
+        notifying = self.ready_sent
+        if notifying:
+            notify.reloading()
+        reloaded = self.load_new_config()
+        if reloaded:
             self.converge()
             self.check_ready()
+        if notifying:
+            notify.ready("configuration reloaded" if reloaded else None)
 
     def check_rules(self) -> None:
         """The udev naming rules are written by `ib40d sync` when the config
-        is saved; if that did not happen (the path unit missed the save),
-        the ports keep their kernel names. Write them now and say so: the
-        names take effect when the devices are next added."""
+        is saved; if that did not happen (the file was written while the
+        system was down, or ib40-sync.path was stopped), the ports keep their
+        kernel names. Write them now and say so: the names take effect when
+        the devices are next added."""
         if not self.root.is_live:
             return
         path = config_path(self.args)
         try:
             result = sync.sync(self.root, self.cfg, reload=True, sources=path)
-            # Tell ib40-sync.service's ExecCondition these files are done, or the
-            # first write to /etc of each boot costs a Python start for nothing.
+            # Record these files as synced for ib40-sync.service's ExecCondition
+            # (the record is in /run, gone after a reboot), or the first write
+            # to /etc of each boot costs a Python start for nothing.
             # Unless the file was saved since we read it: then sync must run.
             if sync.seen_bytes(path) == self.cfg_bytes:
                 sync.record_seen(self.root, self.cfg_bytes)
@@ -421,39 +426,6 @@ class Daemon:
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
                 + "; ".join(result.changed + result.notes))
-
-    def watch_saved_config(self, now: float | None = None) -> None:
-        """ib40-sync.path misses a save that lands while ib40-sync.service
-        runs (systemd 252 watches nothing then), which leaves the rules of
-        the previous file in place until the next write to /etc. The daemon,
-        awake every second anyway, notices the files changed; if
-        SYNC_GRACE_S later they still differ from what the last sync
-        recorded, it syncs them itself. Like a save, this applies no link."""
-        now = time.monotonic() if now is None else now
-        path = config_path(self.args)
-        stamp = config_stamp(path)
-        if stamp != self.saved_stamp:
-            self.saved_stamp, self.sync_due = stamp, now + SYNC_GRACE_S
-            return
-        if self.sync_due is None or now < self.sync_due:
-            return
-        self.sync_due = None
-        seen = sync.seen_bytes(path)
-        if seen == sync.recorded_seen(self.root):
-            return  # ib40-sync.service has done it
-        try:
-            sync.record_seen(self.root, seen)  # as sync does: an invalid file is reported once
-            cfg = load_config(self.args)
-            result = sync.sync(self.root, cfg, reload=self.root.is_live, sources=path)
-        except ConfigError as e:
-            log(f"warning: {path} was saved with {len(e.problems)} problem(s) and not synced; "
-                "`ib40d check` lists them")
-            return
-        except OSError as e:
-            log(f"warning: {path} was saved but could not be synced ({describe(e)})")
-            return
-        log(f"{path} was saved but not synced by ib40-sync.service; "
-            + "; ".join(result.changed + result.notes or ["generated files are up to date"]))
 
     # ---------------------------------------------------------------- loop
 
@@ -509,9 +481,9 @@ class Daemon:
             self.on_udev_progress()
             self.flush_pending()
             self.check_ready()
-            self.watch_saved_config()
             if self.args.exit_when_ready and self.ready_sent:
                 break
+        notify.stopping()
         control.close()
         monitor.close()
         self.nl.close()

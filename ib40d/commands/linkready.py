@@ -10,7 +10,8 @@ only the link unit), it applies in-process and says so.
 
 The unit's exact form, `ib40d link-ready NAME`, comes straight here from
 cli.main without argparse (see quick()): this module imports only socket,
-sys, os and time until it has to apply in-process.
+sys, os, time and the protocol (control_protocol.py) until it has to apply
+in-process.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ import socket
 import sys
 import time
 
+from ib40d.core import control_protocol as protocol
+from ib40d.core.control_protocol import CONTROL_SOCKET
 from ib40d.core.errors import UserError
 
-
-# The daemon listens here; root only (0600), it changes the network.
-CONTROL_SOCKET = "/run/ib40/control.sock"
 DEFAULT_WAIT_S = 10.0
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -37,18 +37,15 @@ def add_arguments(parser) -> None:
                         help="give up on the daemon's answer after S seconds (default 60)")
 
 
-def ask_daemon(path: str, name: str, timeout: float) -> tuple[list[str], int]:
+def ask_daemon(path: str, name: str, timeout: float) -> tuple[list[protocol.Line], int]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(f"apply {name}\n".encode())
-        lines = []
-        for line in s.makefile("r"):
-            line = line.rstrip("\n")
-            if line.startswith("END "):
-                return lines, int(line.split()[1])
-            lines.append(line)
-    raise UserError(f"ib40d.service closed the connection before answering for {name}")
+        s.sendall(protocol.request(name))
+        try:
+            return protocol.read_answer(s.makefile("r"))
+        except protocol.ProtocolError as e:
+            raise UserError(f"ib40d.service {e} for {name}") from None
 
 
 def request(path: str, name: str, wait: float, timeout: float, apply_in_process) -> int:
@@ -80,7 +77,7 @@ def request(path: str, name: str, wait: float, timeout: float, apply_in_process)
         except OSError as e:  # the daemon restarting mid-request, a full queue...
             raise UserError(f"ib40d.service did not answer for {name}: {e.strerror or e}") from None
     for line in lines:
-        print(line, file=sys.stderr if line.startswith("error:") else sys.stdout)
+        print(line, file=sys.stderr if line.kind == protocol.ERROR else sys.stdout)
     return rc
 
 

@@ -2,7 +2,8 @@
 """`ib40d sync`: write the files derived from /etc/ib40.conf, then tell udev.
 
 Run by ib40-sync.service whenever ib40-sync.path sees /etc/ib40.conf (or
-/etc/ib40.conf.d/) change, by the package's postinst, or by hand. It writes:
+/etc/ib40.conf.d/) change, by the package's postinst, or by hand; the
+daemon does the same at start (daemon.check_rules). It writes:
 
 - the udev rules of ib40d.core.udev, under /etc/udev/rules.d (not /run: the names
   must be there when udev enumerates devices at boot, before any ib40 unit
@@ -37,9 +38,11 @@ from ib40d.system.sysroot import SysRoot
 SHIPPED_SYSCTL = "/usr/lib/sysctl.d/60-ib40.conf"
 SYSCTL_MASK = "/etc/sysctl.d/60-ib40.conf"
 # The configuration text sync last read (main file, then drop-ins in C
-# order). ib40-sync.service's ExecCondition compares it with the files so
-# that the broad watch of ib40-sync.path (all of /etc, see there) runs a
-# Python process only when the configuration really changed.
+# order). /usr/lib/ib40/config-changed, the ExecCondition of ib40-sync.service
+# and ib40-sync-check.service, compares it with the files so that the broad
+# watch of ib40-sync.path (all of /etc, see there) runs a Python process only
+# when the configuration really changed, and so that a save landing after
+# this was read is synced again (ib40-sync-check.service).
 SEEN_COPY = "/run/ib40/synced.conf"
 # Paths `ib40d sync` created, one a line: the postrm's purge removes exactly
 # these, and sync removes a sysctl mask only when it made it itself.
@@ -77,14 +80,6 @@ def _write_manifest(root: SysRoot, paths: list[str]) -> None:
             root.path(MANIFEST).unlink()
         except FileNotFoundError:
             pass
-
-
-def record_generated(root: SysRoot, abspath: str) -> None:
-    """For any ib40 module that writes a file outside the package (a .link
-    file, a modprobe.d snippet): list it so that purge removes it."""
-    manifest = read_manifest(root)
-    if abspath not in manifest:
-        _write_manifest(root, manifest + [abspath])
 
 
 # ------------------------------------------------------------- files
@@ -209,7 +204,7 @@ def sync(root: SysRoot, config: Config | None, reload: bool, sources: str = "/et
 
 
 def seen_bytes(path: str) -> bytes:
-    """What ib40-sync.service's ExecCondition prints under LC_ALL=C: the
+    """What config-changed's find and cat print under LC_ALL=C: the
     main file, then the drop-ins in byte order, regular files only; missing,
     unreadable or other files (a FIFO, /dev/zero) add nothing. Of a file too
     large to be a configuration only the start is taken, so the copy never
@@ -233,36 +228,14 @@ def record_seen(root: SysRoot, data: bytes) -> None:
     os.replace(tmp, target)
 
 
-def recorded_seen(root: SysRoot) -> bytes | None:
-    """What the last sync recorded with record_seen(), or None."""
-    try:
-        return root.path(SEEN_COPY).read_bytes()
-    except OSError:
-        return None
-
-
-MAX_ROUNDS = 5
-
-
 def run(args) -> int:
     root = sysroot(args)
     path = config_path(args)
-    # A path unit does not watch while its service runs: a save landing
-    # during this run (a file written next to ib40.conf triggers us, then
-    # renamed over it) would go unseen. So: read, sync, and go again while
-    # the files no longer match what this round read.
-    for _ in range(MAX_ROUNDS):
-        seen = seen_bytes(path)
-        # Recorded before parsing, even for an invalid file, so unrelated /etc
-        # events don't repeat its errors (ExecCondition compares with it).
-        record_seen(root, seen)
-        sync_once(args, root, path)
-        if seen_bytes(path) == seen:
-            break
-    return 0
-
-
-def sync_once(args, root: SysRoot, path: str) -> None:
+    # Recorded before parsing, even for an invalid file, so unrelated /etc
+    # events don't repeat its errors; and no later than parsing, so that a
+    # save landing after this read differs from the record, which is what
+    # ib40-sync-check.service looks for when this run is over.
+    record_seen(root, seen_bytes(path))
     config = load_config(args) if os.path.exists(path) else None  # ConfigError: nothing written
     sources = ", ".join(config.files) if config and config.files else path
     # udevadm and sysctl act on the running system: never for --root DIR.
@@ -275,3 +248,4 @@ def sync_once(args, root: SysRoot, path: str) -> None:
         print("generated files are up to date")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    return 0

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""sd_notify for ib40d.service (Type=notify): READY=1 and STATUS= lines.
+"""sd_notify for ib40d.service (Type=notify): READY=1, STATUS=, and
+RELOADING=1 and STOPPING=1 around a reload (SIGHUP) and a stop.
 
 Outside systemd (NOTIFY_SOCKET unset: a shell, a test) every call is a no-op,
 so callers never check where they run. sdnotify is imported only when there
@@ -9,6 +10,7 @@ is a socket to talk to.
 from __future__ import annotations
 
 import os
+import time
 
 _notifier = None
 _notifier_for: str | None = None  # the NOTIFY_SOCKET _notifier is connected to
@@ -45,8 +47,12 @@ def ready(text: str | None = None) -> None:
 
 
 def reloading() -> None:
-    _send("RELOADING=1")
+    """RELOADING=1: systemd shows the unit reloading until READY=1 says the
+    reload is done. MONOTONIC_USEC=, which systemd 253+ reads with it to
+    match the two, is ignored by 252."""
+    _send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
 
 
 def stopping() -> None:
+    """STOPPING=1: the service is going down (systemctl status says so)."""
     _send("STOPPING=1")

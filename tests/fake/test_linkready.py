@@ -147,3 +147,12 @@ def test_a_daemon_with_a_full_backlog_is_waited_for(tmp_path):
         filler.close()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "applied 1 change\n"
+
+
+def test_an_answer_that_is_not_the_protocol_is_one_line_not_a_traceback(tmp_path):
+    daemon = FakeDaemon(tmp_path, ["done: link.up eth40a: state down -> up"], "x")
+    proc = run_unit_command(tmp_path, "link-ready", "eth40a")
+    daemon.close()
+    assert proc.returncode == 1
+    assert "ib40d link-ready: ib40d.service ended its answer with 'END x' for eth40a" in proc.stderr
+    assert "Traceback" not in proc.stderr

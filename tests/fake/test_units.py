@@ -21,6 +21,9 @@ import pytest
 from helpers import REPO
 
 UNITS = REPO / "units"
+# The package's own programs the units run besides /usr/bin/ib40d, from the
+# tree (debian/ib40.install puts them there).
+SHIPPED_PROGRAMS = {"/usr/lib/ib40/config-changed": REPO / "libexec/config-changed"}
 UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".path", ".socket", ".timer"))
 HOST_UNITS = Path("/usr/lib/systemd/system")
 # Keys that describe rather than decide: no "why" comment needed.
@@ -28,9 +31,9 @@ SELF_EXPLAINING = {"Description", "Documentation", "Unit"}
 # Programs of recommended packages that units run: present in the verify
 # root as they are on a machine with the Recommends installed.
 RECOMMENDED_PROGRAMS = ("/usr/sbin/opensm",)
-# Programs of essential packages that units run (ExecCondition=/bin/sh):
-# copied from the host into the verify root.
-ESSENTIAL_PROGRAMS = ("/bin/sh", "/bin/kill")
+# Programs of essential packages that units run (/bin/kill, systemctl, the
+# shell of config-changed): copied from the host into the verify root.
+ESSENTIAL_PROGRAMS = ("/bin/sh", "/bin/kill", "/bin/systemctl")
 
 
 def add_programs(root: Path) -> None:
@@ -68,6 +71,9 @@ def verify_root(tmp_path: Path, unit_files, ib40d_shim: bool = True) -> Path:
         shim = root / "usr/bin/ib40d"
         shim.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec /usr/bin/python3 -m ib40d "$@"\n')
         shim.chmod(0o755)
+    for program, source in SHIPPED_PROGRAMS.items():
+        (root / program.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / program.lstrip("/"))
     add_programs(root)
     return root
 
@@ -87,7 +93,7 @@ def verify_env(tmp_path_factory):
 def test_the_units_we_ship_are_there():
     names = {p.name for p in UNIT_FILES}
     assert {"ib40d.service", "ib40-link@.service", "ib40-porttype.service", "ib40-opensm-gate.service",
-            "ib40-sync.path", "ib40-sync-dropins.path", "ib40-sync.service"} <= names
+            "ib40-sync.path", "ib40-sync-dropins.path", "ib40-sync.service", "ib40-sync-check.service"} <= names
 
 
 @pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
@@ -207,17 +213,30 @@ def test_sync_path_watches_the_config_and_its_dropins():
     assert parse(UNITS / "ib40-sync.service")["Service"]["ExecStart"] == "/usr/bin/ib40d sync"
 
 
+def test_a_save_while_sync_runs_is_checked_once_systemd_watches_again():
+    """systemd stops watching /etc while ib40-sync.service runs. The one
+    backstop: ib40-sync-check.service, started at the end of every run
+    (skipped, synced or failed), compares again and runs the sync again."""
+    sync_unit, check_unit = UNITS / "ib40-sync.service", UNITS / "ib40-sync-check.service"
+    assert all_values(sync_unit, "OnSuccess") == all_values(sync_unit, "OnFailure") == ["ib40-sync-check.service"]
+    # what it checks is what the last finished run recorded
+    assert all_values(check_unit, "After") == ["ib40-sync.service"]
+    # watched while it runs: no path unit triggers it
+    assert all(parse(unit)["Path"].get("Unit") == "ib40-sync.service" for unit in UNITS.glob("*.path"))
+    # syncs run in ib40-sync.service only, and the check is over before one ends
+    assert parse(check_unit)["Service"]["ExecStart"] == "/bin/systemctl --no-block start ib40-sync.service"
+    # one comparison for both, and no sleep in either
+    assert all_values(sync_unit, "ExecCondition") == all_values(check_unit, "ExecCondition") == list(SHIPPED_PROGRAMS)
+    assert os.access(SHIPPED_PROGRAMS["/usr/lib/ib40/config-changed"], os.X_OK)
+    # started at every write to /etc: no start limit that a burst would hit
+    for unit in (sync_unit, check_unit):
+        assert parse(unit)["Unit"]["StartLimitIntervalSec"] == "0"
+
+
 def sync_condition(root: Path) -> list[str]:
     """ib40-sync.service's ExecCondition, pointed at a fake root."""
-    cmd = parse(UNITS / "ib40-sync.service")["Service"]["ExecCondition"]
-    assert cmd.startswith("/bin/sh -c '") and cmd.endswith("'")
-    script = cmd[len("/bin/sh -c '"):-1]
-    # the second it waits for a rename to land is not what is tested here
-    assert script.startswith("sleep 1; ")
-    script = script[len("sleep 1; "):]
-    for top in ("/etc/", "/run/"):
-        script = script.replace(top, f"{root}{top}")
-    return ["/bin/sh", "-c", script]
+    (program,) = all_values(UNITS / "ib40-sync.service", "ExecCondition")
+    return ["env", f"IB40_ROOT={root}", "/bin/sh", str(SHIPPED_PROGRAMS[program])]
 
 
 def test_sync_condition_passes_only_when_the_config_changed(tmp_path):

@@ -92,10 +92,38 @@ def test_daemon_applies_notifies_handles_hotplug_and_requests(netns, tmp_path, n
         assert "ready after" in out and "bond7" in out
         assert "mtu 8000" in netns.ip("link", "show", "v1")  # stopping leaves links as they are
         assert not (root / "run/ib40/control.sock").exists()
+        # once ready, each reload is RELOADING=1 ... READY=1 (refused or not), and the stop STOPPING=1
+        msgs = read_notify()
+        after_ready = [m for m in msgs[next(i for i, m in enumerate(msgs) if "READY=1" in m) + 1:]
+                       if not m.startswith("STATUS=")]
+        assert [m.splitlines()[0] for m in after_ready] == [
+            "RELOADING=1", "READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], msgs
+        assert all(m.splitlines()[1].startswith("MONOTONIC_USEC=") for m in after_ready[::2][:2]), msgs
+        assert after_ready[3] == "READY=1\nSTATUS=configuration reloaded", msgs
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_a_reload_before_ready_leaves_the_start_to_end_with_its_own_ready(tmp_path, monkeypatch):
+    # RELOADING=1 then READY=1 while bonds still miss slaves would tell
+    # systemd the start is over: before the first READY=1 a reload says nothing.
+    from ib40d.system import notify
+    from ib40d.commands.daemon import Daemon
+
+    sent = []
+    monkeypatch.setattr(notify, "_send", sent.append)
+    daemon = Daemon.__new__(Daemon)
+    daemon.ready_sent = False
+    monkeypatch.setattr(daemon, "load_new_config", lambda: True, raising=False)
+    monkeypatch.setattr(daemon, "converge", lambda: None, raising=False)
+    monkeypatch.setattr(daemon, "check_ready", lambda: None, raising=False)
+    daemon.reload()
+    assert sent == []
+    daemon.ready_sent = True
+    daemon.reload()
+    assert [m.splitlines()[0] for m in sent] == ["RELOADING=1", "READY=1"]
 
 
 def test_link_ready_without_daemon_applies_in_process(netns, tmp_path):
@@ -156,87 +184,3 @@ def test_apply_after_an_edit_is_not_undone_by_the_daemon(netns, tmp_path):
         out, _ = daemon.communicate(timeout=10)
     assert "configuration reloaded" in out, out
     assert "mtu 7000 -> 9000" not in out
-
-
-def config_watcher(tmp_path):
-    """A daemon (only what watch_saved_config uses) on TMP_PATH/etc/ib40.conf,
-    synced as ib40-sync left it at the first save -> (daemon, conf, root)."""
-    import argparse
-
-    from ib40d.commands import daemon as daemon_mod, sync
-    from ib40d.system.sysroot import SysRoot
-
-    conf = tmp_path / "etc/ib40.conf"
-    conf.parent.mkdir(parents=True)
-    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n")
-    args = argparse.Namespace(root=str(tmp_path), config=None)
-    root = SysRoot(tmp_path)
-    d = daemon_mod.Daemon.__new__(daemon_mod.Daemon)
-    d.args, d.root = args, root
-    d.saved_stamp, d.sync_due = daemon_mod.config_stamp(str(conf)), None
-    sync.sync(root, daemon_mod.load_config(args), reload=False)
-    sync.record_seen(root, conf.read_bytes())
-    return d, conf, root
-
-
-def test_a_save_ib40_sync_missed_is_synced_by_the_daemon(tmp_path, capsys):
-    # ib40-sync.path watches nothing while ib40-sync.service runs: a second
-    # save in that window is synced by the daemon, after ib40-sync's grace.
-    from ib40d.commands import daemon as daemon_mod, sync
-    from ib40d.core import udev
-
-    d, conf, root = config_watcher(tmp_path)
-    grace = daemon_mod.SYNC_GRACE_S
-
-    d.watch_saved_config(now=100)  # nothing saved since: nothing to do
-    assert d.sync_due is None
-    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
-    os.utime(conf, ns=(1, 1))  # a stamp surely unlike the first (mtime granularity)
-    d.watch_saved_config(now=101)
-    assert d.sync_due == 101 + grace
-    d.watch_saved_config(now=100 + grace)  # ib40-sync.service's turn still
-    assert "eth40c" not in root.read(udev.HOOKS_RULES)
-    d.watch_saved_config(now=102 + grace)
-    assert "eth40c" in root.read(udev.HOOKS_RULES)
-    assert sync.recorded_seen(root) == conf.read_bytes()
-    assert "was saved but not synced by ib40-sync.service; wrote" in capsys.readouterr().out
-
-    # when ib40-sync.service did sync the save, the daemon leaves it alone
-    conf.write_text("[link eth40a]\nmac = 00:02:c9:3e:ca:b0\n")
-    os.utime(conf, ns=(2, 2))
-    sync.record_seen(root, conf.read_bytes())
-    d.watch_saved_config(now=200)
-    d.watch_saved_config(now=201 + grace)
-    assert "eth40c" in root.read(udev.HOOKS_RULES)  # untouched: sync's business
-    assert capsys.readouterr().out == ""
-
-    # an invalid save: said once, nothing written
-    conf.write_text("[link eth40a]\nmtu = 1\n")
-    os.utime(conf, ns=(3, 3))
-    d.watch_saved_config(now=300)
-    d.watch_saved_config(now=301 + grace)
-    d.watch_saved_config(now=302 + grace)
-    out = capsys.readouterr().out
-    assert out.count("saved with 1 problem(s) and not synced") == 1, out
-    assert "eth40c" in root.read(udev.HOOKS_RULES)
-
-
-def test_a_save_whose_files_cannot_be_written_is_a_warning(tmp_path, capsys, monkeypatch):
-    # /etc read-only or full when the daemon syncs a missed save: one line, and it runs on.
-    import errno
-
-    from ib40d.commands import daemon as daemon_mod, sync
-
-    d, conf, _ = config_watcher(tmp_path)
-
-    def read_only(*_args, **_kw):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/etc/udev/rules.d/70-ib40-names.rules")
-
-    monkeypatch.setattr(sync, "sync", read_only)
-    conf.write_text("[link eth40c]\nmac = 00:02:c9:3e:ca:b2\n")
-    os.utime(conf, ns=(1, 1))
-    d.watch_saved_config(now=100)
-    for now in (101 + daemon_mod.SYNC_GRACE_S, 102 + daemon_mod.SYNC_GRACE_S):
-        d.watch_saved_config(now=now)
-    assert capsys.readouterr().out == (f"warning: {conf} was saved but could not be synced "
-                                       "(/etc/udev/rules.d/70-ib40-names.rules: Read-only file system)\n")

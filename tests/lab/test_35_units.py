@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The package's own machinery in a booted guest: the units and udev rules
 as installed by `apt install ./ib40.deb`, and ib40-sync.path regenerating
-the rules when the file is saved by renaming a new one over it. (The CPU a
-boot pays: test_10_boot; hotplug and purge: test_40_hotplug, test_80_purge.)"""
+the rules when the file is saved by renaming a new one over it, also when
+the save lands while a sync runs, and after a burst of writes to /etc. (The
+CPU a boot pays: test_10_boot; hotplug and purge: test_40_hotplug,
+test_80_purge.)"""
 import os
 import re
 
@@ -84,7 +86,7 @@ def test_opensm_gates_systemd_calls_work_with_this_releases_pystemd(ib40_lab, fi
 @pytest.mark.parametrize("key", ["a", "b"])
 def test_units_rules_and_marks_after_boot(ib40_lab, key):
     vm = ib40_lab.vms[key]
-    for unit in ("ib40d.service", "ib40-sync.path",
+    for unit in ("ib40d.service", "ib40-sync.path", "ib40-sync-dropins.path",
                  "ib40-link@eth40a.service", "ib40-link@eth40b.service"):
         assert unit_state(vm, unit) == "active", unit
     # no mlx4 card, no RDMA device: the card's units are never started
@@ -130,3 +132,74 @@ def test_editing_the_config_regenerates_the_rules(ib40_lab, figures):
                           "hooks rules without eth40z")
     assert vm.run("systemctl show --value -p NRestarts -p ExecMainStartTimestampMonotonic "
                   "ib40-link@eth40a.service").out == starts_before
+
+
+HOLD = "/run/systemd/system/ib40-sync.service.d/lab-hold.conf"
+
+
+def test_a_save_while_sync_runs_is_synced_once_it_is_over(ib40_lab, figures):
+    """systemd does not watch /etc while ib40-sync.service runs: a save
+    landing after `ib40d sync` read the file is seen by no path unit.
+    ib40-sync-check.service, started when the run is over, compares again
+    and syncs it, with no daemon running (it used to be the daemon's job, 15
+    s later). The run is held open after the sync by a drop-in, so that the
+    save surely lands in it."""
+    vm = ib40_lab.vms["a"]
+    original = vm.get("/etc/ib40.conf").decode()
+    extra = "\n[link eth40y]\nmac = 02:00:00:00:40:79\n"
+    state = "systemctl show -P ActiveState ib40-sync.service"
+    # when ib40-sync-check.service last ran its ExecStart, i.e. started a sync
+    check_started = "systemctl show -P ExecMainStartTimestampMonotonic ib40-sync-check.service"
+    vm.run(["mkdir", "-p", os.path.dirname(HOLD)])
+    vm.put(HOLD, "[Service]\n# the lab holds the run open after the sync\nExecStartPost=/bin/sleep 8\n")
+    vm.run("systemctl daemon-reload && systemctl stop ib40d.service", timeout=120)
+    try:
+        vm.put("/etc/ib40.conf", original + extra)
+        scenario.wait_for(vm, lambda v: ("eth40y" in v.run(["cat", HOOKS]).out
+                                         and v.run(state).out.strip() == "activating") or "not yet",
+                          60, "the sync of eth40y done, its run held open")
+        before = vm.run(check_started).out.strip()
+        vm.put("/etc/ib40.conf", original)
+        assert vm.run(state).out.strip() == "activating"  # the save landed while nothing watched
+        secs = scenario.wait_for(vm, lambda v: "eth40y" not in v.run(["cat", HOOKS]).out or "not yet", 90,
+                                 "hooks rules without eth40y")
+        after = vm.run(check_started).out.strip()
+        figures("sync", "%s: a save while ib40-sync.service ran (held 8 s), no daemon: synced %.1f s later"
+                % (vm.hostname, secs))
+    finally:
+        vm.run(["rm", "-f", HOLD])
+        vm.run("systemctl daemon-reload", timeout=120)
+        vm.put("/etc/ib40.conf", original)
+        vm.run("systemctl start ib40d.service", timeout=120)
+        scenario.wait_for(vm, lambda v: "eth40y" not in v.run(["cat", HOOKS]).out or "not yet", 60,
+                          "hooks rules without eth40y")
+    assert vm.run("systemctl is-active ib40d.service", check=False).out.strip() == "active"
+    assert after != before, vm.journal("-b -u ib40-sync.service -u ib40-sync-check.service --no-pager "
+                                       "-o short-monotonic", lines=30)
+
+
+def test_a_burst_of_writes_to_etc_leaves_the_sync_watching(ib40_lab, figures):
+    """Every write to /etc starts ib40-sync.service (and ib40-sync-check):
+    a burst (an apt run) must not hit systemd's start limit, which would
+    fail them and the path units with them until the next boot."""
+    vm = ib40_lab.vms["b"]
+    original = vm.get("/etc/ib40.conf").decode()
+    extra = "\n[link eth40x]\nmac = 02:00:00:00:40:78\n"
+    vm.run("for i in $(seq 12); do echo $i > /etc/ib40-lab-burst; sleep 0.5; done; rm -f /etc/ib40-lab-burst",
+           timeout=120)
+    scenario.settle(vm)  # the last runs finish
+    states = {unit: vm.run(["systemctl", "is-active", unit], check=False).out.strip()
+              for unit in ("ib40-sync.path", "ib40-sync-dropins.path")}
+    failed = vm.run("systemctl --failed --no-legend --plain 'ib40*'", check=False).out.strip()
+    try:
+        vm.put("/etc/ib40.conf", original + extra)
+        secs = scenario.wait_for(vm, lambda v: "eth40x" in v.run(["cat", HOOKS]).out or "not yet", 60,
+                                 "hooks rules naming eth40x after the burst")
+    finally:
+        vm.put("/etc/ib40.conf", original)
+        scenario.wait_for(vm, lambda v: "eth40x" not in v.run(["cat", HOOKS]).out or "not yet", 60,
+                          "hooks rules without eth40x")
+    figures("sync", "%s: 12 writes to /etc in 6 s: path units %s, failed units [%s]; a save then synced in %.1f s"
+            % (vm.hostname, ", ".join(sorted(set(states.values()))), failed, secs))
+    assert states == {"ib40-sync.path": "active", "ib40-sync-dropins.path": "active"}, states
+    assert failed == ""
