@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from ib40d.system.cliargs import load_config, sysroot
+from ib40d.core.control_protocol import result_lines
 from ib40d.core.errors import UserError
 
 LOCK_WAIT_S = 30.0
@@ -19,23 +20,11 @@ def add_arguments(parser) -> None:
 
 
 def report(result, out=None) -> None:
+    """What apply prints: the lines the daemon sends link-ready, one model
+    of them (core/control_protocol.py)."""
     out = out or sys.stdout  # looked up now, not at import: tests swap sys.stdout
-    for action in result.done:
-        print(f"done: {action.describe()}", file=out)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=out)
-    for note in result.notes:
-        print(f"note: {note}", file=out)
-    for error in result.errors:
-        print(f"error: {error}", file=out)
-    for action in result.not_done:
-        print(f"not done: {action.describe()}", file=out)
-    for action in result.not_converged:
-        print(f"not converged: {action.describe()} (the kernel did not keep it)", file=out)
-    if result.ok:
-        n = len(result.done)
-        print(f"applied {n} change{'s' if n != 1 else ''} ({result.writes} netlink/sysfs writes)"
-              if n else "nothing to do: the machine matches the configuration", file=out)
+    for line in result_lines(result):
+        print(line, file=out)
 
 
 def run(args) -> int:
