@@ -426,6 +426,14 @@ def _not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str
     return None
 
 
+def _once(chk, s, key: str, value, seen: dict, what: str) -> None:
+    """A MAC or GUID names one port: a second section giving it is a problem."""
+    if not value:
+        return
+    if value in seen:
+        chk.err(s.keys[key].where, s, key, f"{value} is also {what} of {seen[value].label}")
+    seen[value] = s
+
 def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Problem]) -> Config:
     chk = _Checker(problems)
     card = None
@@ -465,11 +473,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
         elif s.kind in ("link", "ipoib"):
             addresses = chk.addresses(s)
             if s.kind == "link":
-                mac = values["mac"]
-                if mac:
-                    if mac in macs:
-                        chk.err(s.keys["mac"].where, s, "mac", f"{mac} is also the MAC of {macs[mac].label}")
-                    macs[mac] = s
+                _once(chk, s, "mac", values["mac"], macs, "the MAC")
                 links[s.name] = LinkConfig(name=s.name, addresses=addresses, **values)
             else:
                 mode, mtu = values["mode"], values["mtu"]
@@ -478,11 +482,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
                     why = "in datagram mode" if mode == "datagram" else "unless mode = connected"
                     chk.err(v.where, s, "mtu", f"{mtu} is above {IPOIB_DATAGRAM_MTU_MAX}, the most IPoIB carries {why}; "
                             "set mode = connected (up to 65520) or mtu <= 4092")
-                guid = values["guid"]
-                if guid:
-                    if guid in guids:
-                        chk.err(s.keys["guid"].where, s, "guid", f"{guid} is also the port GUID of {guids[guid].label}")
-                    guids[guid] = s
+                _once(chk, s, "guid", values["guid"], guids, "the port GUID")
                 links[s.name] = IPoIBConfig(name=s.name, addresses=addresses, **values)
 
         elif s.kind == "bond":
