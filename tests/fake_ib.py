@@ -54,7 +54,7 @@ class FakeIBMachine(FakeMachine):
                 device_id: str = CONNECTX3) -> str:
         """A ConnectX-3 bound to mlx4_core; port1/port2 are the texts of
         mlx4_portN ("ib", "eth", "auto (ib)") or None for no attribute."""
-        path = self.add_connectx3(bdf, device_id=device_id)
+        path = self.add_connectx3(bdf, device_id=device_id, driver="mlx4_core")
         for port, text in ((1, port1), (2, port2)):
             if text is not None:
                 self._write(f"{self.device_dir(bdf)}/mlx4_port{port}", text)
@@ -68,7 +68,8 @@ class FakeIBMachine(FakeMachine):
     def mlx4_port(self, bdf: str, port: int) -> str:
         return (self.root / self.device_dir(bdf).lstrip("/") / f"mlx4_port{port}").read_text()
 
-    def add_ib_ports(self, bdf: str, ports: list[ibports.IBPort], device: str = "mlx4_0") -> None:
+    def add_ib_ports(self, bdf: str, ports: list[ibports.IBPort], device: str = "mlx4_0",
+                     identity: dict[str, str] | None = None) -> None:
         """sysfs ports of an RDMA device, in the kernel's texts, from parsed
         ibstat/ibstatus ports."""
         attrs = {}
@@ -82,19 +83,35 @@ class FakeIBMachine(FakeMachine):
                 "link_layer": p.link_layer or "InfiniBand",
                 "gids/0": sysfs_gid(p.guid),
             }
-        self.add_ib_device(bdf, device, attrs)
-        self.load_modules("mlx4_ib", "ib_core")
+        self.add_ib_device(bdf, device, attrs, identity)
+        self.load_modules("mlx5_ib" if device.startswith("mlx5") else "mlx4_ib", "ib_core")
 
     def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
-                                 override: dict[int, dict] | None = None) -> list[ibports.IBPort]:
-        """The ports of a real ibstat sample; override: {port: {attr: value}}."""
+                                 override: dict[int, dict] | None = None, psid: str | None = None,
+                                 fw_ver: str | None = None, device: str | None = None) -> list[ibports.IBPort]:
+        """The ports of a real ibstat sample; override: {port: {attr: value}}.
+        The device's fw_ver, hca_type and node_guid are the sample's (fw_ver
+        may be overridden); board_id is PSID (ibstat does not print it)."""
         ca = parse_ibstat(fixture_output(rel))[0]
         ports = [p for p in ca["ports"] if p.port in only]
         for p in ports:
             for key, value in (override or {}).get(p.port, {}).items():
                 setattr(p, key, value)
-        self.add_ib_ports(bdf, ports, ca["ca"])
+        self.add_ib_ports(bdf, ports, device or ca["ca"], identity_files(ca, psid, fw_ver))
         return ports
+
+
+def identity_files(ca: dict, psid: str | None, fw_ver: str | None = None) -> dict[str, str]:
+    """/sys/class/infiniband/<dev>/ files from an ibstat CA: "CA type:
+    MT4099" is hca_type, "Node GUID: 0x0002c90300a4e720" is node_guid as
+    "0002:c903:00a4:e720"."""
+    files = {"fw_ver": fw_ver or ca["firmware"], "hca_type": ca["ca_type"]}
+    if ca.get("node_guid"):
+        digits = ca["node_guid"].removeprefix("0x").zfill(16)
+        files["node_guid"] = ":".join(digits[i:i + 4] for i in range(0, 16, 4))
+    if psid:
+        files["board_id"] = psid
+    return files
 
 
 # ---------------------------------------------------------------- the three card modes

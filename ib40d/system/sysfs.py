@@ -4,6 +4,7 @@ read through a SysRoot and parsed by ib40d.core.ibports and ib40d.core.pcie."""
 
 from __future__ import annotations
 
+from ib40d.core.cards import CardIdentity
 from ib40d.core.ibports import PHYS_STATES, IBPort, guid_from_gid, parse_lid, parse_rate_gbps, parse_state
 from ib40d.core.pcie import PcieLink, parse_sysfs_speed, parse_sysfs_width
 from ib40d.system.sysroot import SysRoot
@@ -58,3 +59,22 @@ def read_pcie_link(root: SysRoot, device: str) -> PcieLink | None:
         max_width=parse_sysfs_width(root.read(f"{device}/max_link_width")),
         source="sysfs",
     )
+
+
+def read_identity(root: SysRoot, card) -> CardIdentity:
+    """What sysfs says of a card (model.Card) without mstflint: the bound
+    driver, and fw_ver, board_id (the PSID), hca_type and node_guid of its
+    first RDMA device. Fields the tree lacks are None (a card with no RDMA
+    driver loaded, or a bundle without them)."""
+    dev = f"/sys/bus/pci/devices/{card.pci}"
+    driver = root.realpath(f"{dev}/driver")
+    ib_device = card.ib_devices[0] if card.ib_devices else None
+    base = f"/sys/class/infiniband/{ib_device}"
+
+    def attr(name: str) -> str | None:
+        return root.read(f"{base}/{name}") or None if ib_device else None
+
+    return CardIdentity(pci=card.pci, device_id=card.device_id,
+                        driver=driver.rsplit("/", 1)[1] if driver else None,
+                        fw_ver=attr("fw_ver"), psid=attr("board_id"), hca_type=attr("hca_type"),
+                        node_guid=attr("node_guid"), ib_device=ib_device)
