@@ -260,8 +260,8 @@ def _eth_only_why(ident: CardIdentity) -> str:
     return f"the {ident.name} chip has no InfiniBand"
 
 
-def _eth_only_fix(ident: CardIdentity, port: int) -> str:
-    fix = f"set port{port} = eth"
+def _eth_only_fix(ident: CardIdentity, *ports: int) -> str:
+    fix = "set " + ", ".join(f"port{p} = eth" for p in ports)
     fw = ident.firmware
     if fw is None:
         return fix  # an Ethernet-only chip: nothing to flash
@@ -279,12 +279,13 @@ def firmware_findings(ident: CardIdentity, want: dict[int, str | None],
     out = []
     where = _where(ident)
     eth_only = ident.kind == "eth"
-    for port, kind in sorted(want.items()):
-        if kind == "ib" and eth_only:
-            out.append(CardNote("problem", "firmware-eth-only",
-                                f"{where}: [card] port{port} = ib, but {_eth_only_why(ident)}: mlx4_port{port} "
-                                "refuses ib (EOPNOTSUPP, \"Operation not supported\")",
-                                _eth_only_fix(ident, port)))
+    ib_ports = [port for port, kind in sorted(want.items()) if kind == "ib"]
+    if ib_ports and eth_only:
+        asked = ", ".join(f"port{p} = ib" for p in ib_ports)
+        out.append(CardNote("problem", "firmware-eth-only",
+                            f"{where}: [card] {asked}, but {_eth_only_why(ident)}: the driver refuses ib "
+                            "(mlx4_portN: EOPNOTSUPP, \"Operation not supported\")",
+                            _eth_only_fix(ident, *ib_ports)))
     for port, kind in sorted(want.items()):
         if not kind or port not in running:
             continue
