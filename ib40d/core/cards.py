@@ -360,8 +360,9 @@ def capability_problems(cfg, ident: CardIdentity, running: dict[int, str | None]
             out.append(CapabilityProblem("card", f"port{port}", f"{where}: {_eth_only_why(ident)}; "
                                          f"{_eth_only_fix(ident, port)}"))
         elif kind == "auto" and family == MLX5:
-            out.append(CapabilityProblem("card", f"port{port}", f"{where} (mlx5_core) has no VPI auto-sensing: "
-                                         f"set port{port} = ib or eth (firmware LINK_TYPE, then a reboot)"))
+            out.append(CapabilityProblem("card", f"port{port}", f"{where} (mlx5_core) has no port-type auto-sensing "
+                                         f"(mlx4 has, mlx5 not): set port{port} = ib or eth (firmware LINK_TYPE, "
+                                         "then a reboot)"))
         elif kind in ("ib", "eth") and family == MLX5 and port in running and running[port] not in (None, kind):
             out.append(CapabilityProblem("card", f"port{port}", f"{where} (mlx5_core) runs port{port} as "
                                          f"{running[port]}: only its firmware can switch it to {kind}, not ib40 at run "

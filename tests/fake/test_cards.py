@@ -173,7 +173,7 @@ def test_check_refuses_a_port_type_only_firmware_can_switch_on_mlx5(tmp_path):
     assert lines[0] == (f"{path}:2: [card] port1: ConnectX-4 at {BDF} (mlx5_core) runs port1 as ib: only its "
                         "firmware can switch it to eth, not ib40 at run time (mlx5 has no mlx4_portN): "
                         f"`mstconfig -d {BDF} set LINK_TYPE_P1=2`, then reboot")
-    assert lines[1].startswith(f"{path}:3: [card] port2: ConnectX-4 at {BDF} (mlx5_core) has no VPI auto-sensing")
+    assert lines[1].startswith(f"{path}:3: [card] port2: ConnectX-4 at {BDF} (mlx5_core) has no port-type auto-sensing")
 
 
 def test_plan_says_reboot_needed_for_a_firmware_only_change(tmp_path, monkeypatch):
