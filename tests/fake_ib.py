@@ -114,6 +114,44 @@ def identity_files(ca: dict, psid: str | None, fw_ver: str | None = None) -> dic
     return files
 
 
+def parse_ibv_devinfo(text: str) -> dict:
+    """`ibv_devinfo` (one device) -> {"hca_id", "fw_ver", "node_guid",
+    "board_id", "vendor_part_id", ..., "ports": {1: {"state", "link_layer"...}}}."""
+    out: dict = {"ports": {}}
+    port = None
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        value = value.strip()
+        if key == "port":
+            port = out["ports"].setdefault(int(value), {})
+        elif port is not None:
+            port[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+# ibv_devinfo's port state -> the kernel's sysfs text
+_DEVINFO_STATES = {"PORT_ACTIVE (4)": "4: ACTIVE", "PORT_INIT (2)": "2: INIT", "PORT_DOWN (1)": "1: DOWN"}
+
+
+def cx3_from_ibv_devinfo(root, rel: str, *, fw_ver: str | None = None) -> FakeIBMachine:
+    """A card as a real `ibv_devinfo` shows it: device id from
+    vendor_part_id (4099 = 0x1003), fw_ver, board_id (PSID), node_guid, and
+    each port's state and link layer (mlx4_portN "ib" or "eth" to match)."""
+    info = parse_ibv_devinfo(fixture_output(rel))
+    types = {p: "ib" if attrs["link_layer"] == "InfiniBand" else "eth" for p, attrs in info["ports"].items()}
+    m = FakeIBMachine(root)
+    m.add_cx3(BDF, port1=types.get(1), port2=types.get(2), device_id=hex(int(info["vendor_part_id"])))
+    ports = {p: {"state": _DEVINFO_STATES[a["state"]], "link_layer": a["link_layer"], "sm_lid": hex(int(a["sm_lid"])),
+                 "lid": hex(int(a["port_lid"]))} for p, a in info["ports"].items()}
+    identity = {"fw_ver": fw_ver or info["fw_ver"], "board_id": info["board_id"], "node_guid": info["node_guid"]}
+    m.add_ib_device(BDF, info["hca_id"], ports, identity)
+    return m
+
+
 # ---------------------------------------------------------------- the three card modes
 
 

@@ -29,10 +29,11 @@ DATAGRAM_MTU_MAX = 4092
 # "mstconfig only supports ConnectX3/ConnectX3-Pro FW >= 2.31.5000").
 MSTCONFIG_MIN_FW = (2, 31, 5000)
 
-# IB speeds by name, Gbit/s per lane (IBTA; the kernel's rate_show names).
-IB_LANE_GBIT = {"SDR": 2.5, "DDR": 5.0, "QDR": 10.0, "FDR10": 10.3125, "FDR": 14.0625,
-                "EDR": 25.0, "HDR": 50.0, "NDR": 100.0}
-IB_SPEED_ORDER = list(IB_LANE_GBIT)
+# IB speeds by name, slowest first, and the rate of a 4X link as the kernel
+# prints it (drivers/infiniband/core/sysfs.c rate_show: "56 Gb/sec (4X FDR)").
+IB_4X_GBIT = {"SDR": 10.0, "DDR": 20.0, "QDR": 40.0, "FDR10": 40.0, "FDR": 56.0,
+              "EDR": 100.0, "HDR": 200.0, "NDR": 400.0}
+IB_SPEED_ORDER = list(IB_4X_GBIT)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class Firmware:
 PSIDS: dict[str, Firmware] = {f.psid: f for f in (
     Firmware("MT_1090120019", "MCX354A-FCBT", "ConnectX-3", "vpi", "FDR", 40.0, None,
              "mlxfwmanager: 'MCX354A-FCB_A2-A5, ConnectX-3 VPI adapter card; dual-port QSFP; FDR IB "
-             "(56Gb/s) and 40GigE' (GitHub files, search ids 13187629256, 15744917547)"),
+             "(56Gb/s) and 40GigE' (GitHub files, search ids 13187629256, 15744917547); Red Hat's RHEL 7 "
+             "Networking Guide 13.7 ibv_devinfo (tests/fixtures/ibv_devinfo)"),
     Firmware("MT_1100120019", "MCX353A-FCBT", "ConnectX-3", "vpi", "FDR", 40.0, None,
              "mlxfwmanager: 'MCX353A-FCB_A2-A5, ConnectX-3 VPI adapter card; single-port QSFP; FDR IB "
              "(56Gb/s) and 40GigE' (GitHub file, search id 44490430986); tests/fixtures ibstatus sample"),

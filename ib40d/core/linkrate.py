@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ib40d.core.cards import IB_LANE_GBIT, IB_SPEED_ORDER, MLX4, CardIdentity, CardNote
+from ib40d.core.cards import IB_4X_GBIT, IB_SPEED_ORDER, MLX4, CardIdentity, CardNote
 
 _IB_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*Gb/sec\s*\((\d+)X\s+([A-Z0-9]+)\)")
 
@@ -28,9 +28,9 @@ def parse_ib_rate(text: str | None) -> tuple[float, int, str] | None:
 
 
 def ib_gbit(width: int, speed: str) -> float | None:
-    """Signalling rate of a width x speed link as the kernel names it (4X FDR: 56)."""
-    lane = IB_LANE_GBIT.get(speed)
-    return None if lane is None else round(lane * width, 1)
+    """Rate of a width x speed link as the kernel names it (4X FDR: 56, 1X FDR: 14)."""
+    four = IB_4X_GBIT.get(speed)
+    return None if four is None else four * width / 4
 
 
 def ib_down_cause(phys_state: str | None) -> tuple[str, str]:

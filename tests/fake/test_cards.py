@@ -7,14 +7,15 @@ node_guid} and the ports of real ibstat samples. PSIDs and firmware
 versions are ones public sources show (ib40d/core/cards.py, docs/cards.md):
 MT_1090120019 an MCX354A-FCBT (VPI), MT_1080120023 an MCX312A-XCBT
 (ConnectX-3 EN), LNV2180110032 a Lenovo MCX455A-ECAT (ConnectX-4, FW
-12.28.2006), 2.30.8000 a ConnectX-3 firmware an ibv_devinfo sample showed.
+12.28.2006); the old-firmware card is Red Hat's ibv_devinfo sample
+(fixtures/ibv_devinfo).
 """
 
 import json
 
 import pytest
 
-from fake_ib import BDF, CX3_IB_FIXTURE, FakeIBMachine, FakeTools
+from fake_ib import BDF, CX3_IB_FIXTURE, FakeIBMachine, FakeTools, cx3_from_ibv_devinfo
 from helpers import run_ib40d
 
 from ib40d.commands import doctor
@@ -24,6 +25,7 @@ from ib40d.core.linkrate import ib_gbit, parse_ib_rate
 from ib40d.system.sysroot import SysRoot
 
 CX4, CX5 = "0x1013", "0x1017"
+RHEL_DEVINFO = "ibv_devinfo/rhel7_cx3_mlx4_1_fw_2.30.8000_psid_mt_1090120019.txt"
 IPOIB_CONNECTED = "[ipoib ib0]\nmode = connected\nmtu = 65520\naddress = 10.30.0.1/24\n"
 
 
@@ -86,7 +88,7 @@ def test_fw_ver_and_ib_rate_parsers():
     assert parse_ib_rate("10 Gb/sec (4X SDR)") == (10.0, 4, "SDR")
     assert parse_ib_rate("40 Gb/sec (4X FDR10)") == (40.0, 4, "FDR10")
     assert parse_ib_rate("40 (FDR10)") is None  # ibstat's text, not sysfs'
-    assert ib_gbit(4, "FDR") == 56.2 and ib_gbit(4, "QDR") == 40.0
+    assert ib_gbit(4, "FDR") == 56 and ib_gbit(1, "FDR") == 14 and ib_gbit(4, "QDR") == 40
 
 
 # ------------------------------------------------------------------ identity in doctor and status
@@ -141,8 +143,11 @@ def test_port_type_refused_by_the_driver(tmp_path):
 
 
 def test_firmware_too_old_for_mstconfig(tmp_path):
-    cx3(tmp_path, psid="MT_1090120019", fw_ver="2.30.8000")
-    views, fs = doctor_findings(tmp_path, "[card]\nport1 = ib\nport2 = ib\n")
+    """Red Hat's ibv_devinfo sample: an MCX354A-FCBT on firmware 2.30.8000."""
+    cx3_from_ibv_devinfo(tmp_path, RHEL_DEVINFO)
+    views, fs = doctor_findings(tmp_path, "[card]\nport1 = ib\nport2 = eth\n")
+    assert views[0].identity.describe() == ("ConnectX-3 (mlx4_core), firmware 2.30.8000, PSID MT_1090120019 "
+                                            "(MCX354A-FCBT, VPI)")
     f = codes(fs)["firmware-old"]
     assert f.severity == "warning" and "2.30.8000 is older than 2.31.5000" in f.message
     assert "mstflint issue #4" in f.message and "MCX354A-FCBT" in f.fix
@@ -217,6 +222,10 @@ def test_40g_port_at_10g(tmp_path):
     assert "QSA" in f.message and "40G QSFP+ cable" in f.fix
     rates = {r.port: r for r in views[0].rates}
     assert rates["eth40b"].rate_gbit == 40 and rates["eth40b"].note is None
+    text = run_ib40d("doctor", "--root", str(tmp_path), check_rc=1).stdout.splitlines()
+    assert "  ConnectX-3 (mlx4_core), firmware 2.42.5000, PSID MT_1090120019 (MCX354A-FCBT, VPI)" in text
+    assert "  eth40a: 10 of 40 Gb/s" in text and "  eth40b: 40 of 40 Gb/s" in text
+    assert any(line.startswith("PROBLEM  link-rate-low: eth40a (ConnectX-3") for line in text)
     m.write_config("[link eth40a]\nmac = 00:02:c9:3e:ca:b1\n")
     human = run_ib40d("status", "--root", str(tmp_path), check_rc=0).stdout
     assert "  eth40a     10 Gb/s (card: 40)" in human and "! eth40a (ConnectX-3" in human
@@ -237,7 +246,7 @@ def test_ib_port_at_4x_sdr_and_at_1x(tmp_path):
     _, fs = doctor_findings(tmp_path)
     slow = codes(fs)["ib-speed-low"]
     assert slow.severity == "warning" and slow.message.startswith(
-        f"mlx4_0 port 1 (ConnectX-3 at {BDF}) runs 4X SDR (10 Gb/s), the card can do 4X FDR (56.2 Gb/s)")
+        f"mlx4_0 port 1 (ConnectX-3 at {BDF}) runs 4X SDR (10 Gb/s), the card can do 4X FDR (56 Gb/s)")
     assert "cable" in slow.message and "ibstat" in slow.fix
     narrow = codes(fs)["ib-width-low"]
     assert narrow.message.startswith(f"mlx4_0 port 2 (ConnectX-3 at {BDF}) runs 1X FDR (14 Gb/s) instead of 4X")
