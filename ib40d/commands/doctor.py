@@ -27,7 +27,8 @@ from ib40d.core.config import Config
 from ib40d.core.diff import LinkDiff, diff
 from ib40d.core.errors import UserError
 from ib40d.core.model import Card, LinkObs, Machine
-from ib40d.system.observe import CardView, find_cards, observe_sysfs, read_card_view
+from ib40d.system.cardview import CardView, read_card_view
+from ib40d.system.observe import find_cards, observe_sysfs
 from ib40d.commands.sync import SHIPPED_SYSCTL, SYSCTL_MASK
 from ib40d.system.sysroot import SysRoot
 

@@ -14,7 +14,7 @@ from ib40d.system.cliargs import load_config, sysroot
 from ib40d.core.diff import LinkDiff, diff
 from ib40d.system.linkstate import ARPHRD_ETHER
 from ib40d.core.model import LinkObs
-from ib40d.system.observe import find_cards, observe_sysfs, read_card_view
+from ib40d.system.observe import find_cards, observe_sysfs
 
 
 PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
@@ -123,8 +123,12 @@ def collect(cfg, root) -> dict:
         status["port_types"] = status_json(root)
     # Each card: generation, firmware, PSID, and its ports' rates against what it can do.
     wanted_pci = cfg.card.pci if cfg.card else None
-    status["cards"] = [read_card_view(root, card).as_dict() for card in find_cards(root)
-                       if not wanted_pci or card.pci == wanted_pci]
+    cards = [card for card in find_cards(root) if not wanted_pci or card.pci == wanted_pci]
+    status["cards"] = []
+    if cards:  # only machines with a card pay for the card tables
+        from ib40d.system.cardview import read_card_view
+
+        status["cards"] = [read_card_view(root, card).as_dict() for card in cards]
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
     status["ib_ports"] = []

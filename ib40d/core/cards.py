@@ -36,7 +36,7 @@ IB_4X_GBIT = {"SDR": 10.0, "DDR": 20.0, "QDR": 40.0, "FDR10": 40.0, "FDR": 56.0,
 IB_SPEED_ORDER = list(IB_4X_GBIT)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Generation:
     """One PCI device id (pci.ids, vendor 15b3) and what its chip can do."""
     name: str
@@ -75,7 +75,7 @@ GENERATIONS: dict[int, Generation] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Firmware:
     """One PSID as a public source shows it."""
     psid: str
@@ -142,8 +142,9 @@ def parse_fw_ver(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups()) if m else None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CardIdentity:
+    """What sysfs shows of a card (system/sysfs.read_identity)."""
     pci: str
     device_id: int | None
     driver: str | None  # the bound driver ("mlx4_core"), None when not read (a bundle)
@@ -243,7 +244,7 @@ LINK_TYPE_VALUES = {"ib": 1, "eth": 2}  # mstconfig LINK_TYPE_Pn
 KIND_TEXT = {"vpi": "VPI", "eth": "Ethernet only", "unknown": "unknown"}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CardNote:
     """A finding about the card, for doctor (severity, code, message, fix)."""
     severity: str
@@ -329,7 +330,7 @@ def firmware_findings(ident: CardIdentity, want: dict[int, str | None],
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CapabilityProblem:
     """What check refuses: (section name, key) of the config, and why."""
     section: str  # "card" or a link's name

@@ -50,7 +50,7 @@ def ib_down_cause(phys_state: str | None) -> tuple[str, str]:
             "check the cable, and that the far end's port is in IB mode and up")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class PortRate:
     """One port of a card, for status and doctor's JSON."""
     port: str  # "eth40a" or "mlx4_0/1"

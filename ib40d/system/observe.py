@@ -8,22 +8,17 @@
 - `observe_sysfs(root, names)`: the same links from sysfs and procfs, and the
   addresses from one rtnetlink dump, or under `--root` from a support
   bundle's captured files: what status and doctor read, without pyroute2.
-- `find_cards(root)`: the Mellanox cards on the PCI bus; `read_card_view()`
-  one card's identity, port types and port rates (status, doctor).
+- `find_cards(root)`: the Mellanox cards on the PCI bus (cardview.py adds
+  each one's identity and port rates for status and doctor).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ib40d.core.cards import CardIdentity
-from ib40d.core.linkrate import PortRate, card_port_rates
 from ib40d.core.model import CARD_PORTS, MELLANOX_VENDOR, AddrObs, BondObs, Card, LinkObs, Machine, is_card_class
 from ib40d.system.sysroot import SysRoot
 
 # netlink.py (not only the planner) takes the link dataclasses from here.
-__all__ = ["AddrObs", "BondObs", "CardView", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs",
-           "read_card_view"]
+__all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 
 def observe(nl, root: SysRoot) -> Machine:
@@ -81,47 +76,3 @@ def find_cards(root: SysRoot) -> list[Card]:
             cpulist=root.read(f"/sys/devices/system/node/node{numa}/cpulist") if numa is not None else None))
     return cards
 
-
-@dataclass(eq=False)
-class CardView:
-    """A card as status and doctor show it: who it is (cards.CardIdentity),
-    what its mlx4 ports run, what ib40 last set them to, and each port's
-    rate against what the card can do (linkrate)."""
-    card: Card
-    identity: CardIdentity
-    running: dict[int, tuple[str | None, bool]] = field(default_factory=dict)  # mlx4_portN: (type, auto)
-    tried: dict[int, str | None] | None = None  # porttype.json "want"; None: porttype never ran for it
-    rates: list[PortRate] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return dict(self.identity.as_dict(), pci=self.card.pci, describe=self.identity.describe(),
-                    ports=[r.as_dict() for r in self.rates])
-
-
-def read_card_view(root: SysRoot, card: Card, links: dict[str, LinkObs] | None = None,
-                   ib_ports=None) -> CardView:
-    """LINKS and IB_PORTS: what the caller has read already (doctor reads
-    every link); the card's own are read here when they are None."""
-    import json
-
-    from ib40d.core.porttype_plan import STATE_FILE, parse_mlx4_port
-    from ib40d.system import sysfs
-    from ib40d.system.linkstate import ARPHRD_ETHER, read_link
-
-    ident = sysfs.read_identity(root, card)
-    dev = f"/sys/bus/pci/devices/{card.pci}"
-    running = {p: parse_mlx4_port(root.read(f"{dev}/mlx4_port{p}")) for p in card.mlx4_ports}
-    tried = None
-    try:
-        state = json.loads(root.read(STATE_FILE) or "")
-    except ValueError:
-        state = None
-    if isinstance(state, dict) and state.get("pci") == card.pci and isinstance(state.get("want"), dict):
-        tried = {int(k): v for k, v in state["want"].items() if k.isdigit()}
-    if links is None:
-        links = {n: l for n in card.netdevs if (l := read_link(root, n)) is not None}
-    eth = [links[n] for n in card.netdevs if n in links and links[n].arptype == ARPHRD_ETHER]
-    if ib_ports is None:
-        ib_ports = sysfs.read_ports(root)
-    mine = [p for p in ib_ports if p.device in card.ib_devices]
-    return CardView(card, ident, running, tried, card_port_rates(ident, eth, mine))

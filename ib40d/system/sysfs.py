@@ -4,7 +4,6 @@ read through a SysRoot and parsed by ib40d.core.ibports and ib40d.core.pcie."""
 
 from __future__ import annotations
 
-from ib40d.core.cards import CardIdentity
 from ib40d.core.ibports import PHYS_STATES, IBPort, guid_from_gid, parse_lid, parse_rate_gbps, parse_state
 from ib40d.core.pcie import PcieLink, parse_sysfs_speed, parse_sysfs_width
 from ib40d.system.sysroot import SysRoot
@@ -61,18 +60,22 @@ def read_pcie_link(root: SysRoot, device: str) -> PcieLink | None:
     )
 
 
-def read_identity(root: SysRoot, card) -> CardIdentity:
+def read_identity(root: SysRoot, card):
     """What sysfs says of a card (model.Card) without mstflint: the bound
     driver, and fw_ver, board_id (the PSID), hca_type and node_guid of its
-    first RDMA device. Fields the tree lacks are None (a card with no RDMA
-    driver loaded, or a bundle without them)."""
+    first RDMA device, as a cards.CardIdentity. Fields the tree lacks are
+    None (a card with no RDMA driver loaded, or a bundle without them)."""
+    from ib40d.core.cards import CardIdentity  # only machines with a card pay for the tables
+
     dev = f"/sys/bus/pci/devices/{card.pci}"
     driver = root.realpath(f"{dev}/driver")
     ib_device = card.ib_devices[0] if card.ib_devices else None
     base = f"/sys/class/infiniband/{ib_device}"
 
     def attr(name: str) -> str | None:
-        return root.read(f"{base}/{name}") or None if ib_device else None
+        if ib_device is None:
+            return None
+        return root.read(f"{base}/{name}") or None  # an empty file says nothing
 
     return CardIdentity(pci=card.pci, device_id=card.device_id,
                         driver=driver.rsplit("/", 1)[1] if driver else None,

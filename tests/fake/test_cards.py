@@ -19,7 +19,7 @@ from fake_ib import BDF, CX3_IB_FIXTURE, FakeIBMachine, FakeTools, cx3_from_ibv_
 from helpers import run_ib40d
 
 from ib40d.commands import doctor
-from ib40d.core.cards import PSIDS, CardIdentity, parse_fw_ver
+from ib40d.core.cards import PSIDS, CardIdentity, capability_problems, parse_fw_ver
 from ib40d.core.config import parse_text
 from ib40d.core.linkrate import ib_gbit, parse_ib_rate
 from ib40d.system.sysroot import SysRoot
@@ -265,3 +265,14 @@ def test_ib_port_polling_and_disabled(tmp_path):
         "mlx4_0 port 2 is DOWN, physical Disabled: the port was switched off (by ibportstate, a subnet manager "
         "or a switch)"]
     assert "ib-speed-low" not in codes(fs)  # a DOWN port's rate is a placeholder
+
+
+def test_generation_from_the_device_id_when_the_driver_link_is_missing():
+    """A bundle may hold no `driver` link: the device id still says mlx5;
+    an unknown device with no driver gets no generation limits at all."""
+    cfg = parse_text(IPOIB_CONNECTED)
+    cx5 = CardIdentity(BDF, 0x1017, None, None, None, None, None, None)
+    assert cx5.family == "mlx5" and [p.key for p in capability_problems(cfg, cx5, {})] == ["mode", "mtu"]
+    unknown = CardIdentity(BDF, 0x6340, None, None, None, None, None, None)
+    assert unknown.family is None and capability_problems(cfg, unknown, {}) == []
+    assert unknown.name == "Mellanox device 0x6340"
