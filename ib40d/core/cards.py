@@ -273,6 +273,15 @@ def _eth_only_fix(ident: CardIdentity, *ports: int) -> str:
             "--allow_psid_change burn` and reboot")
 
 
+def _refusal_cause(ident: CardIdentity, kind: str) -> str:
+    """Why mlx4 may have refused KIND: a port type the firmware does not carry."""
+    if kind != "ib":
+        return "`ib40d porttype` and `dmesg` show the driver's answer"
+    known = (f"PSID {ident.psid} is not in ib40's table" if ident.psid else "the PSID is unknown here")
+    return (f"mlx4 answers \"Operation not supported\" (EOPNOTSUPP) to ib when the firmware is Ethernet-only; "
+            f"{known}")
+
+
 def firmware_findings(ident: CardIdentity, want: dict[int, str | None],
                       running: dict[int, tuple[str | None, bool]], tried: dict[int, str | None] | None) -> list[CardNote]:
     """doctor's findings on the card itself. WANT: [card] port types
@@ -285,9 +294,9 @@ def firmware_findings(ident: CardIdentity, want: dict[int, str | None],
     ib_ports = [port for port, kind in sorted(want.items()) if kind == "ib"]
     if ib_ports and eth_only:
         asked = ", ".join(f"port{p} = ib" for p in ib_ports)
+        refusal = " (mlx4_portN: EOPNOTSUPP, \"Operation not supported\")" if ident.family == MLX4 else ""
         out.append(CardNote("problem", "firmware-eth-only",
-                            f"{where}: [card] {asked}, but {_eth_only_why(ident)}: the driver refuses ib "
-                            "(mlx4_portN: EOPNOTSUPP, \"Operation not supported\")",
+                            f"{where}: [card] {asked}, but {_eth_only_why(ident)}: the driver refuses ib{refusal}",
                             _eth_only_fix(ident, *ib_ports)))
     for port, kind in sorted(want.items()):
         if not kind or port not in running:
@@ -297,14 +306,10 @@ def firmware_findings(ident: CardIdentity, want: dict[int, str | None],
         if shown == kind or (kind == "ib" and eth_only):
             continue
         if tried is not None and tried.get(port) == kind:
-            cause = ("the firmware is Ethernet-only" if eth_only else
-                     f"PSID {ident.psid or 'unknown'} is not in ib40's table; if `dmesg` shows mlx4 refusing "
-                     "the port type, the firmware is Ethernet-only" if kind == "ib" else
-                     "see `dmesg` for mlx4's reason")
             out.append(CardNote("problem", "porttype-refused",
                                 f"{where}: port{port} runs {shown or 'unknown'} although ib40 set {kind}: the "
-                                f"driver refused the change (mlx4_port{port}: \"Operation not supported\"); {cause}",
-                                f"check the PSID against NVIDIA's firmware pages; flash VPI firmware, or set "
+                                f"driver refused the change; {_refusal_cause(ident, kind)}",
+                                "check the PSID against NVIDIA's firmware pages; flash VPI firmware, or set "
                                 f"port{port} = {shown or 'eth'} in [card]"))
         else:
             out.append(CardNote("warning", "porttype-pending",

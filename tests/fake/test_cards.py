@@ -276,3 +276,16 @@ def test_generation_from_the_device_id_when_the_driver_link_is_missing():
     unknown = CardIdentity(BDF, 0x6340, None, None, None, None, None, None)
     assert unknown.family is None and capability_problems(cfg, unknown, {}) == []
     assert unknown.name == "Mellanox device 0x6340"
+
+
+def test_check_refuses_ib_on_an_ethernet_only_chip(tmp_path):
+    m = FakeIBMachine(tmp_path)
+    m.add_connectx3(BDF, device_id="0x1015", driver="mlx5_core", pci_class="0x020000")
+    m.add_netdev("eth25a", pci=BDF, speed_mbps=25000)
+    path = m.write_config("[card]\nport1 = ib\n")
+    assert run_ib40d("check", "--root", str(tmp_path), check_rc=2).stderr.splitlines()[0] == (
+        f"{path}:2: [card] port1: ConnectX-4 Lx at {BDF}: the ConnectX-4 Lx chip has no InfiniBand; set port1 = eth")
+    _, fs = doctor_findings(tmp_path, "[card]\nport1 = ib\n")
+    f = codes(fs)["firmware-eth-only"]
+    assert "EOPNOTSUPP" not in f.message  # mlx5 has no mlx4_portN to refuse it
+    assert "link-rate-low" not in codes(fs)  # a ConnectX-4 Lx board's top rate is unknown without its PSID
