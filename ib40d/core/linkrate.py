@@ -3,8 +3,10 @@
 with the likely cause and its fix. Pure.
 
 Ethernet: the kernel's speed (/sys/class/net/X/speed, Mb/s) against the
-board's fastest port (the PSID table, cards.PSIDS) or, for the ConnectX-3
-family ib40 is written for, the family's 40 Gb/s QSFP port. InfiniBand: the
+port's own supported link modes where `ethtool` is at hand (the live
+machine), else the board's fastest port (the PSID table, cards.PSIDS) or,
+for the ConnectX-3 family ib40 is written for, the family's 40 Gb/s QSFP
+port. InfiniBand: the
 sysfs rate text "56 Gb/sec (4X FDR)" (drivers/infiniband/core/sysfs.c),
 its width and speed name against the card's fastest IB speed, and
 phys_state for ports with no link. Nothing here is judged from a rate the
@@ -72,20 +74,66 @@ def _gb(x: float) -> str:
     return f"{x:g} Gb/s"
 
 
-def eth_port_rate(ident: CardIdentity, name: str, speed_mbps: int | None, carrier: bool | None) -> PortRate | None:
-    """An Ethernet port of the card; None without link (speed -1 or unknown)."""
+_LINK_MODE_RE = re.compile(r"\b(\d+)base[A-Za-z0-9_]*/Full\b")
+_ETHTOOL_LISTS = {"Supported link modes": "supported", "Link partner advertised link modes": "partner"}
+
+
+@dataclass(eq=False)
+class LinkModes:
+    """`ethtool NAME`'s link mode lists, as speeds in Mb/s (empty: not reported)."""
+    supported: list[int]
+    partner: list[int]
+
+
+def parse_ethtool(text: str) -> LinkModes | None:
+    """The supported and link partner link modes of `ethtool NAME`; None
+    when the text has no "Supported link modes" line (not ethtool's)."""
+    lists: dict[str, list[int]] = {}
+    current = None
+    for line in text.splitlines():
+        head, sep, rest = line.partition(":")
+        if sep and head.strip() in _ETHTOOL_LISTS:
+            current = lists.setdefault(_ETHTOOL_LISTS[head.strip()], [])
+        elif sep and head.strip():
+            current = None  # another field; continuation lines have no colon
+            continue
+        else:
+            rest = line
+        if current is not None:
+            current.extend(int(m.group(1)) for m in _LINK_MODE_RE.finditer(rest))
+    if "supported" not in lists:
+        return None
+    return LinkModes(lists["supported"], lists.get("partner", []))
+
+
+def eth_port_rate(ident: CardIdentity, name: str, speed_mbps: int | None, carrier: bool | None,
+                  modes: LinkModes | None = None) -> PortRate | None:
+    """An Ethernet port of the card; None without link (speed -1 or unknown).
+    MODES: the port's own link modes (ethtool on the live machine): what it
+    can do, better than any table."""
     if not carrier or not speed_mbps or speed_mbps <= 0:
         return None
     rate = speed_mbps / 1000
-    can, known = ident.eth_gbit()
-    if can is not None and not known and ident.family != MLX4:
-        can = None  # mlx5 boards range from 10 to 400 Gb/s: no guess without the PSID
+    if modes is not None and modes.supported:
+        can, known = max(modes.supported) / 1000, True
+    else:
+        can, known = ident.eth_gbit()
+        if can is not None and not known and ident.family != MLX4:
+            can = None  # mlx5 boards range from 10 to 400 Gb/s: no guess without the PSID or ethtool
     note = None
     if can is not None and rate < can:
         where = f"{name} ({ident.name} at {ident.pci})"
-        board = ident.firmware.board if known else f"a {ident.name} QSFP port (PSID unknown: if this is a 10G " \
-                                                   "model, this is its full rate)"
-        if can >= 40 and rate == 10:
+        if modes is not None and modes.supported:
+            board = "the port (ethtool's supported link modes)"
+        elif known:
+            board = ident.firmware.board
+        else:
+            board = f"a {ident.name} QSFP port (PSID unknown: if this is a 10G model, this is its full rate)"
+        partner = max(modes.partner) / 1000 if modes is not None and modes.partner else None
+        if partner is not None and partner <= rate:
+            cause = f"the far end, which offers at most {_gb(partner)} (link partner advertised link modes)"
+            fix = f"connect it to a port that does {_gb(can)}, or accept {_gb(rate)}"
+        elif can >= 40 and rate == 10:
             cause = ("a 10G cable in a 40G port: an SFP+ cable through a QSFP-to-SFP+ adapter (QSA), a 40G-to-4x10G "
                      "breakout, or a far end (switch port) at 10G")
             fix = "use a 40G QSFP+ cable (DAC, or 40GBASE-SR4 optics) to a 40G port; `ethtool " + name + \
@@ -127,12 +175,14 @@ def ib_port_rate(ident: CardIdentity, port) -> PortRate:
     return PortRate(label, "infiniband", rate, f"{width}X", can, ident.firmware is not None, note)
 
 
-def card_port_rates(ident: CardIdentity, eth_links, ib_ports) -> list[PortRate]:
+def card_port_rates(ident: CardIdentity, eth_links, ib_ports,
+                    link_modes: dict[str, LinkModes] | None = None) -> list[PortRate]:
     """ETH_LINKS: the card's Ethernet netdevs (model.LinkObs); IB_PORTS: its
-    InfiniBand ports (ibports.IBPort; RoCE ports are judged as netdevs)."""
+    InfiniBand ports (ibports.IBPort; RoCE ports are judged as netdevs);
+    LINK_MODES: ethtool's, by netdev name, where at hand."""
     out = []
     for link in eth_links:
-        rate = eth_port_rate(ident, link.name, link.speed_mbps, link.carrier)
+        rate = eth_port_rate(ident, link.name, link.speed_mbps, link.carrier, (link_modes or {}).get(link.name))
         if rate is not None:
             out.append(rate)
     for port in ib_ports:

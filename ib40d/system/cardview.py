@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass, field
 
 from ib40d.core.cards import CardIdentity
-from ib40d.core.linkrate import PortRate, card_port_rates
+from ib40d.core.errors import UserError
+from ib40d.core.linkrate import LinkModes, PortRate, card_port_rates, parse_ethtool
 from ib40d.core.model import Card, LinkObs
 from ib40d.core.porttype_plan import STATE_FILE, parse_mlx4_port
-from ib40d.system import sysfs
+from ib40d.system import runner, sysfs
 from ib40d.system.linkstate import ARPHRD_ETHER, read_link
 from ib40d.system.sysroot import SysRoot
 
@@ -56,4 +57,28 @@ def read_card_view(root: SysRoot, card: Card, links: dict[str, LinkObs] | None =
     if ib_ports is None:
         ib_ports = sysfs.read_ports(root)
     mine = [p for p in ib_ports if p.device in card.ib_devices]
-    return CardView(card, ident, running, tried, card_port_rates(ident, eth, mine))
+    modes = read_link_modes(root, [l.name for l in eth if l.carrier])
+    return CardView(card, ident, running, tried, card_port_rates(ident, eth, mine, modes))
+
+
+ETHTOOL_TIMEOUT = 5.0
+
+
+def read_link_modes(root: SysRoot, names: list[str]) -> dict[str, LinkModes]:
+    """`ethtool NAME` for each linked Ethernet port, on the live machine
+    only (a --root tree is not this machine's ports). Without ethtool, or
+    when it fails for a port, that port has no entry: the tables decide."""
+    if not root.is_live:
+        return {}
+    out = {}
+    for name in names:
+        try:
+            done = runner.run(["ethtool", name], timeout=ETHTOOL_TIMEOUT)
+        except runner.ToolMissing:
+            return out
+        except UserError:  # no answer in time
+            continue
+        modes = parse_ethtool(done.stdout) if done.returncode == 0 else None
+        if modes is not None:
+            out[name] = modes
+    return out

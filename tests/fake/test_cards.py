@@ -16,12 +16,13 @@ import json
 import pytest
 
 from fake_ib import BDF, CX3_IB_FIXTURE, FakeIBMachine, FakeTools, cx3_from_ibv_devinfo
-from helpers import run_ib40d
+from helpers import fixture_output, run_ib40d
 
 from ib40d.commands import doctor
 from ib40d.core.cards import PSIDS, CardIdentity, capability_problems, parse_fw_ver
 from ib40d.core.config import parse_text
-from ib40d.core.linkrate import ib_gbit, parse_ib_rate
+from ib40d.core.linkrate import LinkModes, eth_port_rate, ib_gbit, parse_ethtool, parse_ib_rate
+from ib40d.system.cardview import read_link_modes
 from ib40d.system.sysroot import SysRoot
 
 CX4, CX5 = "0x1013", "0x1017"
@@ -289,3 +290,46 @@ def test_check_refuses_ib_on_an_ethernet_only_chip(tmp_path):
     f = codes(fs)["firmware-eth-only"]
     assert "EOPNOTSUPP" not in f.message  # mlx5 has no mlx4_portN to refuse it
     assert "link-rate-low" not in codes(fs)  # a ConnectX-4 Lx board's top rate is unknown without its PSID
+
+
+# ------------------------------------------------------------------ ethtool's link modes, where at hand
+
+ETHTOOL_MCX311A = "ethtool/mlx4_mcx311a_xcat_dac_10g.txt"
+
+
+def unknown_cx3() -> CardIdentity:
+    return CardIdentity(BDF, 0x1003, "mlx4_core", "2.42.5000", "MT_0000000999", "MT4099", None, "mlx4_0")
+
+
+def test_ethtool_link_modes_say_a_10g_card_runs_at_its_full_rate():
+    """The kernel's own MCX311A-XCAT sample: supported 1G and 10G, at 10G.
+    Without ethtool a ConnectX-3 of unknown PSID is compared with the
+    family's 40G QSFP port and gets a hedged warning; with it, nothing."""
+    modes = parse_ethtool(fixture_output(ETHTOOL_MCX311A))
+    assert (modes.supported, modes.partner) == ([1000, 10000], [])
+    guessed = eth_port_rate(unknown_cx3(), "enp3s0", 10000, True)
+    assert guessed.note.severity == "warning" and "PSID unknown" in guessed.note.message
+    measured = eth_port_rate(unknown_cx3(), "enp3s0", 10000, True, modes)
+    assert measured.can_gbit == 10 and measured.note is None
+    assert parse_ethtool("Settings for x:\n\tLink detected: no\n") is None
+
+
+def test_a_far_end_that_offers_less_is_named_as_the_cause():
+    modes = LinkModes(supported=[1000, 10000, 40000], partner=[1000, 10000])
+    note = eth_port_rate(unknown_cx3(), "eth40a", 10000, True, modes).note
+    assert note.severity == "problem"
+    assert "likely the far end, which offers at most 10 Gb/s" in note.message
+
+
+def test_ethtool_runs_on_the_live_machine_only(tmp_path, monkeypatch):
+    fake = tmp_path / "bin/ethtool"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nexec /bin/cat {tmp_path}/out.txt\n")
+    fake.chmod(0o755)
+    (tmp_path / "out.txt").write_text(fixture_output(ETHTOOL_MCX311A))
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert read_link_modes(SysRoot(tmp_path), ["enp3s0"]) == {}  # a tree is not this machine
+    (modes,) = read_link_modes(SysRoot("/"), ["enp3s0"]).values()
+    assert modes.supported == [1000, 10000]
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert read_link_modes(SysRoot("/"), ["enp3s0"]) == {}  # no ethtool: the tables decide
