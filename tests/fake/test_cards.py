@@ -42,9 +42,13 @@ def mlx5_ib_card(root, device_id=CX4, identity=True) -> FakeIBMachine:
     m.load_modules("mlx5_core")
     m.add_ib_ports_from_ibstat(BDF, device="mlx5_0", psid="LNV2180110032" if identity else None,
                                fw_ver="12.28.2006" if identity else None)
-    if not identity:
+    device = m.root / m.device_dir(BDF).lstrip("/") / "infiniband/mlx5_0"
+    if identity:
+        # the MCX455A-ECAT sample's device is /dev/mst/mt4115_pciconf0 (fixtures/mstconfig, cx4_*)
+        (device / "hca_type").write_text("MT4115\n")
+    else:
         for name in ("fw_ver", "hca_type", "node_guid"):
-            (m.root / m.device_dir(BDF).lstrip("/") / "infiniband/mlx5_0" / name).unlink()
+            (device / name).unlink()
     m.add_ipoib("ib0", pci=BDF, mode="datagram", mtu=4092)
     return m
 
@@ -333,3 +337,16 @@ def test_ethtool_runs_on_the_live_machine_only(tmp_path, monkeypatch):
     assert modes.supported == [1000, 10000]
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     assert read_link_modes(SysRoot("/"), ["enp3s0"]) == {}  # no ethtool: the tables decide
+
+
+def test_doctor_names_a_connectx4_in_ib_mode(tmp_path):
+    mlx5_ib_card(tmp_path)
+    views, fs = doctor_findings(tmp_path, "[ipoib ib0]\nmode = datagram\nmtu = 4092\n")
+    ident = views[0].as_dict()
+    assert (ident["generation"], ident["family"], ident["driver"], ident["fw_ver"], ident["board"], ident["oem"],
+            ident["firmware_kind"], ident["hca_type"]) == \
+        ("ConnectX-4", "mlx5", "mlx5_core", "12.28.2006", "Lenovo 00KH925 (MCX455A-ECAT)", "Lenovo", "vpi", "MT4115")
+    assert ident["mstconfig_can_set_port_types"] is None  # the 2.31.5000 limit is ConnectX-3's
+    assert codes(fs)["firmware-oem"].severity == "ok"
+    slow = codes(fs)["ib-speed-low"]  # the sample's ports are FDR; a ConnectX-4 does EDR
+    assert "runs 4X FDR (56 Gb/s), the card can do 4X EDR (100 Gb/s)" in slow.message
