@@ -266,10 +266,9 @@ def _eth_only_why(ident: CardIdentity) -> str:
 def _eth_only_fix(ident: CardIdentity, *ports: int) -> str:
     fix = "set " + ", ".join(f"port{p} = eth" for p in ports)
     fw = ident.firmware
-    if fw is None:
-        return fix  # an Ethernet-only chip: nothing to flash
-    image = fw.vpi_image or "the VPI image of the same board"
-    return (f"{fix}, or flash VPI firmware ({image}) with `mstflint -d {ident.pci} -i <image.bin> "
+    if fw is None or fw.vpi_image is None:
+        return f"{fix}; InfiniBand needs a VPI card"  # no VPI image known for this board
+    return (f"{fix}, or flash VPI firmware ({fw.vpi_image}) with `mstflint -d {ident.pci} -i <image.bin> "
             "--allow_psid_change burn` and reboot")
 
 

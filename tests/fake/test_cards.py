@@ -19,7 +19,7 @@ from fake_ib import BDF, CX3_IB_FIXTURE, FakeIBMachine, FakeTools, cx3_from_ibv_
 from helpers import fixture_output, run_ib40d
 
 from ib40d.commands import doctor
-from ib40d.core.cards import PSIDS, CardIdentity, capability_problems, parse_fw_ver
+from ib40d.core.cards import PSIDS, CardIdentity, capability_problems, firmware_findings, parse_fw_ver
 from ib40d.core.config import parse_text
 from ib40d.core.linkrate import LinkModes, eth_port_rate, ib_gbit, parse_ethtool, parse_ib_rate
 from ib40d.system.cardview import read_link_modes
@@ -82,6 +82,15 @@ def test_psid_table_rows_name_a_source_and_a_known_kind():
     assert PSIDS["MT_1090120019"].kind == "vpi" and PSIDS["MT_1080120023"].kind == "eth"
 
 
+def test_the_vpi_image_is_offered_only_where_a_source_names_one():
+    """MCX314A-BCCT (Ethernet-only ConnectX-3 Pro) is cross-flashed with the
+    MCX354A-FCCT image in its source; the fix says so."""
+    bcct = CardIdentity(BDF, 0x1007, "mlx4_core", "2.42.5000", "MT_1090111023", "MT4103", None, "mlx4_0")
+    (note,) = firmware_findings(bcct, {1: "ib"}, {1: ("eth", False)}, None)
+    assert note.code == "firmware-eth-only" and "MCX354A-FCCT (PSID MT_1090111019" in note.fix
+    assert "--allow_psid_change" in note.fix
+
+
 def test_unknown_psid_is_said_unknown_not_guessed():
     ident = CardIdentity("0000:05:00.0", 0x1003, "mlx4_core", "2.42.5000", "MT_1060110018", "MT4099", None, "mlx4_0")
     assert ident.firmware is None and ident.kind == "unknown"
@@ -124,7 +133,7 @@ def test_ethernet_only_firmware_asked_for_ib(tmp_path):
     _, fs = doctor_findings(tmp_path, conf)
     f = codes(fs)["firmware-eth-only"]
     assert f.severity == "problem" and "MCX312A-XCBT Ethernet-only" in f.message
-    assert "EOPNOTSUPP" in f.message and "port1 = eth" in f.fix
+    assert "EOPNOTSUPP" in f.message and f.fix == "set port1 = eth, port2 = eth; InfiniBand needs a VPI card"
     assert "porttype-pending" not in codes(fs)  # the cause is said once, not as a pending change
     (tmp_path / "etc").mkdir(exist_ok=True)
     (tmp_path / "etc/ib40.conf").write_text(conf)
@@ -289,7 +298,8 @@ def test_check_refuses_ib_on_an_ethernet_only_chip(tmp_path):
     m.add_netdev("eth25a", pci=BDF, speed_mbps=25000)
     path = m.write_config("[card]\nport1 = ib\n")
     assert run_ib40d("check", "--root", str(tmp_path), check_rc=2).stderr.splitlines()[0] == (
-        f"{path}:2: [card] port1: ConnectX-4 Lx at {BDF}: the ConnectX-4 Lx chip has no InfiniBand; set port1 = eth")
+        f"{path}:2: [card] port1: ConnectX-4 Lx at {BDF}: the ConnectX-4 Lx chip has no InfiniBand; set port1 = eth; "
+        "InfiniBand needs a VPI card")
     _, fs = doctor_findings(tmp_path, "[card]\nport1 = ib\n")
     f = codes(fs)["firmware-eth-only"]
     assert "EOPNOTSUPP" not in f.message  # mlx5 has no mlx4_portN to refuse it
