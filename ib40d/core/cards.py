@@ -38,23 +38,15 @@ IB_SPEED_ORDER = list(IB_4X_GBIT)
 
 @dataclass(eq=False)
 class Generation:
-    """One PCI device id (pci.ids, vendor 15b3) and what its chip can do."""
+    """One PCI device id (pci.ids, vendor 15b3) and what its chip can do.
+    The driver says the rest: mlx4 switches port types now (mlx4_portN) and
+    has IPoIB connected mode; mlx5 changes port types only in firmware (and
+    a reboot) and runs enhanced IPoIB, datagram only, MTU <= 4092."""
     name: str
     driver: str  # mlx4 | mlx5
     infiniband: bool  # the chip has IB ports at all (the Lx/Dx parts are Ethernet only)
     ib_speed: str | None  # fastest 4X IB speed of the family
     eth_gbit: float | None  # fastest Ethernet port of the family
-
-    @property
-    def runtime_port_type(self) -> bool:
-        """mlx4 switches port types now through mlx4_portN; mlx5 has no
-        such file: the firmware's LINK_TYPE (mstconfig) and a reboot."""
-        return self.driver == MLX4
-
-    @property
-    def ipoib_connected(self) -> bool:
-        """mlx5 runs enhanced IPoIB: datagram only, MTU <= 4092."""
-        return self.driver == MLX4
 
 
 # Device ids and names: pci.ids (https://pci-ids.ucw.cz/read/PC/15b3). Fastest

@@ -75,4 +75,3 @@ def find_cards(root: SysRoot) -> list[Card]:
             netdevs=root.listdir(f"{dev}/net"), ib_devices=root.listdir(f"{dev}/infiniband"),
             cpulist=root.read(f"/sys/devices/system/node/node{numa}/cpulist") if numa is not None else None))
     return cards
-
