@@ -3,10 +3,10 @@
 
 Pure. system/sysfs.read_identity() reads what the kernel shows without
 mstflint (the PCI device id and driver; fw_ver, board_id = PSID, hca_type
-and node_guid under /sys/class/infiniband/<dev>/) and identify() turns it
-into a CardIdentity. doctor and status show it, check refuses what the card
-cannot do (capability_problems), doctor explains firmware trouble
-(firmware_findings).
+and node_guid under /sys/class/infiniband/<dev>/) into a CardIdentity,
+which looks itself up here. doctor and status show it, check refuses what
+the card cannot do (capability_problems), doctor explains firmware trouble
+(firmware_findings), plan words "reboot needed" (reboot_note).
 
 The PSID says which firmware image the card runs, so whether its ports can
 be InfiniBand at all: a card sold as VPI can carry Ethernet-only (EN)
