@@ -54,7 +54,7 @@ class FakeIBMachine(FakeMachine):
                 device_id: str = CONNECTX3) -> str:
         """A ConnectX-3 bound to mlx4_core; port1/port2 are the texts of
         mlx4_portN ("ib", "eth", "auto (ib)") or None for no attribute."""
-        path = self.add_connectx3(bdf, device_id=device_id)
+        path = self.add_connectx3(bdf, device_id=device_id, driver="mlx4_core")
         for port, text in ((1, port1), (2, port2)):
             if text is not None:
                 self._write(f"{self.device_dir(bdf)}/mlx4_port{port}", text)
@@ -68,7 +68,8 @@ class FakeIBMachine(FakeMachine):
     def mlx4_port(self, bdf: str, port: int) -> str:
         return (self.root / self.device_dir(bdf).lstrip("/") / f"mlx4_port{port}").read_text()
 
-    def add_ib_ports(self, bdf: str, ports: list[ibports.IBPort], device: str = "mlx4_0") -> None:
+    def add_ib_ports(self, bdf: str, ports: list[ibports.IBPort], device: str = "mlx4_0",
+                     identity: dict[str, str] | None = None) -> None:
         """sysfs ports of an RDMA device, in the kernel's texts, from parsed
         ibstat/ibstatus ports."""
         attrs = {}
@@ -82,19 +83,73 @@ class FakeIBMachine(FakeMachine):
                 "link_layer": p.link_layer or "InfiniBand",
                 "gids/0": sysfs_gid(p.guid),
             }
-        self.add_ib_device(bdf, device, attrs)
-        self.load_modules("mlx4_ib", "ib_core")
+        self.add_ib_device(bdf, device, attrs, identity)
+        self.load_modules("mlx5_ib" if device.startswith("mlx5") else "mlx4_ib", "ib_core")
 
     def add_ib_ports_from_ibstat(self, bdf: str, rel: str = CX3_IB_FIXTURE, only: tuple[int, ...] = (1, 2),
-                                 override: dict[int, dict] | None = None) -> list[ibports.IBPort]:
-        """The ports of a real ibstat sample; override: {port: {attr: value}}."""
+                                 override: dict[int, dict] | None = None, psid: str | None = None,
+                                 fw_ver: str | None = None, device: str | None = None) -> list[ibports.IBPort]:
+        """The ports of a real ibstat sample; override: {port: {attr: value}}.
+        The device's fw_ver, hca_type and node_guid are the sample's (fw_ver
+        may be overridden); board_id is PSID (ibstat does not print it)."""
         ca = parse_ibstat(fixture_output(rel))[0]
         ports = [p for p in ca["ports"] if p.port in only]
         for p in ports:
             for key, value in (override or {}).get(p.port, {}).items():
                 setattr(p, key, value)
-        self.add_ib_ports(bdf, ports, ca["ca"])
+        self.add_ib_ports(bdf, ports, device or ca["ca"], identity_files(ca, psid, fw_ver))
         return ports
+
+
+def identity_files(ca: dict, psid: str | None, fw_ver: str | None = None) -> dict[str, str]:
+    """/sys/class/infiniband/<dev>/ files from an ibstat CA: "CA type:
+    MT4099" is hca_type, "Node GUID: 0x0002c90300a4e720" is node_guid as
+    "0002:c903:00a4:e720"."""
+    files = {"fw_ver": fw_ver or ca["firmware"], "hca_type": ca["ca_type"]}
+    if ca.get("node_guid"):
+        digits = ca["node_guid"].removeprefix("0x").zfill(16)
+        files["node_guid"] = ":".join(digits[i:i + 4] for i in range(0, 16, 4))
+    if psid:
+        files["board_id"] = psid
+    return files
+
+
+def parse_ibv_devinfo(text: str) -> dict:
+    """`ibv_devinfo` (one device) -> {"hca_id", "fw_ver", "node_guid",
+    "board_id", "vendor_part_id", ..., "ports": {1: {"state", "link_layer"...}}}."""
+    out: dict = {"ports": {}}
+    port = None
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        value = value.strip()
+        if key == "port":
+            port = out["ports"].setdefault(int(value), {})
+        elif port is not None:
+            port[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+# ibv_devinfo's port state -> the kernel's sysfs text
+_DEVINFO_STATES = {"PORT_ACTIVE (4)": "4: ACTIVE", "PORT_INIT (2)": "2: INIT", "PORT_DOWN (1)": "1: DOWN"}
+
+
+def cx3_from_ibv_devinfo(root, rel: str, *, fw_ver: str | None = None) -> FakeIBMachine:
+    """A card as a real `ibv_devinfo` shows it: device id from
+    vendor_part_id (4099 = 0x1003), fw_ver, board_id (PSID), node_guid, and
+    each port's state and link layer (mlx4_portN "ib" or "eth" to match)."""
+    info = parse_ibv_devinfo(fixture_output(rel))
+    types = {p: "ib" if attrs["link_layer"] == "InfiniBand" else "eth" for p, attrs in info["ports"].items()}
+    m = FakeIBMachine(root)
+    m.add_cx3(BDF, port1=types.get(1), port2=types.get(2), device_id=hex(int(info["vendor_part_id"])))
+    ports = {p: {"state": _DEVINFO_STATES[a["state"]], "link_layer": a["link_layer"], "sm_lid": hex(int(a["sm_lid"])),
+                 "lid": hex(int(a["port_lid"]))} for p, a in info["ports"].items()}
+    identity = {"fw_ver": fw_ver or info["fw_ver"], "board_id": info["board_id"], "node_guid": info["node_guid"]}
+    m.add_ib_device(BDF, info["hca_id"], ports, identity)
+    return m
 
 
 # ---------------------------------------------------------------- the three card modes

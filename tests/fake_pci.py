@@ -51,11 +51,16 @@ class FakeMachine:
     # ------------------------------------------------------------ PCI card
     def add_connectx3(self, bdf: str = "0000:05:00.0", *, speed: str = "8.0 GT/s PCIe", width: int = 8,
                       max_speed: str = "8.0 GT/s PCIe", max_width: int = 8, numa_node: int = 0,
-                      device_id: str = CONNECTX3, pci_class: str = "0x028000") -> str:
+                      device_id: str = CONNECTX3, pci_class: str = "0x028000", driver: str | None = None) -> str:
         """A ConnectX-3 (MT27500) PCI function; returns its /sys/bus/pci path.
         pci_class: "0x028000" network controller (VPI), "0x020700" and
-        "0x0c0600" the two InfiniBand classes, "0x020000" Ethernet."""
+        "0x0c0600" the two InfiniBand classes, "0x020000" Ethernet.
+        driver: "mlx4_core" / "mlx5_core" binds it (the device's `driver`
+        link into /sys/bus/pci/drivers/<name>)."""
         dev = self.device_dir(bdf)
+        if driver:
+            (self.root / f"sys/bus/pci/drivers/{driver}").mkdir(parents=True, exist_ok=True)
+            self._link(f"{dev}/driver", f"/sys/bus/pci/drivers/{driver}")
         self._write(f"{dev}/vendor", MELLANOX)
         self._write(f"{dev}/device", device_id)
         self._write(f"{dev}/class", pci_class)
@@ -150,11 +155,16 @@ class FakeMachine:
         return "\n".join(lines)
 
     # ------------------------------------------------------------ InfiniBand
-    def add_ib_device(self, pci_bdf: str, name: str = "mlx4_0", ports: dict[int, dict] | None = None) -> None:
+    def add_ib_device(self, pci_bdf: str, name: str = "mlx4_0", ports: dict[int, dict] | None = None,
+                      identity: dict[str, str] | None = None) -> None:
         """ports: {1: {"state": "4: ACTIVE", "phys_state": "5: LinkUp", "sm_lid": "0x1",
-        "rate": "40 Gb/sec (4X QDR)", "link_layer": "InfiniBand"}}."""
+        "rate": "40 Gb/sec (4X QDR)", "link_layer": "InfiniBand"}}; identity: the
+        device's own files, {"fw_ver": "2.42.5000", "board_id": "MT_1090120019",
+        "hca_type": "MT4099", "node_guid": "0002:c903:00a4:e720"}."""
         base = f"{self.device_dir(pci_bdf)}/infiniband/{name}"
         self._write(f"{base}/node_type", "1: CA")
+        for attr, value in (identity or {}).items():
+            self._write(f"{base}/{attr}", value)
         for port, attrs in (ports or {}).items():
             full = {"state": "4: ACTIVE", "phys_state": "5: LinkUp", "sm_lid": "0x1", "lid": "0x2",
                     "rate": "40 Gb/sec (4X QDR)", "link_layer": "InfiniBand"}

@@ -42,10 +42,42 @@ def card_problems(cfg, root) -> list[Problem]:
     return []
 
 
+def selected_card(cfg, root):
+    """The card the config is about, when that is clear: [card] pci, or
+    the only Mellanox card present. None otherwise (no card: a pure
+    config check, as on a machine being prepared)."""
+    from ib40d.system.observe import find_cards
+
+    cards = find_cards(root)
+    if cfg.card is not None and cfg.card.pci:
+        cards = [c for c in cards if c.pci == cfg.card.pci]
+    return cards[0] if len(cards) == 1 else None
+
+
+def capability_problems(cfg, root) -> list[Problem]:
+    """What the card present cannot do that the config asks for (mlx5: no
+    connected mode, MTU <= 4092, port types only in firmware; Ethernet-only
+    firmware asked for ib), each at the line that asks for it."""
+    card = selected_card(cfg, root)
+    if card is None:
+        return []
+    from ib40d.core.cards import capability_problems as card_capability
+    from ib40d.system import sysfs
+    from ib40d.system.porttype_system import read_runtime
+
+    running, _ = read_runtime(root, card.pci)
+    out = []
+    for p in card_capability(cfg, sysfs.read_identity(root, card), running):
+        section = "[card]" if p.section == "card" else f"[{cfg.links[p.section].kind} {p.section}]"
+        where = cfg.origin(p.section, p.key) or cfg.origin(p.section)
+        out.append(Problem(where.file, where.line, section, p.key, p.message))
+    return out
+
+
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
-    problems = card_problems(cfg, root)
+    problems = card_problems(cfg, root) or capability_problems(cfg, root)
     if problems:
         raise ConfigError(problems)
     for warning in find_conflicts(root, cfg.names()):

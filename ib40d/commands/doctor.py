@@ -20,13 +20,14 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-from ib40d.core import ibports, pcie, tuning
+from ib40d.core import cards as cardinfo, ibports, linkrate, pcie, tuning
 from ib40d.system import runner, sysfs
 from ib40d.system.cliargs import config_path, load_config, sysroot
 from ib40d.core.config import Config
 from ib40d.core.diff import LinkDiff, diff
 from ib40d.core.errors import UserError
 from ib40d.core.model import Card, LinkObs, Machine
+from ib40d.system.cardview import CardView, read_card_view
 from ib40d.system.observe import find_cards, observe_sysfs
 from ib40d.commands.sync import SHIPPED_SYSCTL, SYSCTL_MASK
 from ib40d.system.sysroot import SysRoot
@@ -93,6 +94,12 @@ def observe(root: SysRoot, cfg: Config | None) -> Machine:
     machine.sysctl = {key: root.read(tuning.proc_path(key)) for key in tuning.SYSCTL}
     machine.numa_nodes = len([d for d in root.listdir("/sys/devices/system/node") if re.fullmatch(r"node\d+", d)])
     return machine
+
+
+def observe_cards(root: SysRoot, machine: Machine) -> list[CardView]:
+    """Each card's identity, port types and port rates, from what observe()
+    read (its links and IB ports)."""
+    return [read_card_view(root, card, machine.links, machine.ib_ports) for card in machine.cards]
 
 
 # ----------------------------------------------------------------- checks (pure)
@@ -170,10 +177,26 @@ def check_ib_ports(ports: list[ibports.IBPort]) -> list[Finding]:
                                f"{name} is {p.state} although a subnet manager answers (sm_lid {p.sm_lid:#x})",
                                "wait a few seconds; if it stays, restart the subnet manager"))
         else:
-            out.append(Finding("warning", "ib-port-down",
-                               f"{name} is {p.state or 'unknown'} (physical {p.phys_state or 'unknown'}): no link",
-                               "check the cable, and that the far end's port is in IB mode and up"))
+            cause, fix = linkrate.ib_down_cause(p.phys_state)
+            out.append(Finding("warning", "ib-port-down", f"{name} is {p.state or 'unknown'}, physical {cause}", fix))
     return out
+
+
+def check_card_identity(view: CardView, cfg: Config | None) -> list[Finding]:
+    """Firmware (Ethernet-only, too old for mstconfig, OEM), port types the
+    driver refused, and each port's rate against what the card can do."""
+    want = cardinfo_want(cfg)
+    out = [Finding(n.severity, n.code, n.message, n.fix)
+           for n in cardinfo.firmware_findings(view.identity, want, view.running, view.tried)]
+    for rate in view.rates:
+        if rate.note is not None:
+            out.append(Finding(rate.note.severity, rate.note.code, rate.note.message, rate.note.fix))
+    return out
+
+
+def cardinfo_want(cfg: Config | None) -> dict[int, str | None]:
+    card = cfg.card if cfg else None
+    return {1: card.port1, 2: card.port2} if card else {}
 
 
 def check_links(cfg: Config, machine: Machine) -> list[Finding]:
@@ -314,7 +337,8 @@ def check_sysctl(current: dict[str, str | None], enabled: bool = True) -> list[F
                     details=tuple(f"{k} = {v} (want {tuning.SYSCTL[k]})" for k, v in wrong.items()))]
 
 
-def diagnose(obs: Machine, cfg: Config | None) -> list[Finding]:
+def diagnose(obs: Machine, cfg: Config | None, views: list[CardView] = ()) -> list[Finding]:
+    """VIEWS: observe_cards(); the card identity and link rate findings."""
     findings: list[Finding] = []
     if not obs.cards:
         wanted = cfg.card.pci if cfg and cfg.card and cfg.card.pci else None
@@ -324,6 +348,9 @@ def diagnose(obs: Machine, cfg: Config | None) -> list[Finding]:
                                 "check `lspci | grep Mellanox`; reseat the card"))
     for card in obs.cards:
         findings += check_card(card, obs.numa_nodes)
+    for view in views:
+        if not cfg or not cfg.card or not cfg.card.pci or cfg.card.pci == view.card.pci:
+            findings += check_card_identity(view, cfg)
     findings += check_ib_ports(obs.ib_ports)
     if cfg is None:
         findings.append(Finding("ok", "no-config",
@@ -365,11 +392,12 @@ def _load_optional_config(args) -> tuple[Config | None, str | None]:
     return load_config(args), path
 
 
-def report(obs: Machine, findings: list[Finding], config_file: str | None) -> dict:
+def report(obs: Machine, findings: list[Finding], config_file: str | None, views: list[CardView] = ()) -> dict:
     counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
+    identity = {v.card.pci: v.as_dict() for v in views}
     return {
         "config": config_file,
-        "cards": [c.as_dict() for c in obs.cards],
+        "cards": [dict(c.as_dict(), identity=identity.get(c.pci)) for c in obs.cards],
         "findings": [f.as_dict() for f in findings],
         "problems": counts["problem"],
         "warnings": counts["warning"],
@@ -389,6 +417,14 @@ def render_text(rep: dict) -> str:
         numa = f", NUMA node {c['numa_node']}" if c["numa_node"] is not None else ""
         nets = f", netdevs {' '.join(c['netdevs'])}" if c["netdevs"] else ""
         lines.append(f"{c['name']} {c['pci']}: {link}{numa}{nets}")
+        ident = c.get("identity")
+        if ident:
+            lines.append(f"  {ident['describe']}")
+            for p in ident["ports"]:
+                if p["rate_gbit"] is not None:
+                    can = f" of {p['can_gbit']:g}" if p["can_gbit"] else ""
+                    width = f" {p['width']}" if p["width"] else ""
+                    lines.append(f"  {p['port']}: {p['rate_gbit']:g}{can} Gb/s{width}")
     if rep["cards"]:
         lines.append("")
     label = {"ok": "ok", "warning": "WARNING", "problem": "PROBLEM"}
@@ -404,8 +440,10 @@ def render_text(rep: dict) -> str:
 
 def run(args) -> int:
     cfg, path = _load_optional_config(args)
-    obs = observe(sysroot(args), cfg)
-    findings = diagnose(obs, cfg)
-    rep = report(obs, findings, path)
+    root = sysroot(args)
+    obs = observe(root, cfg)
+    views = observe_cards(root, obs)
+    findings = diagnose(obs, cfg, views)
+    rep = report(obs, findings, path, views)
     print(json.dumps(rep, indent=2) if args.json else render_text(rep))
     return 1 if rep["problems"] else 0

@@ -16,6 +16,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--link", metavar="NAME", help="only what applying NAME would change")
 
 
+def reboot_notes(root, actions) -> list[str]:
+    """"reboot needed" for each port whose type only the firmware changes
+    (a next-boot change with no switch now: mlx5, or mlx4 without
+    mlx4_portN) while it runs another type."""
+    switched_now = {(a.target, a.params["port"]) for a in actions if a.kind == "porttype.runtime"}
+    firmware_only = [a for a in actions if a.kind == "porttype.firmware"
+                     and (a.target, a.params["port"]) not in switched_now]
+    if not firmware_only:
+        return []
+    from ib40d.core.cards import reboot_note
+    from ib40d.system import sysfs
+    from ib40d.system.observe import find_cards
+    from ib40d.system.porttype_system import read_runtime
+
+    cards = {c.pci: c for c in find_cards(root)}
+    notes = []
+    for a in firmware_only:
+        port, new = a.params["port"], a.changes[0].new
+        running, auto = read_runtime(root, a.target)
+        now = "auto" if auto.get(port) else running.get(port)
+        if now != new and a.target in cards:
+            notes.append(reboot_note(sysfs.read_identity(root, cards[a.target]), port, now, new))
+    return notes
+
+
 def run(args) -> int:
     cfg = load_config(args)  # before any netlink: an invalid config touches nothing
     root = sysroot(args)
@@ -36,7 +61,7 @@ def run(args) -> int:
 
         card_actions, card_notes = plan_card(cfg, root)
         plan.actions[:0] = card_actions  # port types come first: they re-create the netdevs
-        plan.notes[:0] = card_notes
+        plan.notes[:0] = card_notes + reboot_notes(root, card_actions)
     plan.notes.extend(find_conflicts(root, cfg.names()))
     if args.json:
         import json  # only for --json

@@ -14,7 +14,7 @@ from ib40d.system.cliargs import load_config, sysroot
 from ib40d.core.diff import LinkDiff, diff
 from ib40d.system.linkstate import ARPHRD_ETHER
 from ib40d.core.model import LinkObs
-from ib40d.system.observe import observe_sysfs
+from ib40d.system.observe import find_cards, observe_sysfs
 
 
 PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
@@ -121,6 +121,14 @@ def collect(cfg, root) -> dict:
         from ib40d.system.porttype_system import status_json
 
         status["port_types"] = status_json(root)
+    # Each card: generation, firmware, PSID, and its ports' rates against what it can do.
+    wanted_pci = cfg.card.pci if cfg.card else None
+    cards = [card for card in find_cards(root) if not wanted_pci or card.pci == wanted_pci]
+    status["cards"] = []
+    if cards:  # only machines with a card pay for the card tables
+        from ib40d.system.cardview import read_card_view
+
+        status["cards"] = [read_card_view(root, card).as_dict() for card in cards]
     # IB ports only where there are some: asking systemd whether our opensm
     # runs costs a D-Bus round trip that an Ethernet-only machine can skip.
     status["ib_ports"] = []
@@ -169,6 +177,17 @@ def render(status: dict) -> str:
         for s in b["slaves"]:
             speed = f"{s['speed_mbps']} Mb/s" if s["speed_mbps"] else "speed unknown"
             lines.append(f"  {s['name']:<10} MII {s['mii_status']:<5} link failures {s['link_failure_count']}  {speed}")
+    for c in status["cards"]:
+        lines.append("")
+        lines.append(f"card {c['pci']}: {c['describe']}")
+        for p in c["ports"]:
+            if p["rate_gbit"] is None:
+                continue
+            can = f" (card: {p['can_gbit']:g})" if p["can_gbit"] else ""
+            width = f" {p['width']}" if p["width"] else ""
+            lines.append(f"  {p['port']:<10} {p['rate_gbit']:g} Gb/s{width}{can}")
+            if p["message"]:
+                lines.append(f"  {'':<10} ! {p['message']}")
     if status["port_types"]:
         from ib40d.core.porttype_plan import status_lines_from
 

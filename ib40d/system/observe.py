@@ -8,7 +8,8 @@
 - `observe_sysfs(root, names)`: the same links from sysfs and procfs, and the
   addresses from one rtnetlink dump, or under `--root` from a support
   bundle's captured files: what status and doctor read, without pyroute2.
-- `find_cards(root)`: the Mellanox cards on the PCI bus.
+- `find_cards(root)`: the Mellanox cards on the PCI bus (cardview.py adds
+  each one's identity and port rates for status and doctor).
 """
 
 from __future__ import annotations

@@ -58,3 +58,26 @@ def read_pcie_link(root: SysRoot, device: str) -> PcieLink | None:
         max_width=parse_sysfs_width(root.read(f"{device}/max_link_width")),
         source="sysfs",
     )
+
+
+def read_identity(root: SysRoot, card):
+    """What sysfs says of a card (model.Card) without mstflint: the bound
+    driver, and fw_ver, board_id (the PSID), hca_type and node_guid of its
+    first RDMA device, as a cards.CardIdentity. Fields the tree lacks are
+    None (a card with no RDMA driver loaded, or a bundle without them)."""
+    from ib40d.core.cards import CardIdentity  # only machines with a card pay for the tables
+
+    dev = f"/sys/bus/pci/devices/{card.pci}"
+    driver = root.realpath(f"{dev}/driver")
+    ib_device = card.ib_devices[0] if card.ib_devices else None
+    base = f"/sys/class/infiniband/{ib_device}"
+
+    def attr(name: str) -> str | None:
+        if ib_device is None:
+            return None
+        return root.read(f"{base}/{name}") or None  # an empty file says nothing
+
+    return CardIdentity(pci=card.pci, device_id=card.device_id,
+                        driver=driver.rsplit("/", 1)[1] if driver else None,
+                        fw_ver=attr("fw_ver"), psid=attr("board_id"), hca_type=attr("hca_type"),
+                        node_guid=attr("node_guid"), ib_device=ib_device)
