@@ -63,7 +63,8 @@ class FakeNetlink:
         if name in self.links:
             raise NetlinkRefused(errno.EEXIST, f"create bond {name}")
         bond = BondObs(mode="balance-rr", miimon=0, updelay=0, downdelay=0, use_carrier=True,
-                       arp_interval=0, arp_ip_target=())
+                       arp_interval=0, arp_ip_target=(), xmit_hash_policy="layer2", lacp_rate="slow",
+                       ad_select="stable", min_links=0)
         link = LinkObs(name=name, index=self.next_index, kind="bond", mac="02:00:00:00:00:01",
                        mtu=1500, txqueuelen=1000, bond=bond)
         self.next_index += 1
@@ -77,6 +78,10 @@ class FakeNetlink:
                     raise NetlinkRefused(errno.ENOTEMPTY, f"set mode on {link.name}")
                 if link.admin_up:
                     raise NetlinkRefused(errno.EBUSY, f"set mode on {link.name}")
+            if key == "lacp_rate" and "802.3ad" not in (link.bond.mode, options.get("mode")):
+                raise NetlinkRefused(errno.EACCES, f"set lacp_rate on {link.name}")
+            if key in ("lacp_rate", "ad_select") and value != getattr(link.bond, key) and link.admin_up:
+                raise NetlinkRefused(errno.EBUSY, f"set {key} on {link.name}")  # BOND_OPTFLAG_IFDOWN
             if key in ("updelay", "downdelay") and link.bond.miimon:
                 value -= value % link.bond.miimon
             setattr(link.bond, key, tuple(value) if key == "arp_ip_target" else value)
@@ -84,6 +89,13 @@ class FakeNetlink:
     def set_bond(self, index, name, options):
         self._write("set_bond", name, dict(options))
         self._bond_options(self._by_index(index), options)
+
+    def set_bond_primary(self, index, name, slave_index, slave):
+        self._write("set_bond_primary", name, slave)
+        bond = self._by_index(index)
+        if bond.bond.mode not in ("active-backup", "balance-tlb", "balance-alb"):
+            raise NetlinkRefused(errno.EACCES, f"set primary on {name}")
+        bond.bond.primary = self._by_index(slave_index).name
 
     def set_state(self, index, name, up):
         self._write("set_state", name, "up" if up else "down")

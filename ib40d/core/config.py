@@ -87,6 +87,11 @@ class BondConfig:
     use_carrier: bool | None = None
     arp_interval: int | None = None
     arp_ip_target: tuple[str, ...] | None = None
+    xmit_hash_policy: str | None = None
+    lacp_rate: str | None = None
+    ad_select: str | None = None
+    min_links: int | None = None
+    primary: str | None = None  # a slave's name
     mtu: int | None = None
     addresses: tuple[Address, ...] | None = None
 
@@ -524,7 +529,31 @@ def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
     if values["slaves"] is None:
         chk.err(s.where, s, None, "needs slaves = the links to bond")
         values["slaves"] = ()
+    _check_bond_modes(chk, s, values)
     return BondConfig(name=s.name, addresses=chk.addresses(s), **values)
+
+
+def _check_bond_modes(chk: _Checker, s: _Section, values: dict) -> None:
+    """The keys the bonding driver uses in some modes only, against mode =;
+    primary among the slaves, min_links at most their number."""
+    mode = values["mode"]
+    for key in SECTIONS["bond"].keys:
+        if not key.modes or key.name not in s.keys or values[key.name] is None:
+            continue
+        v = s.keys[key.name]
+        only = " and ".join(key.modes)
+        if "mode" not in s.keys:
+            chk.err(v.where, s, key.name, f"is used in mode {only} only: set mode =")
+        elif mode is not None and mode not in key.modes:
+            chk.err(v.where, s, key.name, f"is used in mode {only} only, not {mode}")
+    slaves = values["slaves"] or ()
+    primary = values["primary"]
+    if primary is not None and slaves and primary not in slaves:
+        chk.err(s.keys["primary"].where, s, "primary", f"{shown(primary)} is not one of slaves ({' '.join(slaves)})")
+    min_links = values["min_links"]
+    if min_links and slaves and min_links > len(slaves):
+        chk.err(s.keys["min_links"].where, s, "min_links", f"{min_links} is more than the {len(slaves)} slaves: "
+                "the bond would never have carrier")
 
 
 def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:

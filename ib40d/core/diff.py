@@ -108,9 +108,9 @@ def _kind(d: LinkDiff) -> bool:
 
 def wanted_bond_options(bond: BondConfig) -> dict:
     """The options a bond is created or set with, in BOND_OPTIONS order
-    (mode first); best-effort ones (use_carrier) go on their own."""
+    (mode first); best-effort ones (use_carrier) and primary go on their own."""
     opts = {o.name: getattr(bond, o.name) for o in BOND_OPTIONS
-            if not o.best_effort and getattr(bond, o.name) is not None}
+            if not o.best_effort and not o.names_slave and getattr(bond, o.name) is not None}
     if bond.arp_interval and bond.miimon is None:
         opts["miimon"] = 0
     if not opts.get("miimon"):
@@ -144,6 +144,10 @@ def _diff_bond(bond: BondConfig, link: LinkObs | None, machine: Machine) -> Link
             if o.best_effort and value is not None:
                 old = getattr(have, o.name) if have else None
                 if have is None or (old is not None and old != value):
+                    d.changes.append(Change(o.name, old, value))
+            elif o.names_slave and value is not None:
+                old = getattr(have, o.name) if have else None
+                if old != value:
                     d.changes.append(Change(o.name, old, value))
     if link is not None:
         d.changes += [Change("slave", s, None) for s in machine.slaves_of(bond.name) if s not in bond.slaves]

@@ -39,6 +39,10 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+def _name(text: str) -> str | None:
+    return text or None  # bonding/primary is empty without one
+
+
 @dataclass(eq=False)
 class BondOption:
     """One bond setting. NAME is at once the [bond] key, the BondObs field,
@@ -56,6 +60,12 @@ class BondOption:
     # kernel shows a value, set in a request of its own (apply's
     # "bond.<name>"), and a refusal is only a warning.
     best_effort: bool = False
+    # Names a slave (primary): set in a request of its own once that slave
+    # is present (netlink carries its ifindex), after the enslaving.
+    names_slave: bool = False
+    # The kernel changes it only while the bond is down (BOND_OPTFLAG_IFDOWN:
+    # EBUSY otherwise)
+    needs_down: bool = False
 
 
 BOND_OPTIONS = (
@@ -66,6 +76,11 @@ BOND_OPTIONS = (
     BondOption("use_carrier", _flag, best_effort=True),
     BondOption("arp_interval", int, in_proc=True),
     BondOption("arp_ip_target", _words),
+    BondOption("xmit_hash_policy", _first_word, in_proc=True),  # "layer3+4 1"
+    BondOption("lacp_rate", _first_word, in_proc=True, needs_down=True),
+    BondOption("ad_select", _first_word, in_proc=True, needs_down=True),
+    BondOption("min_links", int, in_proc=True),
+    BondOption("primary", _name, in_proc=True, names_slave=True),
 )
 
 

@@ -25,6 +25,7 @@ from ib40d.core.diff import LinkDiff, diff, wanted_bond_options
 from ib40d.core.model import BOND_OPTIONS, Machine
 
 BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
+NEEDS_DOWN = {o.name for o in BOND_OPTIONS if o.needs_down}
 
 
 @dataclass
@@ -102,6 +103,10 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
             # rescale them when miimon changes: send them again with it.
             differs |= {"updelay", "downdelay"} & wanted.keys()
         options = {k: v for k, v in wanted.items() if k in differs}
+        if options.keys() & NEEDS_DOWN and current.admin_up and not brought_down:
+            acts.append(Action("link.down", bond.name, (Change("state", "up", "down"),),
+                               f"{', '.join(sorted(options.keys() & NEEDS_DOWN))} changes only while the bond is down"))
+            brought_down = True
         if options:
             changes = tuple(Change(k, getattr(have, k), v) for k, v in options.items())
             acts.append(Action("bond.set", bond.name, changes, "", {"options": options}))
@@ -138,6 +143,13 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
         elif not is_up:
             acts.append(Action("link.up", slave_name, (Change("state", "down", "up"),)))
 
+    primary = d.get("primary")
+    if primary:
+        # netlink names the primary by ifindex: it waits for that slave
+        if diffs[bond.primary].link is None:
+            plan.notes.append(f"{bond.name}: primary {bond.primary} set when {bond.primary} appears")
+        else:
+            acts.append(Action("bond.primary", bond.name, (primary,), "", {"slave": bond.primary}))
     if d.get("mtu"):
         acts.append(Action("link.mtu", bond.name, (d.get("mtu"),)))
     acts.extend(_address_actions(d, bond.addresses))

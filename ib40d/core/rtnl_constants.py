@@ -43,6 +43,11 @@ IFLA_BOND_DOWNDELAY = 5
 IFLA_BOND_USE_CARRIER = 6
 IFLA_BOND_ARP_INTERVAL = 7
 IFLA_BOND_ARP_IP_TARGET = 8
+IFLA_BOND_PRIMARY = 11  # the slave's ifindex
+IFLA_BOND_XMIT_HASH_POLICY = 14
+IFLA_BOND_MIN_LINKS = 18
+IFLA_BOND_AD_LACP_RATE = 21
+IFLA_BOND_AD_SELECT = 22
 # IF_OPER_* (RFC 2863) by number, as `ip link` prints them
 OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
 

@@ -26,6 +26,11 @@ BOND_MODES = {
     "balance-tlb": 5,
     "balance-alb": 6,
 }
+# bonding.rst's names; each tuple's order is the kernel's numbering (netlink
+# carries IFLA_BOND_XMIT_HASH_POLICY, _AD_LACP_RATE, _AD_SELECT as the index)
+XMIT_HASH_POLICIES = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac")
+LACP_RATES = ("slow", "fast")
+AD_SELECTS = ("stable", "bandwidth", "count")
 PORT_TYPES = ("ib", "eth", "auto")
 IPOIB_MODES = ("connected", "datagram")
 OPENSM_START = ("auto", "always", "never")
@@ -179,6 +184,17 @@ class Names(Type):
         return tuple(dict.fromkeys(names)), problems
 
 
+class Name(Type):
+    """One link name (its section is checked in config.py)."""
+
+    SYNTAX, HINT = "a link name", " (link name)"
+
+    def parse(self, text: str):
+        if len(text.split()) != 1:
+            return None, [f"{text!r} is not one link name"]
+        return text, []
+
+
 class ArpTargets(Type):
     MOST = 16  # the kernel's BOND_MAX_ARP_TARGETS
     SYNTAX, HINT = f"IPv4 addresses, at most {MOST}, separated by spaces", " (IPv4 addresses)"
@@ -219,12 +235,19 @@ class Addressing(Type):
 # Plain classes, not dataclasses: status, check and plan import this table,
 # and each dataclass costs about half a millisecond to define.
 class Key:
-    __slots__ = ("name", "type", "doc", "default")
+    __slots__ = ("name", "type", "doc", "default", "modes")
 
-    def __init__(self, name: str, type: Type, doc: str, default: str | None = None):
+    def __init__(self, name: str, type: Type, doc: str, default: str | None = None,
+                 modes: tuple[str, ...] = ()):
         self.name, self.type, self.doc = name, type, doc
         # written as in the file; None: without the key, ib40 leaves the setting as it is
         self.default = default
+        # a [bond] key the bonding driver uses only in these modes: config.py
+        # refuses it in another mode (or without mode =)
+        self.modes = modes
+
+    def modes_doc(self) -> str:
+        return f" Only in mode {', '.join(self.modes)}." if self.modes else ""
 
     def default_value(self):
         return None if self.default is None else self.type.parse(self.default)[0]
@@ -295,6 +318,20 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             "(set miimon = 0): sees a link that has carrier but carries nothing."),
         Key("arp_ip_target", ArpTargets(), "The addresses the ARP monitor probes (the peer's); needs arp_interval, "
             "and works in balance-rr, active-backup, balance-xor and broadcast modes."),
+        Key("xmit_hash_policy", Enum(XMIT_HASH_POLICIES, noun="a transmit hash policy"),
+            "What picks a packet's slave: layer2 the MACs (one peer, one slave), layer3+4 also the IP "
+            "addresses and ports (the flows to one peer spread over the slaves); the switch hashes its own side.",
+            modes=("balance-xor", "802.3ad", "balance-tlb")),
+        Key("lacp_rate", Enum(LACP_RATES, noun="an LACP rate"), "How often the switch is asked to send "
+            "LACPDUs: slow every 30 s, fast every second (a dead port is seen in 3 s instead of 90 s).",
+            modes=("802.3ad",)),
+        Key("ad_select", Enum(AD_SELECTS, noun="an aggregator selection policy"), "Which aggregator is "
+            "active when the ports reach several: stable, bandwidth (the most), count (the most ports).",
+            modes=("802.3ad",)),
+        Key("min_links", Int(0, 2**31 - 1), "How many ports must be up for the bond to have carrier; "
+            "at most the number of slaves.", modes=("802.3ad",)),
+        Key("primary", Name(), "The slave used whenever it is up; one of slaves.",
+            modes=("active-backup", "balance-tlb", "balance-alb")),
         Key("mtu", _MTU, "The bond's MTU, which the kernel gives its slaves."),
         *_ADDRESS_KEYS,
     )),
@@ -403,7 +440,7 @@ def man_page(version: str) -> str:
     for s in SECTIONS.values():
         out += [f".SS {_roff(s.header)}", _roff(s.doc)]
         for k in s.keys:
-            out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc)]
+            out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc + k.modes_doc())]
             if k.default is not None:
                 out += [".br", f"Default: {_roff(k.default)}."]
     out += [".SH EXAMPLE", "Both ports of the card bonded, as in the HOWTO:", ".PP", ".RS", ".nf",

@@ -26,10 +26,10 @@ import os
 import socket
 import struct
 
-from ib40d.core.schema import BOND_MODES
+from ib40d.core.schema import AD_SELECTS, BOND_MODES, LACP_RATES, XMIT_HASH_POLICIES
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.system.observe import AddrObs, BondObs, LinkObs
-from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_CARRIER, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
+from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
 
 # The bond options ib40 sets: option -> (IFLA_BOND_* attribute, how the
 # kernel carries it). Writes pass pyroute2 `bond_<option>`, reads decode the
@@ -42,7 +42,17 @@ BOND_ATTRS = {
     "use_carrier": (IFLA_BOND_USE_CARRIER, "u8"),
     "arp_interval": (IFLA_BOND_ARP_INTERVAL, "u32"),
     "arp_ip_target": (IFLA_BOND_ARP_IP_TARGET, "ipv4 list"),
+    "xmit_hash_policy": (IFLA_BOND_XMIT_HASH_POLICY, "u8"),
+    "lacp_rate": (IFLA_BOND_AD_LACP_RATE, "u8"),
+    "ad_select": (IFLA_BOND_AD_SELECT, "u8"),
+    "min_links": (IFLA_BOND_MIN_LINKS, "u32"),
+    "primary": (IFLA_BOND_PRIMARY, "u32"),  # the slave's ifindex; absent until it is enslaved
 }
+# Where pyroute2's keyword is not bond_<option> (IFLA_BOND_AD_LACP_RATE).
+PYROUTE2_BOND_NAMES = {"lacp_rate": "ad_lacp_rate"}
+# Options the kernel carries as a number that names a choice (the schema's
+# tuples are in the kernel's numbering).
+_BOND_CHOICES = {"xmit_hash_policy": XMIT_HASH_POLICIES, "lacp_rate": LACP_RATES, "ad_select": AD_SELECTS}
 _MODE_BY_NUMBER = {n: m for m, n in BOND_MODES.items()}
 
 # ------------------------------------------------------------ wire format
@@ -287,6 +297,10 @@ class Netlink:
         what = f"set {', '.join(f'{k} {v}' for k, v in options.items())} on {name}"
         self._write(what, self.ipr.link, "set", index=index, kind="bond", **_bond_kwargs(options))
 
+    def set_bond_primary(self, index: int, name: str, slave_index: int, slave: str) -> None:
+        self._write(f"set primary {slave} on {name}", self.ipr.link, "set", index=index, kind="bond",
+                    bond_primary=slave_index)
+
     def set_state(self, index: int, name: str, up: bool) -> None:
         self._write(f"set {name} {'up' if up else 'down'}", self.ipr.link, "set", index=index,
                     state="up" if up else "down")
@@ -323,15 +337,21 @@ def _bond_kwargs(options: dict) -> dict:
             value = int(value)
         elif key == "arp_ip_target":
             value = list(value)
-        kwargs[f"bond_{key}"] = value
+        elif key in _BOND_CHOICES:
+            value = _BOND_CHOICES[key].index(value)
+        kwargs[f"bond_{PYROUTE2_BOND_NAMES.get(key, key)}"] = value
     return kwargs
 
 
-def _bond_obs(raw: dict) -> BondObs:
+def _bond_obs(raw: dict, names: dict[int, str]) -> BondObs:
     """parse_link's bond numbers -> BondObs (the inverse of _bond_kwargs)."""
     values = dict(raw)
     values["mode"] = _MODE_BY_NUMBER.get(raw["mode"])
     values["use_carrier"] = None if raw["use_carrier"] is None else bool(raw["use_carrier"])
+    for key, choices in _BOND_CHOICES.items():
+        number = raw[key]
+        values[key] = choices[number] if number is not None and number < len(choices) else None
+    values["primary"] = names.get(raw["primary"]) if raw["primary"] else None
     return BondObs(**values)
 
 
@@ -349,7 +369,7 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         carrier=None if raw["carrier"] is None else bool(raw["carrier"]),
         operstate=raw["operstate"],
         master=names.get(raw["master"]) if raw["master"] else None,
-        bond=None if raw["bond"] is None else _bond_obs(raw["bond"]),
+        bond=None if raw["bond"] is None else _bond_obs(raw["bond"], names),
     )
 
 

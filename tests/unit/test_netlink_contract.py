@@ -68,7 +68,7 @@ def test_bond_options_are_the_attributes_pyroute2_writes():
     numbers, types = _nla_numbers(bond.nla_map), _nla_types(bond.nla_map)
     widths = {"u8": "uint8", "u32": "uint32", "ipv4 list": "*ipaddr"}
     for option, (attr, carried) in netlink.BOND_ATTRS.items():
-        name = f"IFLA_BOND_{option.upper()}"
+        name = f"IFLA_BOND_{netlink.PYROUTE2_BOND_NAMES.get(option, option).upper()}"
         assert (numbers[name], types[name]) == (attr, widths[carried]), option
     assert set(netlink.BOND_ATTRS) == set(asdict(BondObs()))
 
@@ -95,7 +95,10 @@ class _Captured:
     {"mode": "active-backup", "miimon": 0, "updelay": 0, "downdelay": 0, "use_carrier": False,
      "arp_interval": 250, "arp_ip_target": ("10.30.0.1", "10.30.0.254")},
     {"mode": "802.3ad", "miimon": 4294967295, "updelay": 0, "downdelay": 0, "use_carrier": True,
-     "arp_interval": 0, "arp_ip_target": ("192.0.2.1",)},
+     "arp_interval": 0, "arp_ip_target": ("192.0.2.1",), "xmit_hash_policy": "layer3+4",
+     "lacp_rate": "fast", "ad_select": "count", "min_links": 2},
+    {"mode": "balance-xor", "arp_ip_target": (), "xmit_hash_policy": "vlan+srcmac", "lacp_rate": "slow", "ad_select": "bandwidth",
+     "min_links": 0},
 ])
 def test_bond_written_by_pyroute2_reads_back_the_same(options):
     """What create_bond and set_bond put on the wire, decoded by the read
@@ -114,6 +117,19 @@ def test_bond_written_by_pyroute2_reads_back_the_same(options):
     assert (created["name"], created["kind"], changed["index"], changed["kind"]) == ("bond0", "bond", 7, "bond")
     for raw in (created, changed):
         assert netlink._link_obs(raw, {}).bond == BondObs(**options)
+
+
+def test_bond_primary_is_written_as_the_slaves_ifindex_and_read_back_as_its_name():
+    nl = netlink.Netlink()
+    captured = _Captured()
+    nl._ipr = captured.ipr
+    try:
+        nl.set_bond_primary(7, "bond0", 12, "eth40b")
+        raw = netlink.parse_link(captured.body())
+    finally:
+        nl.close()
+    assert raw["bond"]["primary"] == 12
+    assert netlink._link_obs(raw, {12: "eth40b"}).bond.primary == "eth40b"
 
 
 # ---------------------------------------------------------------- a real namespace
