@@ -19,7 +19,7 @@ import copy
 import errno
 
 from ib40d.core.netlink_errors import NetlinkRefused
-from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs
 from ib40d.system.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044
@@ -28,6 +28,8 @@ IPOIB_DATAGRAM_MTU = 2044
 class FakeNetlink:
     def __init__(self, links: list[LinkObs] | None = None):
         self.links: dict[str, LinkObs] = {l.name: copy.deepcopy(l) for l in links or []}
+        for link in self.links.values():
+            link.routes = [] if link.routes is None else link.routes  # a dump reads them all
         self.next_index = max([l.index for l in self.links.values()], default=1) + 1
         self.calls: list[tuple] = []
         self.writes = 0
@@ -99,7 +101,24 @@ class FakeNetlink:
 
     def set_state(self, index, name, up):
         self._write("set_state", name, "up" if up else "down")
-        self._by_index(index).admin_up = up
+        link = self._by_index(index)
+        link.admin_up = up
+        if not up:
+            link.routes = []  # the kernel flushes a down link's routes
+
+    def add_route(self, index, name, dest, gateway, metric):
+        self._write("add_route", name, (dest, gateway, metric))
+        link = self._by_index(index)
+        metric = (1024 if ":" in dest else 0) if metric is None else metric
+        link.routes = [r for r in link.routes if (r.dest, r.metric) != (dest, metric)]  # replace
+        link.routes.append(RouteObs(dest, gateway, metric))
+
+    def del_route(self, index, name, dest, gateway, metric):
+        self._write("del_route", name, (dest, gateway, metric))
+        link = self._by_index(index)
+        if not any((r.dest, r.metric) == (dest, metric) for r in link.routes):
+            raise NetlinkRefused(errno.ESRCH, f"remove route {dest} from {name}")
+        link.routes = [r for r in link.routes if (r.dest, r.metric) != (dest, metric)]
 
     def set_mtu(self, index, name, mtu):
         self._write("set_mtu", name, mtu)
@@ -119,6 +138,7 @@ class FakeNetlink:
             master = self._by_index(master_index)
             if link.admin_up:
                 raise NetlinkRefused(errno.EBUSY, f"enslave {name} to {master_name}")
+            link.routes = []
             link.master = master.name
             link.admin_up = True  # bond_enslave() opens the slave
             link.mtu = master.mtu

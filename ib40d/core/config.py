@@ -66,6 +66,8 @@ class LinkConfig:
     mtu: int | None = None
     txqueuelen: int | None = None
     addresses: tuple[Address, ...] | None = None  # None: addresses not managed
+    # (network, gateway or None, metric or None); None: routes not managed
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
     kind: str = "ether"  # "ether" for [link], "ipoib" for [ipoib]
 
 
@@ -94,6 +96,7 @@ class BondConfig:
     primary: str | None = None  # a slave's name
     mtu: int | None = None
     addresses: tuple[Address, ...] | None = None
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -500,6 +503,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
             sysctl = SysctlConfig(**values)
 
     _check_bonds(chk, bonds, links, name_sections)
+    _check_routes(chk, [*links.values(), *bonds.values()], name_sections)
     return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
 
 
@@ -556,6 +560,28 @@ def _check_bond_modes(chk: _Checker, s: _Section, values: dict) -> None:
                 "the bond would never have carrier")
 
 
+def _check_routes(chk: _Checker, sections, name_sections) -> None:
+    """A gateway must be on the link (inside one of its address networks,
+    when the section gives addresses: the kernel refuses it otherwise), and
+    one destination and metric is one route of the main table."""
+    seen: dict[tuple, str] = {}
+    for cfg in sections:
+        if not cfg.routes:
+            continue
+        s = name_sections[cfg.name]
+        where = s.keys["routes"].where
+        networks = [a.interface.network for a in cfg.addresses or ()]
+        for dest, gateway, metric in cfg.routes:
+            if gateway is not None and networks and not any(ipaddress.ip_address(gateway) in n for n in networks):
+                chk.err(where, s, "routes", f"gateway {gateway} of {dest} is in none of this link's networks "
+                        f"({', '.join(map(str, networks))}): the kernel can't reach it on {cfg.name}")
+            key = (dest, metric)
+            if key in seen:
+                chk.err(where, s, "routes", f"{dest}{f' metric {metric}' if metric is not None else ''} is also a "
+                        f"route of {seen[key]}: give one of them another metric")
+            seen[key] = name_sections[cfg.name].label
+
+
 def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
     owner: dict[str, str] = {}
     for bond in bonds.values():
@@ -581,6 +607,9 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
             if link.addresses is not None:
                 chk.err(ls.keys["address"].where, ls, "address",
                         f"{slave} is a slave of {bond.name}: put the address on {bond.name}, never on a slave")
+            if link.routes is not None:
+                chk.err(ls.keys["routes"].where, ls, "routes",
+                        f"{slave} is a slave of {bond.name}: put the routes on {bond.name}")
             if link.mtu is not None and link.mtu != bond.mtu:
                 why = f"differs from {bond.name} mtu {bond.mtu}" if bond.mtu is not None else f"is set on a slave of {bond.name}"
                 chk.err(ls.keys["mtu"].where, ls, "mtu",

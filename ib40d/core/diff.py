@@ -16,6 +16,9 @@ mismatches, doctor as findings. Each difference is a Change(attr, have, want):
                  slaves (have: its name, want: None)
   address        (cidr, broadcast) or None on either side: missing, not in
                  the config, or another broadcast
+  route          (network, gateway, metric) or None on either side: missing,
+                 not in the config (only those model.RouteObs.managed), or
+                 another gateway
   state          "down" (None: absent) -> "up"
 
 A link that is absent has no difference but its absence, except a bond: it
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ib40d.core.actions import Change
 from ib40d.core.config import Address, BondConfig, Config, IPoIBConfig, desired_addresses
-from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
+from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine, RouteObs
 
 ARPHRD_ETHER, ARPHRD_INFINIBAND = 1, 32
 
@@ -85,6 +88,7 @@ def diff_link(cfg: Config, name: str, machine: Machine) -> LinkDiff:
     if want.mtu is not None and link.mtu != want.mtu:
         d.changes.append(Change("mtu", link.mtu, want.mtu))
     d.changes += _address_changes(want.addresses, link)
+    d.changes += route_changes(want.routes, link)
     if not link.admin_up:
         d.changes.append(Change("state", "down", "up"))
     return d
@@ -154,6 +158,7 @@ def _diff_bond(bond: BondConfig, link: LinkObs | None, machine: Machine) -> Link
     if bond.mtu is not None and (link is None or link.mtu != bond.mtu):
         d.changes.append(Change("mtu", link.mtu if link else None, bond.mtu))
     d.changes += _address_changes(bond.addresses, link)
+    d.changes += route_changes(bond.routes, link)
     if link is None or not link.admin_up:
         d.changes.append(Change("state", "down" if link else None, "up"))
     return d
@@ -183,4 +188,35 @@ def _address_changes(want: tuple[Address, ...] | None, link: LinkObs | None) -> 
     changes = [Change("address", (cidr, bcast), (cidr, wanted[cidr]) if cidr in wanted else None)
                for cidr, bcast in have.items() if cidr not in wanted or wanted[cidr] != bcast]
     changes += [Change("address", None, (cidr, bcast)) for cidr, bcast in wanted.items() if cidr not in have]
+    return changes
+
+
+def default_metric(dest: str) -> int:
+    """The metric the kernel gives a route added without one."""
+    return 1024 if ":" in dest else 0
+
+
+def route_text(route) -> str:
+    """(network, gateway, metric) as ip route writes it."""
+    dest, gateway, metric = route
+    return dest + (f" via {gateway}" if gateway else "") + (f" metric {metric}" if metric is not None else "")
+
+
+def route_changes(want, link: LinkObs | None) -> list[Change]:
+    """Managed routes not in the config and those with another gateway
+    first, in the link's order, then the missing ones in the config's."""
+    if want is None or (link is not None and link.routes is None):
+        return []  # not managed, or not read
+    wanted = {(dest, default_metric(dest) if metric is None else metric): gateway for dest, gateway, metric in want}
+    have: dict[tuple[str, int], RouteObs] = {}
+    for r in link.routes if link else ():
+        if r.managed:
+            have.setdefault((r.dest, r.metric), r)
+    changes = []
+    for key, r in have.items():
+        if key not in wanted or wanted[key] != r.gateway:
+            new = (*key[:1], wanted[key], key[1]) if key in wanted else None
+            changes.append(Change("route", (r.dest, r.gateway, r.metric), new))
+    changes += [Change("route", None, (dest, gateway, metric)) for (dest, metric), gateway in wanted.items()
+                if (dest, metric) not in have]
     return changes

@@ -106,6 +106,27 @@ class AddrObs:
         return iface.version == 6 and iface.ip.is_link_local
 
 
+# Routes ib40 manages on a link whose section has `routes`: main table,
+# unicast, added by hand (`ip route add`: boot) or by a configurator
+# (static, which ib40 writes). The kernel's own (from addresses), DHCP's,
+# RA's and routing daemons' are someone else's.
+RTPROT_BOOT, RTPROT_STATIC = 3, 4
+MANAGED_ROUTE_PROTOCOLS = (RTPROT_BOOT, RTPROT_STATIC)
+
+
+@dataclass
+class RouteObs:
+    """A main-table unicast route out of a link."""
+    dest: str  # a network, "10.0.2.0/30"; the default route "0.0.0.0/0"
+    gateway: str | None = None
+    metric: int = 0  # RTA_PRIORITY (the kernel omits 0 for IPv4; IPv6 routes default to 1024)
+    protocol: int = RTPROT_STATIC
+
+    @property
+    def managed(self) -> bool:
+        return self.protocol in MANAGED_ROUTE_PROTOCOLS
+
+
 @dataclass
 class LinkObs:
     """A link as the kernel shows it (None: not shown)."""
@@ -123,6 +144,8 @@ class LinkObs:
     master: str | None = None  # name of the master link
     # None: not read (doctor does not look at addresses), so not compared
     addresses: list[AddrObs] | None = field(default_factory=list)
+    # None: not read (a support bundle has no route dump), so not compared
+    routes: list[RouteObs] | None = None
     bond: BondObs | None = None
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action, Change
 from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
-from ib40d.core.diff import LinkDiff, diff, wanted_bond_options
+from ib40d.core.diff import LinkDiff, default_metric, diff, route_text, wanted_bond_options
 from ib40d.core.model import BOND_OPTIONS, Machine
 
 BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
@@ -58,6 +58,29 @@ def _address_actions(d: LinkDiff, want) -> list[Action]:
         actions.append(Action("addr.add", d.name, (Change("address", None, cidr),), "",
                               {"cidr": cidr, "broadcast": bcast}))
     return actions
+
+
+def route_deletions(d: LinkDiff) -> list[Action]:
+    """Managed routes not in the config, or with another gateway: before
+    anything else of the link."""
+    return [Action("route.del", d.name, (Change("route", route_text(c.old), None),),
+                   "not in the config" if c.new is None else f"gateway -> {c.new[1] or '(none)'}",
+                   {"dest": c.old[0], "gateway": c.old[1], "metric": c.old[2]})
+            for c in d.all("route") if c.old is not None]
+
+
+def route_additions(d: LinkDiff, want, went_down: bool) -> list[Action]:
+    """Missing routes: last, once the link is up and has its addresses (the
+    kernel reaches a gateway through them). A link this plan sets down
+    loses its routes (the kernel flushes them): all of them, then."""
+    missing = [c.new for c in d.all("route") if c.new is not None]
+    if went_down and want:
+        missing = [(dest, gateway, default_metric(dest) if metric is None else metric)
+                   for dest, gateway, metric in want]
+    return [Action("route.add", d.name, (Change("route", None, route_text(r)),),
+                   "the link was down" if went_down and r not in [c.new for c in d.all("route")] else "",
+                   {"dest": r[0], "gateway": r[1], "metric": r[2]})
+            for r in missing]
 
 
 def _best_effort_actions(d: LinkDiff) -> list[Action]:
@@ -152,9 +175,11 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
             acts.append(Action("bond.primary", bond.name, (primary,), "", {"slave": bond.primary}))
     if d.get("mtu"):
         acts.append(Action("link.mtu", bond.name, (d.get("mtu"),)))
+    acts.extend(route_deletions(d))
     acts.extend(_address_actions(d, bond.addresses))
     if d.get("state") or brought_down:
         acts.append(Action("link.up", bond.name, (d.get("state") or Change("state", "down", "up"),)))
+    acts.extend(route_additions(d, bond.routes, brought_down))
 
 
 def _note_mac(d: LinkDiff, plan: Plan) -> None:
@@ -183,17 +208,21 @@ def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
     mtu = d.get("mtu")
     if mtu is None and mode and link_cfg.mtu is not None:
         mtu = Change("mtu", link.mtu, link_cfg.mtu)  # the mode switch changes it: set it again
+    went_down = False
     if isinstance(link_cfg, IPoIBConfig) and (mode or mtu) and is_up:
         acts.append(Action("link.down", name, (Change("state", "up", "down"),), "IPoIB: down -> mode -> MTU -> up"))
         is_up = False
+        went_down = True
     if mode:
         acts.append(Action("ipoib.mode", name, (mode,)))
     if mtu:
         reason = "the mode switch resets the MTU" if mode and link.mtu == link_cfg.mtu else ""
         acts.append(Action("link.mtu", name, (mtu,), reason))
+    acts.extend(route_deletions(d))
     acts.extend(_address_actions(d, link_cfg.addresses))
     if not is_up:
         acts.append(Action("link.up", name, (Change("state", "down", "up"),)))
+    acts.extend(route_additions(d, link_cfg.routes, went_down))
 
 
 def _kind_refusal(d: LinkDiff, group: list[str]) -> str | None:

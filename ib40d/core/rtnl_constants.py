@@ -22,6 +22,8 @@ RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
 RTMGRP_LINK = 0x1
 
 # linux/if_link.h
@@ -50,6 +52,16 @@ IFLA_BOND_AD_LACP_RATE = 21
 IFLA_BOND_AD_SELECT = 22
 # IF_OPER_* (RFC 2863) by number, as `ip link` prints them
 OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
+
+# linux/rtnetlink.h: routes
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_TABLE = 15
+RTN_UNICAST = 1
+RTPROT_STATIC = 4
+RT_TABLE_MAIN = 254
 
 # linux/if_addr.h
 IFA_ADDRESS = 1

@@ -219,6 +219,67 @@ class ArpTargets(Type):
         return tuple(targets), problems
 
 
+class Routes(Type):
+    """Comma-separated `DEST [via GW] [metric N]`; each a (network, gateway
+    or None, metric or None) tuple. DEST is a network in CIDR form or
+    `default`."""
+
+    SYNTAX = "DEST [via GATEWAY] [metric N], separated by commas; DEST a network like 10.0.2.0/30, or default"
+    HINT = " (`DEST [via GW] [metric N]`, comma-separated)"
+    METRIC_MAX = 2**32 - 1  # RTA_PRIORITY is a u32
+
+    def parse(self, text: str):
+        routes, problems = [], []
+        for item in text.split(","):
+            route, why = self._route(item.split())
+            if why:
+                problems.append(why)
+            elif any(r[0] == route[0] and r[2] == route[2] for r in routes):
+                problems.append(f"{route[0]} is listed twice" + (f" with metric {route[2]}" if route[2] is not None else ""))
+            else:
+                routes.append(route)
+        return tuple(routes), problems
+
+    def _route(self, words: list[str]):
+        if not words:
+            return None, "an empty route (two commas, or one at the end)"
+        item = " ".join(words)
+        dest_text, rest = words[0], words[1:]
+        opts = {}
+        while rest:
+            if len(rest) < 2 or rest[0] not in ("via", "metric") or rest[0] in opts:
+                return None, f"{item!r} is not DEST [via GATEWAY] [metric N]"
+            opts[rest[0]], rest = rest[1], rest[2:]
+        gateway = None
+        if "via" in opts:
+            try:
+                gateway = ipaddress.ip_address(opts["via"])
+            except ValueError:
+                return None, f"gateway {opts['via']!r} is not an IP address"
+            if gateway.is_unspecified or gateway.is_multicast:
+                return None, f"gateway {gateway} cannot be a router's address"
+        if dest_text == "default":
+            dest_text = "::/0" if gateway is not None and gateway.version == 6 else "0.0.0.0/0"
+        elif "/" not in dest_text:
+            return None, f"{dest_text!r} needs a prefix length (10.0.2.0/30, or /32 for one host)"
+        try:
+            dest = ipaddress.ip_network(dest_text)
+        except ValueError:
+            try:
+                net = ipaddress.ip_interface(dest_text).network
+            except ValueError:
+                return None, f"{dest_text!r} is not a network like 10.0.2.0/30"
+            return None, f"{dest_text} has host bits set: the network is {net}"
+        if gateway is not None and gateway.version != dest.version:
+            return None, f"{item!r}: gateway and destination are of different IP versions"
+        metric = None
+        if "metric" in opts:
+            metric, why = Int(0, self.METRIC_MAX).parse(opts["metric"])
+            if why:
+                return None, f"metric: {why[0]}"
+        return (str(dest), None if gateway is None else str(gateway), metric), None
+
+
 class Addressing(Type):
     """address, netmask and broadcast: a netmask changes how the address
     is read, so config.py checks the three together (parse is None)."""
@@ -273,6 +334,10 @@ class Section:
 _MTU = Int(MTU_MIN, MTU_MAX)
 _QUEUE = Int(0, 2**32 - 1)  # u32 in the kernel
 _MS = Int(0, 2**31 - 1, "ms")  # the bonding driver's int
+_ROUTES = Key("routes", Routes(), "Routes out of this link, as ip route add DEST via GW metric N dev NAME "
+               "would add them (a gateway inside one of its address networks); ib40 also removes, from a link "
+               "with this key, the routes others added by hand (ip route's boot or static protocol) that are not "
+               "here, and never touches the kernel's, DHCP's, RA's or routing daemons'.")
 _ADDRESS_KEYS = (
     Key("address", Addressing("addresses in CIDR form like 10.30.0.2/16, separated by spaces"),
         "The addresses of the link, or one address with netmask = as in the HOWTO; never on a bond's slave."),
@@ -294,6 +359,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("mtu", _MTU, "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),
         Key("txqueuelen", _QUEUE, "The transmit queue length (the HOWTO sets 10000)."),
         *_ADDRESS_KEYS,
+        _ROUTES,
     )),
     Section("ipoib", True, "The IPoIB interface NAME of an InfiniBand port, alone or a slave of a [bond].", (
         Key("mode", Enum(IPOIB_MODES), "The IPoIB mode: connected carries an MTU up to 65520, datagram up to 4092."),
@@ -301,6 +367,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("guid", Guid(), "The port GUID: a udev rule gives the IPoIB interface of this port the name NAME."),
         Key("txqueuelen", _QUEUE, "The transmit queue length."),
         *_ADDRESS_KEYS,
+        _ROUTES,
     )),
     Section("bond", True, "A bond NAME of [link] ports, or of [ipoib] interfaces in active-backup mode.", (
         Key("slaves", Names(), "The links to bond: [link] or [ipoib] sections, not both kinds, each in one bond."),
@@ -334,6 +401,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             modes=("active-backup", "balance-tlb", "balance-alb")),
         Key("mtu", _MTU, "The bond's MTU, which the kernel gives its slaves."),
         *_ADDRESS_KEYS,
+        _ROUTES,
     )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
         Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "

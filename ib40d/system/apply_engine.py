@@ -137,6 +137,10 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
         nl.add_address(index(name), name, action.params["cidr"], action.params["broadcast"])
     elif kind == "addr.del":
         nl.del_address(index(name), name, action.params["cidr"])
+    elif kind == "route.add":
+        nl.add_route(index(name), name, **action.params)
+    elif kind == "route.del":
+        nl.del_route(index(name), name, **action.params)
     else:
         raise ValueError(f"unknown action kind {kind}")
 

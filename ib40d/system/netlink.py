@@ -29,7 +29,8 @@ import struct
 from ib40d.core.schema import AD_SELECTS, BOND_MODES, LACP_RATES, XMIT_HASH_POLICIES
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.system.observe import AddrObs, BondObs, LinkObs
-from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
+from ib40d.core.model import RouteObs
+from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTN_UNICAST, RTPROT_STATIC, RT_TABLE_MAIN, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
 
 # The bond options ib40 sets: option -> (IFLA_BOND_* attribute, how the
 # kernel carries it). Writes pass pyroute2 `bond_<option>`, reads decode the
@@ -60,6 +61,7 @@ _MODE_BY_NUMBER = {n: m for m, n in BOND_MODES.items()}
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")
 
 
@@ -209,6 +211,34 @@ def parse_addr(body: bytes) -> tuple[int, str, str | None, bool] | None:
             socket.inet_ntop(family, bcast) if bcast else None, bool(flags & IFA_F_PERMANENT))
 
 
+def parse_route(body: bytes) -> tuple[int, RouteObs] | None:
+    """One RTM_NEWROUTE body -> (output ifindex, RouteObs) for a main-table
+    unicast route with one next hop; None for any other (local, broadcast,
+    multicast, other tables, multipath)."""
+    family, dst_len, _src_len, _tos, table, protocol, _scope, rtype, _flags = _RTMSG.unpack_from(body)
+    if family not in (socket.AF_INET, socket.AF_INET6) or rtype != RTN_UNICAST:
+        return None
+    a = _attrs(body, _RTMSG.size)
+    if (_u32(a.get(RTA_TABLE)) or table) != RT_TABLE_MAIN or RTA_OIF not in a:
+        return None
+    dst = a.get(RTA_DST)
+    dest = socket.inet_ntop(family, dst) if dst else ("0.0.0.0" if family == socket.AF_INET else "::")
+    gateway = a.get(RTA_GATEWAY)
+    return _u32(a[RTA_OIF]), RouteObs(f"{dest}/{dst_len}", socket.inet_ntop(family, gateway) if gateway else None,
+                                      _u32(a.get(RTA_PRIORITY)) or 0, protocol)
+
+
+def dump_routes() -> list[tuple[int, RouteObs]]:
+    """Every main-table unicast route with one next hop: (ifindex, RouteObs)."""
+    out = []
+    for mtype, body in _dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)):
+        if mtype == RTM_NEWROUTE:
+            parsed = parse_route(body)
+            if parsed:
+                out.append(parsed)
+    return out
+
+
 def _raw_links() -> list[dict]:
     return [parse_link(body) for mtype, body in _dump(RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
             if mtype == RTM_NEWLINK]
@@ -272,6 +302,11 @@ class Netlink:
         for index, cidr, bcast, permanent in dump_addresses():
             if index in links:
                 links[index].addresses.append(AddrObs(cidr, bcast, permanent))
+        for link in links.values():
+            link.routes = []
+        for index, route in dump_routes():
+            if index in links:
+                links[index].routes.append(route)
         return list(links.values())
 
     def link_name(self, index: int) -> str | None:
@@ -325,6 +360,27 @@ class Netlink:
         ip, prefixlen = cidr.split("/")
         self._write(f"remove address {cidr} from {name}", self.ipr.addr, "del", index=index,
                     address=ip, prefixlen=int(prefixlen))
+
+
+    def add_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
+        # replace: creates it, or takes over the same destination and
+        # metric (a route the kernel kept over a down/up) without EEXIST
+        self._write(f"add route {dest} to {name}", self.ipr.route, "replace",
+                    **_route_kwargs(index, dest, gateway, metric), proto=RTPROT_STATIC)
+
+    def del_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
+        self._write(f"remove route {dest} from {name}", self.ipr.route, "del",
+                    **_route_kwargs(index, dest, gateway, metric))
+
+
+def _route_kwargs(index: int, dest: str, gateway: str | None, metric: int | None) -> dict:
+    kwargs = {"dst": dest, "oif": index, "table": RT_TABLE_MAIN,
+              "family": socket.AF_INET6 if ":" in dest else socket.AF_INET}
+    if gateway:
+        kwargs["gateway"] = gateway
+    if metric is not None:
+        kwargs["priority"] = metric
+    return kwargs
 
 
 def _bond_kwargs(options: dict) -> dict:

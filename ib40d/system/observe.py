@@ -33,16 +33,18 @@ def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> 
     """The links NAMES (those absent are left out) from sysfs, and
     /proc/net/bonding of BONDS (None: no such file). Without ADDRESSES the
     links' addresses are None: not read, so not compared."""
-    from ib40d.system.addrdump import read_addresses
+    from ib40d.system.addrdump import read_addresses, read_routes
     from ib40d.core.bonding import parse_proc_bonding
     from ib40d.system.linkstate import read_link
 
     by_name = read_addresses(root) if addresses else {}
+    routes = read_routes(root) if addresses else None
     links = {}
     for name in names:
         link = read_link(root, name)
         if link is not None:
             link.addresses = by_name.get(name, []) if addresses else None
+            link.routes = None if routes is None else routes.get(name, [])
             links[name] = link
     bonding = {}
     for name in bonds:

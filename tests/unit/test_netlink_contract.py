@@ -32,20 +32,25 @@ def pyroute2_numbers() -> dict[str, int]:
     from pyroute2 import arp
     from pyroute2 import netlink as nl
     from pyroute2.netlink import rtnl
-    from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg
+    from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
     from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
 
     numbers = {}
     for module in (nl, rtnl, ifinfmsg, ifaddrmsg, arp):
         numbers.update({k: v for k, v in vars(module).items() if k.isupper() and isinstance(v, int)})
-    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, ifaddrmsg.ifaddrmsg):
+    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
         numbers.update(_nla_numbers(cls.nla_map))
+    numbers.update(rtnl.rtprotos)
+    numbers.update(rtnl.rtypes)
     numbers["NLA_TYPE_MASK"] = ~(nl.NLA_F_NESTED | nl.NLA_F_NET_BYTEORDER) & 0xFFFF
     return numbers
 
 
 def test_every_constant_is_the_number_pyroute2_uses():
     ours = {k: v for k, v in vars(rtnl_constants).items() if k.isupper() and isinstance(v, int)}
+    # pyroute2 has no name for the main table: the number its route() fills in
+    # when given no table (rtmsg's encoder) and a dump of the namespace show it
+    ours.pop("RT_TABLE_MAIN")
     theirs = pyroute2_numbers()
     assert {"RTM_GETLINK", "IFLA_MTU", "IFLA_BOND_MODE", "IFA_F_PERMANENT", "IFF_UP", "ARPHRD_INFINIBAND"} <= ours.keys()
     assert {k: theirs.get(k) for k in ours} == ours
