@@ -92,6 +92,15 @@ class FakeNetlink:
         self._write("set_bond", name, dict(options))
         self._bond_options(self._by_index(index), options)
 
+    def create_vlan(self, name, parent_index, parent, vlan_id):
+        self._write("create_vlan", name, (parent, vlan_id))
+        if name in self.links:
+            raise NetlinkRefused(errno.EEXIST, f"create VLAN {name}")
+        lower = self._by_index(parent_index)
+        self.links[name] = LinkObs(name=name, index=self.next_index, kind="vlan", mac=lower.mac, mtu=lower.mtu,
+                                   txqueuelen=1000, vlan_id=vlan_id, parent=lower.name, routes=[])
+        self.next_index += 1
+
     def set_bond_primary(self, index, name, slave_index, slave):
         self._write("set_bond_primary", name, slave)
         bond = self._by_index(index)

@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
 def _role(cfg, name: str) -> str:
     if name in cfg.bonds:
         return "bond"
+    if name in cfg.vlans:
+        return f"VLAN {cfg.vlans[name].id} on {cfg.vlans[name].link}"
     bond = cfg.bond_of(name)
     if bond:
         return f"slave of {bond.name}"
@@ -100,7 +102,7 @@ def _link_json(name: str, link: LinkObs | None) -> dict:
 
 
 def collect(cfg, root) -> dict:
-    names = [*cfg.bonds, *cfg.links]
+    names = [*cfg.bonds, *cfg.links, *cfg.vlans]
     machine = observe_sysfs(root, names, bonds=cfg.bonds)
     diffs = diff(cfg, machine)
     links = []

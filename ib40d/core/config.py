@@ -100,6 +100,16 @@ class BondConfig:
 
 
 @dataclass(frozen=True)
+class VlanConfig:
+    name: str
+    link: str | None = None  # a [link] or [bond]
+    id: int | None = None
+    mtu: int | None = None
+    addresses: tuple[Address, ...] | None = None
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
+
+
+@dataclass(frozen=True)
 class OpensmConfig:
     start: str = schema.default("opensm", "start")
     priority: int | None = None
@@ -116,6 +126,7 @@ class Config:
     card: CardConfig | None = None
     links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
     bonds: dict[str, BondConfig] = field(default_factory=dict)
+    vlans: dict[str, VlanConfig] = field(default_factory=dict)
     opensm: OpensmConfig = OpensmConfig()
     sysctl: SysctlConfig = SysctlConfig()
     # where each "section" / "section key" was last set: for messages after parsing
@@ -126,8 +137,8 @@ class Config:
         return {n: l for n, l in self.links.items() if isinstance(l, IPoIBConfig)}
 
     def names(self) -> list[str]:
-        """Every link name the config manages, links before bonds."""
-        return list(self.links) + list(self.bonds)
+        """Every link name the config manages, links before bonds, VLANs last."""
+        return list(self.links) + list(self.bonds) + list(self.vlans)
 
     def bond_of(self, link: str) -> BondConfig | None:
         for bond in self.bonds.values():
@@ -447,6 +458,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     card = None
     links: dict[str, LinkConfig] = {}
     bonds: dict[str, BondConfig] = {}
+    vlans: dict[str, VlanConfig] = {}
     opensm = OpensmConfig()
     sysctl = SysctlConfig()
     origins: dict[str, Where] = {}
@@ -496,6 +508,13 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
         elif s.kind == "bond":
             bonds[s.name] = _build_bond(chk, s, values)
 
+        elif s.kind == "vlan":
+            for key in ("link", "id"):
+                if values[key] is None and key not in s.keys:
+                    chk.err(s.where, s, None, f"needs {key} = " + ("the [link] or [bond] it is on" if key == "link"
+                                                                   else "the VLAN ID (1-4094)"))
+            vlans[s.name] = VlanConfig(name=s.name, addresses=chk.addresses(s), **values)
+
         elif s.kind == "opensm":
             opensm = OpensmConfig(**values)
 
@@ -503,8 +522,35 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
             sysctl = SysctlConfig(**values)
 
     _check_bonds(chk, bonds, links, name_sections)
-    _check_routes(chk, [*links.values(), *bonds.values()], name_sections)
-    return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
+    _check_vlans(chk, vlans, links, bonds, name_sections)
+    _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
+    return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, opensm=opensm, sysctl=sysctl,
+                  origins=origins)
+
+
+def _check_vlans(chk: _Checker, vlans, links, bonds, name_sections) -> None:
+    on: dict[tuple[str, int], str] = {}
+    for vlan in vlans.values():
+        s = name_sections[vlan.name]
+        if vlan.link is None:
+            continue
+        where = s.keys["link"].where
+        parent = links.get(vlan.link) or bonds.get(vlan.link)
+        bond = next((b for b in bonds.values() if vlan.link in b.slaves), None)
+        if parent is None:
+            n = shown(vlan.link)
+            chk.err(where, s, "link", f"{n} is neither a [link {n}] nor a [bond {n}] section")
+            continue
+        if getattr(parent, "kind", "ether") == "ipoib":
+            chk.err(where, s, "link", f"{vlan.link} is IPoIB, which carries no VLANs (InfiniBand has P_Keys)")
+        elif bond is not None:
+            chk.err(where, s, "link", f"{vlan.link} is a slave of {bond.name}: put the VLAN on {bond.name}")
+        if vlan.mtu is not None and parent.mtu is not None and vlan.mtu > parent.mtu:
+            chk.err(s.keys["mtu"].where, s, "mtu", f"{vlan.mtu} is above {vlan.link}'s mtu {parent.mtu}")
+        if vlan.id is not None:
+            if (vlan.link, vlan.id) in on:
+                chk.err(s.keys["id"].where, s, "id", f"VLAN {vlan.id} on {vlan.link} is also [vlan {on[vlan.link, vlan.id]}]")
+            on[vlan.link, vlan.id] = vlan.name
 
 
 def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
@@ -553,7 +599,7 @@ def _check_bond_modes(chk: _Checker, s: _Section, values: dict) -> None:
     slaves = values["slaves"] or ()
     primary = values["primary"]
     if primary is not None and slaves and primary not in slaves:
-        chk.err(s.keys["primary"].where, s, "primary", f"{shown(primary)} is not one of slaves ({' '.join(slaves)})")
+        chk.err(s.keys["primary"].where, s, "primary", f"{shown(primary)} is not one of slaves ({shown(' '.join(slaves))})")
     min_links = values["min_links"]
     if min_links and slaves and min_links > len(slaves):
         chk.err(s.keys["min_links"].where, s, "min_links", f"{min_links} is more than the {len(slaves)} slaves: "

@@ -19,6 +19,8 @@ mismatches, doctor as findings. Each difference is a Change(attr, have, want):
   route          (network, gateway, metric) or None on either side: missing,
                  not in the config (only those model.RouteObs.managed), or
                  another gateway
+  vlan           (link, id) of a VLAN that is on another link or has
+                 another ID (the kernel changes neither: refused)
   state          "down" (None: absent) -> "up"
 
 A link that is absent has no difference but its absence, except a bond: it
@@ -31,7 +33,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ib40d.core.actions import Change
-from ib40d.core.config import Address, BondConfig, Config, IPoIBConfig, desired_addresses
+from ib40d.core.config import Address, BondConfig, Config, IPoIBConfig, VlanConfig, desired_addresses
 from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine, RouteObs
 
 ARPHRD_ETHER, ARPHRD_INFINIBAND = 1, 32
@@ -63,13 +65,15 @@ class LinkDiff:
 
 def diff(cfg: Config, machine: Machine) -> dict[str, LinkDiff]:
     """Every configured link and bond, by name (bonds first)."""
-    return {name: diff_link(cfg, name, machine) for name in [*cfg.bonds, *cfg.links]}
+    return {name: diff_link(cfg, name, machine) for name in [*cfg.bonds, *cfg.links, *cfg.vlans]}
 
 
 def diff_link(cfg: Config, name: str, machine: Machine) -> LinkDiff:
     link = machine.get(name)
     if name in cfg.bonds:
         return _diff_bond(cfg.bonds[name], link, machine)
+    if name in cfg.vlans:
+        return _diff_vlan(cfg.vlans[name], link)
     want = cfg.links[name]
     d = LinkDiff(name, "ipoib" if isinstance(want, IPoIBConfig) else "link", link)
     if link is None or _kind(d):
@@ -98,8 +102,8 @@ def _kind(d: LinkDiff) -> bool:
     """Add the kind difference of a link that is not what its section says
     (a bridge or veth named bond0, a veth named ib0); True when there is one."""
     link = d.link
-    if d.section == "bond":
-        fits = link.kind == "bond"
+    if d.section in ("bond", "vlan"):
+        fits = link.kind == d.section
     elif d.section == "ipoib":
         fits = link.kind == "ipoib" or link.arptype == ARPHRD_INFINIBAND
     else:
@@ -159,6 +163,23 @@ def _diff_bond(bond: BondConfig, link: LinkObs | None, machine: Machine) -> Link
         d.changes.append(Change("mtu", link.mtu if link else None, bond.mtu))
     d.changes += _address_changes(bond.addresses, link)
     d.changes += route_changes(bond.routes, link)
+    if link is None or not link.admin_up:
+        d.changes.append(Change("state", "down" if link else None, "up"))
+    return d
+
+
+def _diff_vlan(vlan: VlanConfig, link: LinkObs | None) -> LinkDiff:
+    """A VLAN absent differs in everything, as a bond does: creating it sets it."""
+    d = LinkDiff(vlan.name, "vlan", link)
+    if link is not None and _kind(d):
+        return d
+    if link is not None and (link.parent, link.vlan_id) != (vlan.link, vlan.id):
+        d.changes.append(Change("vlan", (link.parent, link.vlan_id), (vlan.link, vlan.id)))
+        return d
+    if vlan.mtu is not None and (link is None or link.mtu != vlan.mtu):
+        d.changes.append(Change("mtu", link.mtu if link else None, vlan.mtu))
+    d.changes += _address_changes(vlan.addresses, link)
+    d.changes += route_changes(vlan.routes, link)
     if link is None or not link.admin_up:
         d.changes.append(Change("state", "down" if link else None, "up"))
     return d

@@ -147,6 +147,8 @@ class LinkObs:
     # None: not read (a support bundle has no route dump), so not compared
     routes: list[RouteObs] | None = None
     bond: BondObs | None = None
+    vlan_id: int | None = None  # a VLAN's ID, and the link it is on (IFLA_LINK)
+    parent: str | None = None
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link
 

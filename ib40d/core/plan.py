@@ -225,9 +225,31 @@ def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
     acts.extend(route_additions(d, link_cfg.routes, went_down))
 
 
+def _plan_vlan(vlan, d: LinkDiff, diffs: dict[str, LinkDiff], plan: Plan) -> None:
+    acts = plan.actions
+    if d.link is None:
+        parent = diffs.get(vlan.link)
+        if parent is None or (parent.link is None and parent.section != "bond"):
+            plan.notes.append(f"{vlan.name}: {vlan.link} is not present yet; created when it appears")
+            return
+        acts.append(Action("vlan.create", vlan.name, (Change("vlan", None, f"{vlan.id} on {vlan.link}"),), "",
+                           {"link": vlan.link, "id": vlan.id}))
+    if d.get("mtu"):
+        acts.append(Action("link.mtu", vlan.name, (d.get("mtu"),)))
+    acts.extend(route_deletions(d))
+    acts.extend(_address_actions(d, vlan.addresses))
+    if d.get("state"):
+        acts.append(Action("link.up", vlan.name, (d.get("state"),)))
+    acts.extend(route_additions(d, vlan.routes, False))
+
+
 def _kind_refusal(d: LinkDiff, group: list[str]) -> str | None:
     """Why a configured link is not of the kind its section says (a bridge
     or veth named bond0, a veth named ib0), or None."""
+    vlan = d.get("vlan")
+    if vlan is not None:
+        return (f"{d.name}: is VLAN {vlan.old[1]} on {vlan.old[0]}, but the config says {vlan.new[1]} on {vlan.new[0]}; "
+                f"refused (the kernel changes neither): delete it (ip link del {d.name}) and apply again")
     kind = d.get("kind")
     if kind is None:
         return None
@@ -264,6 +286,8 @@ def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
     for link_cfg in cfg.links.values():
         if cfg.bond_of(link_cfg.name) is None:
             _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, diffs[link_cfg.name], plan))
+    for vlan in cfg.vlans.values():
+        _plan_group(diffs, plan, [vlan.name], lambda: _plan_vlan(vlan, diffs[vlan.name], diffs, plan))
     if only is not None:
         keep = related_names(cfg, only)
         for bond in cfg.bonds.values():

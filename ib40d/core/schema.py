@@ -403,6 +403,13 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         *_ADDRESS_KEYS,
         _ROUTES,
     )),
+    Section("vlan", True, "An 802.1Q VLAN interface NAME on a [link] or [bond] (bond0.30 is the usual name).", (
+        Key("link", Name(), "The [link] or [bond] the VLAN is on (not a bond's slave: put it on the bond)."),
+        Key("id", Int(1, 4094), "The VLAN ID; with link, fixed once created (ib40 refuses to change either)."),
+        Key("mtu", _MTU, "The MTU; at most its link's."),
+        *_ADDRESS_KEYS,
+        _ROUTES,
+    )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
         Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "
             "sees no subnet manager; always, on every InfiniBand port; never, nowhere (it stops its own).",

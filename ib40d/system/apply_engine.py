@@ -114,6 +114,9 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
         except NetlinkRefused as e:
             # Kernels from 6.x on deprecate use_carrier; not worth failing a bond for.
             result.warnings.append(f"{name}: use_carrier not set: {e}")
+    elif kind == "vlan.create":
+        parent = action.params["link"]
+        nl.create_vlan(name, index(parent), parent, action.params["id"])
     elif kind == "bond.primary":
         slave = action.params["slave"]
         nl.set_bond_primary(index(name), name, index(slave), slave)

@@ -34,11 +34,12 @@ def pyroute2_numbers() -> dict[str, int]:
     from pyroute2.netlink import rtnl
     from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
     from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
+    from pyroute2.netlink.rtnl.ifinfmsg.plugins.vlan import vlan
 
     numbers = {}
     for module in (nl, rtnl, ifinfmsg, ifaddrmsg, arp):
         numbers.update({k: v for k, v in vars(module).items() if k.isupper() and isinstance(v, int)})
-    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
+    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, vlan, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
         numbers.update(_nla_numbers(cls.nla_map))
     numbers.update(rtnl.rtprotos)
     numbers.update(rtnl.rtypes)
@@ -138,3 +139,16 @@ def test_bond_primary_is_written_as_the_slaves_ifindex_and_read_back_as_its_name
 
 
 # ---------------------------------------------------------------- a real namespace
+
+
+def test_vlan_written_by_pyroute2_reads_back_as_its_id_and_link():
+    nl = netlink.Netlink()
+    captured = _Captured()
+    nl._ipr = captured.ipr
+    try:
+        nl.create_vlan("bond0.30", 7, "bond0", 30)
+        raw = netlink.parse_link(captured.body())
+    finally:
+        nl.close()
+    obs = netlink._link_obs(raw, {7: "bond0"})
+    assert (obs.name, obs.kind, obs.vlan_id, obs.parent) == ("bond0.30", "vlan", 30, "bond0")
