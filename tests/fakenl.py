@@ -92,6 +92,23 @@ class FakeNetlink:
         self._write("set_bond", name, dict(options))
         self._bond_options(self._by_index(index), options)
 
+    def create_ipoib_child(self, name, parent_index, parent, pkey):
+        self._write("create_ipoib_child", name, (parent, pkey))
+        if name in self.links:
+            raise NetlinkRefused(errno.EEXIST, f"create IPoIB child {name}")
+        lower = self._by_index(parent_index)
+        if lower.kind != "ipoib":
+            raise NetlinkRefused(errno.EINVAL, f"create IPoIB child {name}")
+        # ipoib_new_child_link(): the parent's mode and a datagram MTU
+        self.links[name] = LinkObs(name=name, index=self.next_index, kind="ipoib", arptype=32, pkey=pkey,
+                                   parent=lower.name, mtu=IPOIB_DATAGRAM_MTU, txqueuelen=256,
+                                   ipoib_mode="datagram", routes=[])
+        self.next_index += 1
+
+    def delete_link(self, index, name):
+        self._write("delete_link", name)
+        del self.links[self._by_index(index).name]
+
     def create_vlan(self, name, parent_index, parent, vlan_id):
         self._write("create_vlan", name, (parent, vlan_id))
         if name in self.links:

@@ -75,6 +75,8 @@ class LinkConfig:
 class IPoIBConfig(LinkConfig):
     mode: str | None = None  # "connected" | "datagram" | None (leave alone)
     guid: str | None = None  # port GUID "0002:c903:003f:02f1" (last 8 bytes of the address)
+    parent: str | None = None  # a P_Key child of this [ipoib]
+    pkey: int | None = None  # with the full-membership bit, 0x8001
     kind: str = "ipoib"
 
 
@@ -523,9 +525,38 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
 
     _check_bonds(chk, bonds, links, name_sections)
     _check_vlans(chk, vlans, links, bonds, name_sections)
+    _check_children(chk, links, name_sections)
     _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
     return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, opensm=opensm, sysctl=sysctl,
                   origins=origins)
+
+
+def _check_children(chk: _Checker, links, name_sections) -> None:
+    """A P_Key child: parent and pkey together, the parent an [ipoib] that
+    is no child itself, and the name the kernel gives it (PARENT.PKEY)."""
+    for link in links.values():
+        if not isinstance(link, IPoIBConfig) or (link.parent is None and link.pkey is None):
+            continue
+        s = name_sections[link.name]
+        if link.parent is None or link.pkey is None:
+            if "parent" in s.keys and "pkey" in s.keys:
+                continue  # one of them is wrong, and already said
+            have, need = ("parent", "pkey") if link.parent is not None else ("pkey", "parent")
+            chk.err(s.keys[have].where, s, have, f"needs {need} = too (a P_Key child has both)")
+            continue
+        where = s.keys["parent"].where
+        parent = links.get(link.parent)
+        if not isinstance(parent, IPoIBConfig) or parent.parent is not None:
+            n = shown(link.parent)
+            chk.err(where, s, "parent", f"{n} is not an [ipoib {n}] section of a port" +
+                    (" (it is a child itself)" if isinstance(parent, IPoIBConfig) else ""))
+            continue
+        name = f"{link.parent}.{link.pkey:04x}"
+        if link.name != name:
+            chk.err(s.where, s, None, f"the kernel names the child of {link.parent} with P_Key {link.pkey:#06x} "
+                    f"{name}: use [ipoib {name}]")
+        if link.guid is not None:
+            chk.err(s.keys["guid"].where, s, "guid", "a P_Key child has its parent's GUID: ib40 finds it by name")
 
 
 def _check_vlans(chk: _Checker, vlans, links, bonds, name_sections) -> None:

@@ -147,8 +147,9 @@ class LinkObs:
     # None: not read (a support bundle has no route dump), so not compared
     routes: list[RouteObs] | None = None
     bond: BondObs | None = None
-    vlan_id: int | None = None  # a VLAN's ID, and the link it is on (IFLA_LINK)
-    parent: str | None = None
+    vlan_id: int | None = None  # a VLAN's ID
+    pkey: int | None = None  # an IPoIB interface's P_Key (IFLA_IPOIB_PKEY)
+    parent: str | None = None  # the link a VLAN or an IPoIB P_Key child is on (IFLA_LINK)
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link
 
@@ -257,6 +258,9 @@ class Machine:
     ib_ports: list[IBPort] = field(default_factory=list)
     sysctl: dict[str, str | None] = field(default_factory=dict)  # key -> current value
     numa_nodes: int = 0
+    # the IPoIB P_Key children ib40 created (apply_engine's record in /run):
+    # the only ones it removes when they leave the config
+    created_children: set[str] = field(default_factory=set)
 
     def get(self, name: str) -> LinkObs | None:
         return self.links.get(name)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action, Change
 from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
-from ib40d.core.diff import LinkDiff, default_metric, diff, route_text, wanted_bond_options
-from ib40d.core.model import BOND_OPTIONS, Machine
+from ib40d.core.diff import LinkDiff, default_metric, diff, diff_link, route_text, wanted_bond_options
+from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
 
 BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
 NEEDS_DOWN = {o.name for o in BOND_OPTIONS if o.needs_down}
@@ -191,10 +191,15 @@ def _note_mac(d: LinkDiff, plan: Plan) -> None:
                           "(is the udev naming rule in place? see `ib40d sync`)")
 
 
-def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
+def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan, create_child: bool = False) -> None:
+    """CREATE_CHILD: D is against the P_Key child as the kernel makes it
+    (down, no address): create it first."""
     acts = plan.actions
     name = link_cfg.name
     link = d.link
+    if create_child:
+        acts.append(Action("ipoib.create", name, (Change("pkey", None, f"{link_cfg.pkey:#06x} on {link_cfg.parent}"),),
+                           "", {"parent": link_cfg.parent, "pkey": link_cfg.pkey}))
     if link is None:
         plan.notes.append(f"{name}: not present yet; configured when it appears")
         return
@@ -269,6 +274,15 @@ def _plan_group(diffs: dict[str, LinkDiff], plan: Plan, group: list[str], planne
     plan.actions[start:] = [dataclasses.replace(a, group=group[0]) for a in plan.actions[start:]]
 
 
+def _child_to_create(cfg: Config, link_cfg: LinkConfig, machine: Machine) -> LinkObs | None:
+    """A configured P_Key child that is absent while its parent is present:
+    the child as the kernel creates it (down, no address, no route)."""
+    parent = getattr(link_cfg, "parent", None)
+    if parent is None or machine.get(link_cfg.name) is not None or machine.get(parent) is None:
+        return None
+    return LinkObs(name=link_cfg.name, index=0, kind="ipoib", arptype=32, admin_up=False, routes=[])
+
+
 def related_names(cfg: Config, name: str) -> set[str]:
     """What `apply --link NAME` may touch: the link, and its bond (for a slave)
     or its slaves (for a bond)."""
@@ -285,7 +299,14 @@ def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
         _plan_group(diffs, plan, [bond.name, *bond.slaves], lambda: _plan_bond(cfg, bond, machine, diffs, plan))
     for link_cfg in cfg.links.values():
         if cfg.bond_of(link_cfg.name) is None:
-            _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, diffs[link_cfg.name], plan))
+            d, create = diffs[link_cfg.name], _child_to_create(cfg, link_cfg, machine)
+            if create:
+                d = diff_link(cfg, link_cfg.name, Machine({**machine.links, link_cfg.name: create}))
+            _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, d, plan, create is not None))
+    for name in sorted(machine.created_children - set(cfg.names())):
+        if machine.get(name) is not None:
+            plan.actions.append(Action("ipoib.delete", name, (Change("state", "present", None),),
+                                       "left the config; ib40 created it", group=name))
     for vlan in cfg.vlans.values():
         _plan_group(diffs, plan, [vlan.name], lambda: _plan_vlan(vlan, diffs[vlan.name], diffs, plan))
     if only is not None:

@@ -195,6 +195,24 @@ class Name(Type):
         return text, []
 
 
+class PKey(Type):
+    """An InfiniBand partition key, 0x0001-0x7ffe; its value has the
+    full-membership bit (0x8000) set, as a P_Key child is made with."""
+
+    SYNTAX, HINT = "a partition key like 0x8001 (0x0001 is taken as 0x8001, full member)", " (P_Key, like `0x8001`)"
+    FULL = 0x8000
+
+    def parse(self, text: str):
+        if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,4}", text):
+            return None, [f"{text!r} is not a partition key like 0x8001"]
+        pkey = int(text, 16) | self.FULL
+        if pkey == self.FULL:
+            return None, [f"{text} is the invalid partition key (0x0000)"]
+        if pkey == 0xFFFF:
+            return None, [f"{text} is the default partition, the parent interface itself"]
+        return pkey, []
+
+
 class ArpTargets(Type):
     MOST = 16  # the kernel's BOND_MAX_ARP_TARGETS
     SYNTAX, HINT = f"IPv4 addresses, at most {MOST}, separated by spaces", " (IPv4 addresses)"
@@ -365,6 +383,9 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("mode", Enum(IPOIB_MODES), "The IPoIB mode: connected carries an MTU up to 65520, datagram up to 4092."),
         Key("mtu", _MTU, "The MTU; above 4092 only with mode = connected."),
         Key("guid", Guid(), "The port GUID: a udev rule gives the IPoIB interface of this port the name NAME."),
+        Key("parent", Name(), "Makes NAME a P_Key child of this [ipoib] interface, named as the kernel names "
+            "it: PARENT.PKEY in four hex digits (ib0.8001); created by ib40, and removed only if ib40 created it."),
+        Key("pkey", PKey(), "The child's partition key; the full-membership bit is set for you."),
         Key("txqueuelen", _QUEUE, "The transmit queue length."),
         *_ADDRESS_KEYS,
         _ROUTES,

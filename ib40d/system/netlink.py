@@ -30,7 +30,7 @@ from ib40d.core.schema import AD_SELECTS, BOND_MODES, LACP_RATES, XMIT_HASH_POLI
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.system.observe import AddrObs, BondObs, LinkObs
 from ib40d.core.model import RouteObs
-from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_LINK, IFLA_VLAN_ID, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTN_UNICAST, RTPROT_STATIC, RT_TABLE_MAIN, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
+from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_LINK, IFLA_VLAN_ID, IFLA_IPOIB_PKEY, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTN_UNICAST, RTPROT_STATIC, RT_TABLE_MAIN, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
 
 # The bond options ib40 sets: option -> (IFLA_BOND_* attribute, how the
 # kernel carries it). Writes pass pyroute2 `bond_<option>`, reads decode the
@@ -85,6 +85,10 @@ def _attrs(data: bytes, start: int = 0, end: int | None = None) -> dict[int, byt
 
 def _u32(raw: bytes | None) -> int | None:
     return struct.unpack("=I", raw[:4])[0] if raw and len(raw) >= 4 else None
+
+
+def _u16(raw: bytes | None) -> int | None:
+    return struct.unpack("=H", raw[:2])[0] if raw and len(raw) >= 2 else None
 
 
 def _u8(raw: bytes | None) -> int | None:
@@ -170,7 +174,7 @@ def parse_link(body: bytes) -> dict:
     the kernel's numbers)."""
     _family, arptype, index, flags, _change = _IFINFOMSG.unpack_from(body)
     a = _attrs(body, _IFINFOMSG.size)
-    kind, bond, vlan_id = None, None, None
+    kind, bond, vlan_id, pkey = None, None, None, None
     if IFLA_LINKINFO in a:
         info = _attrs(a[IFLA_LINKINFO])
         kind = _str(info.get(IFLA_INFO_KIND))
@@ -179,7 +183,9 @@ def parse_link(body: bytes) -> dict:
             bond = {key: _DECODE[carried](data.get(attr)) for key, (attr, carried) in BOND_ATTRS.items()}
         elif kind == "vlan" and IFLA_INFO_DATA in info:
             raw = _attrs(info[IFLA_INFO_DATA]).get(IFLA_VLAN_ID)
-            vlan_id = struct.unpack("=H", raw[:2])[0] if raw and len(raw) >= 2 else None
+            vlan_id = _u16(raw)
+        elif kind == "ipoib" and IFLA_INFO_DATA in info:
+            pkey = _u16(_attrs(info[IFLA_INFO_DATA]).get(IFLA_IPOIB_PKEY))
     oper = _u8(a.get(IFLA_OPERSTATE))
     return {
         "index": index,
@@ -196,6 +202,7 @@ def parse_link(body: bytes) -> dict:
         "kind": kind,
         "bond": bond,
         "vlan_id": vlan_id,
+        "pkey": pkey,
         "link": _u32(a.get(IFLA_LINK)),
     }
 
@@ -341,6 +348,13 @@ class Netlink:
         self._write(f"create VLAN {name} (ID {vlan_id} on {parent})", self.ipr.link, "add", ifname=name,
                     kind="vlan", link=parent_index, vlan_id=vlan_id)
 
+    def create_ipoib_child(self, name: str, parent_index: int, parent: str, pkey: int) -> None:
+        self._write(f"create IPoIB child {name} (P_Key {pkey:#06x} on {parent})", self.ipr.link, "add",
+                    ifname=name, kind="ipoib", link=parent_index, pkey=pkey)  # IFLA_IPOIB_PKEY: the plugin drops its prefix
+
+    def delete_link(self, index: int, name: str) -> None:
+        self._write(f"delete {name}", self.ipr.link, "del", index=index)
+
     def set_bond_primary(self, index: int, name: str, slave_index: int, slave: str) -> None:
         self._write(f"set primary {slave} on {name}", self.ipr.link, "set", index=index, kind="bond",
                     bond_primary=slave_index)
@@ -436,7 +450,8 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         master=names.get(raw["master"]) if raw["master"] else None,
         bond=None if raw["bond"] is None else _bond_obs(raw["bond"], names),
         vlan_id=raw["vlan_id"],
-        parent=names.get(raw["link"]) if raw["kind"] == "vlan" and raw["link"] else None,
+        pkey=raw["pkey"],
+        parent=names.get(raw["link"]) if raw["kind"] in ("vlan", "ipoib") and raw["link"] else None,
     )
 
 

@@ -20,13 +20,17 @@ from ib40d.system.sysroot import SysRoot
 __all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 
+CHILDREN_FILE = "/run/ib40/ipoib-children"  # one name a line: the P_Key children apply created
+
+
 def observe(nl, root: SysRoot) -> Machine:
     links = {l.name: l for l in nl.dump_links()}
     for link in links.values():
         mode = root.read(f"/sys/class/net/{link.name}/mode")
         if link.kind == "ipoib" or (mode in ("connected", "datagram")):
             link.ipoib_mode = mode
-    return Machine(links)
+    children = root.read(CHILDREN_FILE)
+    return Machine(links, created_children=set(children.split()) if children else set())
 
 
 def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> Machine:

@@ -34,12 +34,13 @@ def pyroute2_numbers() -> dict[str, int]:
     from pyroute2.netlink import rtnl
     from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
     from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
+    from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipoib import ipoib
     from pyroute2.netlink.rtnl.ifinfmsg.plugins.vlan import vlan
 
     numbers = {}
     for module in (nl, rtnl, ifinfmsg, ifaddrmsg, arp):
         numbers.update({k: v for k, v in vars(module).items() if k.isupper() and isinstance(v, int)})
-    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, vlan, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
+    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, vlan, ipoib, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
         numbers.update(_nla_numbers(cls.nla_map))
     numbers.update(rtnl.rtprotos)
     numbers.update(rtnl.rtypes)
