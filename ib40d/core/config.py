@@ -112,6 +112,16 @@ class VlanConfig:
 
 
 @dataclass(frozen=True)
+class PartitionConfig:
+    name: str
+    pkey: int | None = None  # with the full-membership bit, as PKey parses it
+    ipoib: bool = schema.default("partition", "ipoib")
+    mtu: str | None = None  # "2048" | "4096"
+    rate: str | None = None  # Gb/s, a key of schema.IB_RATES
+    members: tuple[str, ...] = schema.default("partition", "members")
+
+
+@dataclass(frozen=True)
 class OpensmConfig:
     start: str = schema.default("opensm", "start")
     priority: int | None = None
@@ -129,6 +139,7 @@ class Config:
     links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
     bonds: dict[str, BondConfig] = field(default_factory=dict)
     vlans: dict[str, VlanConfig] = field(default_factory=dict)
+    partitions: dict[str, PartitionConfig] = field(default_factory=dict)
     opensm: OpensmConfig = OpensmConfig()
     sysctl: SysctlConfig = SysctlConfig()
     # where each "section" / "section key" was last set: for messages after parsing
@@ -461,6 +472,7 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     links: dict[str, LinkConfig] = {}
     bonds: dict[str, BondConfig] = {}
     vlans: dict[str, VlanConfig] = {}
+    partitions: dict[str, PartitionConfig] = {}
     opensm = OpensmConfig()
     sysctl = SysctlConfig()
     origins: dict[str, Where] = {}
@@ -517,6 +529,11 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
                                                                    else "the VLAN ID (1-4094)"))
             vlans[s.name] = VlanConfig(name=s.name, addresses=chk.addresses(s), **values)
 
+        elif s.kind == "partition":
+            if values["pkey"] is None and "pkey" not in s.keys:
+                chk.err(s.where, s, None, "needs pkey = the partition key")
+            partitions[s.name] = PartitionConfig(name=s.name, **values)
+
         elif s.kind == "opensm":
             opensm = OpensmConfig(**values)
 
@@ -526,9 +543,10 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     _check_bonds(chk, bonds, links, name_sections)
     _check_vlans(chk, vlans, links, bonds, name_sections)
     _check_children(chk, links, name_sections)
+    _check_partitions(chk, partitions, links, opensm, name_sections)
     _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
-    return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, opensm=opensm, sysctl=sysctl,
-                  origins=origins)
+    return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, partitions=partitions,
+                  opensm=opensm, sysctl=sysctl, origins=origins)
 
 
 def _check_children(chk: _Checker, links, name_sections) -> None:
@@ -557,6 +575,40 @@ def _check_children(chk: _Checker, links, name_sections) -> None:
                     f"{name}: use [ipoib {name}]")
         if link.guid is not None:
             chk.err(s.keys["guid"].where, s, "guid", "a P_Key child has its parent's GUID: ib40 finds it by name")
+
+
+IPOIB_DATAGRAM_MTU_2048 = 2044  # a 2048-byte IB MTU less the 4-byte IPoIB header
+
+
+def _check_partitions(chk: _Checker, partitions, links, opensm, name_sections) -> None:
+    """One partition per P_Key; with ib40 running the SM, each P_Key child's
+    partition must be here, carry IPoIB, and carry its datagram MTU."""
+    by_pkey: dict[int, PartitionConfig] = {}
+    for p in partitions.values():
+        if p.pkey is None:
+            continue
+        if p.pkey in by_pkey:
+            s = name_sections[p.name]
+            chk.err(s.keys["pkey"].where, s, "pkey", f"{p.pkey & 0x7FFF:#06x} is also [partition {by_pkey[p.pkey].name}]")
+        by_pkey[p.pkey] = p
+    if opensm.start == "never":
+        return  # another SM's partitions are not ib40's to know
+    for link in links.values():
+        if not isinstance(link, IPoIBConfig) or link.pkey is None or link.parent is None:
+            continue
+        s = name_sections[link.name]
+        p = by_pkey.get(link.pkey)
+        if p is None:
+            chk.err(s.keys["pkey"].where, s, "pkey", f"no [partition] has pkey {link.pkey & 0x7FFF:#06x}: ib40's "
+                    "opensm would not serve it (add one, or set [opensm] start = never if another SM does)")
+            continue
+        if not p.ipoib:
+            chk.err(s.keys["pkey"].where, s, "pkey", f"[partition {p.name}] has ipoib = no: opensm makes no IPoIB "
+                    "group there")
+        if (link.mtu is not None and link.mtu > IPOIB_DATAGRAM_MTU_2048 and link.mode != "connected"
+                and p.mtu != "4096"):
+            chk.err(s.keys["mtu"].where, s, "mtu", f"{link.mtu} is above {IPOIB_DATAGRAM_MTU_2048}, the most a datagram "
+                    f"carries in a 2048-byte partition: set mtu = 4096 in [partition {p.name}] (or mode = connected)")
 
 
 def _check_vlans(chk: _Checker, vlans, links, bonds, name_sections) -> None:

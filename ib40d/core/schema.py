@@ -209,8 +209,45 @@ class PKey(Type):
         if pkey == self.FULL:
             return None, [f"{text} is the invalid partition key (0x0000)"]
         if pkey == 0xFFFF:
-            return None, [f"{text} is the default partition, the parent interface itself"]
+            return None, [f"{text} is the default partition (0x7fff): the parent interface's, which ib40 writes itself"]
         return pkey, []
+
+
+class Members(Type):
+    """opensm's PortGUIDs list: port GUIDs or ALL, ALL_CAS, ALL_SWITCHES,
+    ALL_ROUTERS, SELF, each =full or =limited; the value is the list as
+    partitions.conf writes it."""
+
+    SYNTAX = ("port GUIDs (0x0002c903003f02f1) or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF, each =full or "
+              "=limited, separated by commas")
+    HINT = " (`ALL=full`, port GUIDs`=full`/`=limited`, comma-separated)"
+    KEYWORDS = ("ALL", "ALL_CAS", "ALL_SWITCHES", "ALL_ROUTERS", "SELF")
+
+    def parse(self, text: str):
+        members, problems = [], []
+        for item in text.split(","):
+            who, _, membership = (part.strip() for part in item.partition("="))
+            membership = membership or "limited"  # opensm's default
+            if who.upper() in self.KEYWORDS:
+                who = who.upper()
+            elif re.fullmatch(r"0x[0-9a-fA-F]{1,16}", who):
+                who = who.lower()
+            else:
+                problems.append(f"{who!r} is not a port GUID like 0x0002c903003f02f1 nor one of {', '.join(self.KEYWORDS)}")
+                continue
+            if membership not in ("full", "limited"):
+                problems.append(f"{membership!r} is not full or limited")
+                continue
+            members.append(f"{who}={membership}")
+        return tuple(members), problems
+
+
+# opensm's rate codes for an IPoIB multicast group (IBTA: the static rate
+# enumeration), by the link rate in Gb/s as ibstat shows it
+IB_RATES = {"2.5": 2, "5": 5, "10": 3, "14": 11, "20": 6, "25": 15, "30": 4, "40": 7, "56": 12, "60": 8,
+            "80": 9, "100": 16, "112": 13, "120": 10, "168": 14, "200": 17, "300": 18}
+# partition mtu by bytes: opensm's IBTA codes
+IB_MTUS = {"2048": 4, "4096": 5}
 
 
 class ArpTargets(Type):
@@ -430,6 +467,19 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("mtu", _MTU, "The MTU; at most its link's."),
         *_ADDRESS_KEYS,
         _ROUTES,
+    )),
+    Section("partition", True, "An InfiniBand partition that ib40's own opensm instances serve, written to the "
+            "partitions file they are started with; NAME is its name there. The default partition (0x7fff) is "
+            "written by ib40, with mtu 4096 when an IPoIB interface asks for a datagram MTU above 2044.", (
+        Key("pkey", PKey(), "The partition key, 0x0001-0x7ffe (P_Key children of [ipoib] use it with the "
+            "full-membership bit, 0x8001)."),
+        Key("ipoib", Bool(), "Whether opensm creates the partition's IPoIB broadcast group (needed by any "
+            "[ipoib] interface on it).", default="yes"),
+        Key("mtu", Enum(IB_MTUS), "The partition's IB MTU for IPoIB (opensm's mtu=4 or mtu=5): an IPoIB "
+            "datagram MTU above 2044 needs 4096. Without it, opensm's default, 2048."),
+        Key("rate", Enum(IB_RATES, noun="an InfiniBand rate in Gb/s"), "The rate of the IPoIB group in "
+            "Gb/s (opensm's rate=); without it, opensm's default, 10. Every member must reach it."),
+        Key("members", Members(), "Who is in it and how (opensm's PortGUIDs list).", default="ALL=full"),
     )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
         Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "

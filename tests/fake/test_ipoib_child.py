@@ -16,7 +16,8 @@ from ib40d.system.observe import CHILDREN_FILE, observe
 from test_plan import machine
 
 CHILD = ("[ipoib ib0]\nmode = connected\nmtu = 65520\n"
-         "[ipoib ib0.8001]\nparent = ib0\npkey = 0x0001\nmode = datagram\nmtu = 2044\naddress = 10.40.0.1/24\n")
+         "[ipoib ib0.8001]\nparent = ib0\npkey = 0x0001\nmode = datagram\nmtu = 2044\naddress = 10.40.0.1/24\n"
+         "[partition storage]\npkey = 0x0001\n")
 
 
 def ib_machine():
@@ -35,7 +36,7 @@ def ib_machine():
 ])
 def test_check_refuses(text, words):
     with pytest.raises(ConfigError) as e:
-        parse_text(text)
+        parse_text("[opensm]\nstart = never\n" + text)  # partitions: tests/unit/test_partitions.py
     [problem] = [p.render() for p in e.value.problems]
     for word in words:
         assert word in problem
@@ -67,7 +68,7 @@ def test_a_child_leaving_the_config_is_removed_only_if_ib40_created_it(tmp_path)
     nl = ib_machine()
     converge(parse_text(CHILD), nl, FakeRoot(tmp_path, nl))
     nl.create_ipoib_child("ib0.8002", 9, "ib0", 0x8002)  # made by hand: not ib40's
-    without = parse_text("[ipoib ib0]\nmode = connected\nmtu = 65520\n")
+    without = parse_text("[ipoib ib0]\nmode = connected\nmtu = 65520\n[partition storage]\npkey = 0x0001\n")
     result = converge(without, nl, FakeRoot(tmp_path, nl))
     assert result.ok and [a.describe() for a in result.done] == [
         "ipoib.delete ib0.8001: state present -> (none) (left the config; ib40 created it)"]
