@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """IPoIB P_Key children ([ipoib ib0.8001] with parent and pkey) through
-check, plan and apply on the recording fake, and the netlink message they
-are created with decoded by our read side (no machine here has IPoIB)."""
+check, plan and apply on the recording fake (no machine here has IPoIB; the
+netlink request: tests/unit/test_netlink_contract.py)."""
 
 import pytest
 
+from helpers import only_problem
+
 from fakenl import FakeRoot
-from ib40d.core.config import ConfigError, parse_text
+from ib40d.core.config import parse_text
 from ib40d.core.model import LinkObs
 from ib40d.core.plan import make_plan
-from ib40d.system import netlink
 from ib40d.system.apply_engine import converge
 from ib40d.system.observe import CHILDREN_FILE, observe
 
@@ -35,9 +36,7 @@ def ib_machine():
      ["a P_Key child has its parent's GUID"]),
 ])
 def test_check_refuses(text, words):
-    with pytest.raises(ConfigError) as e:
-        parse_text("[opensm]\nstart = never\n" + text)  # partitions: tests/unit/test_partitions.py
-    [problem] = [p.render() for p in e.value.problems]
+    problem = only_problem("[opensm]\nstart = never\n" + text)  # partitions: tests/unit/test_partitions.py
     for word in words:
         assert word in problem
 
@@ -80,18 +79,3 @@ def test_child_waits_for_its_parent(tmp_path):
     nl = machine()
     plan = make_plan(parse_text(CHILD), observe(nl, FakeRoot(tmp_path, nl)))
     assert plan.actions == [] and "ib0.8001: not present yet; configured when it appears" in plan.notes
-
-
-def test_the_create_message_carries_the_pkey_and_the_parent():
-    from test_netlink_contract import _Captured
-
-    nl = netlink.Netlink()
-    captured = _Captured()
-    nl._ipr = captured.ipr
-    try:
-        nl.create_ipoib_child("ib0.8001", 9, "ib0", 0x8001)
-        raw = netlink.parse_link(captured.body())
-    finally:
-        nl.close()
-    obs = netlink._link_obs(raw, {9: "ib0"})
-    assert (obs.name, obs.kind, obs.pkey, obs.parent) == ("ib0.8001", "ipoib", 0x8001, "ib0")

@@ -142,14 +142,20 @@ def test_bond_primary_is_written_as_the_slaves_ifindex_and_read_back_as_its_name
 # ---------------------------------------------------------------- a real namespace
 
 
-def test_vlan_written_by_pyroute2_reads_back_as_its_id_and_link():
+@pytest.mark.parametrize("create, args, want", [
+    ("create_vlan", ("bond0.30", 7, "bond0", 30), ("bond0.30", "vlan", "bond0", 30, None)),
+    ("create_ipoib_child", ("ib0.8001", 7, "ib0", 0x8001), ("ib0.8001", "ipoib", "ib0", None, 0x8001)),
+])
+def test_a_link_on_a_link_written_by_pyroute2_reads_back_as_its_id_and_parent(create, args, want):
+    """A VLAN (IFLA_VLAN_ID) or an IPoIB P_Key child (IFLA_IPOIB_PKEY) on
+    ifindex 7, as our read side decodes pyroute2's request."""
     nl = netlink.Netlink()
     captured = _Captured()
     nl._ipr = captured.ipr
     try:
-        nl.create_vlan("bond0.30", 7, "bond0", 30)
+        getattr(nl, create)(*args)
         raw = netlink.parse_link(captured.body())
     finally:
         nl.close()
-    obs = netlink._link_obs(raw, {7: "bond0"})
-    assert (obs.name, obs.kind, obs.vlan_id, obs.parent) == ("bond0.30", "vlan", 30, "bond0")
+    obs = netlink._link_obs(raw, {7: args[2]})
+    assert (obs.name, obs.kind, obs.parent, obs.vlan_id, obs.pkey) == want
