@@ -28,7 +28,7 @@ def _role(cfg, name: str) -> str:
     if name in cfg.bonds:
         return "bond"
     if name in cfg.vlans:
-        return f"VLAN {cfg.vlans[name].id} on {cfg.vlans[name].link}"
+        return f"vlan on {cfg.vlans[name].link}"
     bond = cfg.bond_of(name)
     if bond:
         return f"slave of {bond.name}"

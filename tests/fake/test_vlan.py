@@ -67,5 +67,5 @@ def test_status_reads_a_vlan_from_proc_net_vlan(tmp_path):
     write(root, "/etc/ib40.conf", "[link eth40a]\n[vlan eth40a.30]\nlink = eth40a\nid = 30\n")
     status = json.loads(run_ib40d("status", "--root", str(root), "--json", check_rc=0).stdout)
     vlan = next(l for l in status["links"] if l["name"] == "eth40a.30")
-    assert vlan["role"] == "VLAN 30 on eth40a"
+    assert vlan["role"] == "vlan on eth40a"
     assert vlan["mismatches"] == ["vlan eth40a 31 (config eth40a 30)"]
