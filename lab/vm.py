@@ -29,6 +29,9 @@ MACHINES = {
           "address": "10.30.0.1"},
     "b": {"hostname": "machineb", "macs": ("00:02:c9:3e:cb:b1", "00:02:c9:3e:cb:b0"),
           "address": "10.30.0.2"},
+    # the third node of lab/mesh.py's full mesh only
+    "c": {"hostname": "machinec", "macs": ("00:02:c9:3e:cc:b1", "00:02:c9:3e:cc:b0"),
+          "address": "10.30.0.3"},
 }
 
 

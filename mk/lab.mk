@@ -21,3 +21,9 @@ lab-test:
 # the failover loss window against its floor. Figures, not a test.
 lab-bench:
 	$(PYTHON) bench/boot.py
+
+# Three VMs in a full mesh (one /30 per cable, routes for the rest): pings
+# and iperf3 between all pairs, direct and routed. Figures, not a test.
+.PHONY: lab-mesh
+lab-mesh: deb
+	$(PYTHON) -m lab.mesh

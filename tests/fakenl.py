@@ -19,7 +19,7 @@ import copy
 import errno
 
 from ib40d.core.netlink_errors import NetlinkRefused
-from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs
 from ib40d.system.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044
@@ -28,6 +28,8 @@ IPOIB_DATAGRAM_MTU = 2044
 class FakeNetlink:
     def __init__(self, links: list[LinkObs] | None = None):
         self.links: dict[str, LinkObs] = {l.name: copy.deepcopy(l) for l in links or []}
+        for link in self.links.values():
+            link.routes = [] if link.routes is None else link.routes  # a dump reads them all
         self.next_index = max([l.index for l in self.links.values()], default=1) + 1
         self.calls: list[tuple] = []
         self.writes = 0
@@ -63,7 +65,8 @@ class FakeNetlink:
         if name in self.links:
             raise NetlinkRefused(errno.EEXIST, f"create bond {name}")
         bond = BondObs(mode="balance-rr", miimon=0, updelay=0, downdelay=0, use_carrier=True,
-                       arp_interval=0, arp_ip_target=())
+                       arp_interval=0, arp_ip_target=(), xmit_hash_policy="layer2", lacp_rate="slow",
+                       ad_select="stable", min_links=0)
         link = LinkObs(name=name, index=self.next_index, kind="bond", mac="02:00:00:00:00:01",
                        mtu=1500, txqueuelen=1000, bond=bond)
         self.next_index += 1
@@ -77,6 +80,10 @@ class FakeNetlink:
                     raise NetlinkRefused(errno.ENOTEMPTY, f"set mode on {link.name}")
                 if link.admin_up:
                     raise NetlinkRefused(errno.EBUSY, f"set mode on {link.name}")
+            if key == "lacp_rate" and "802.3ad" not in (link.bond.mode, options.get("mode")):
+                raise NetlinkRefused(errno.EACCES, f"set lacp_rate on {link.name}")
+            if key in ("lacp_rate", "ad_select") and value != getattr(link.bond, key) and link.admin_up:
+                raise NetlinkRefused(errno.EBUSY, f"set {key} on {link.name}")  # BOND_OPTFLAG_IFDOWN
             if key in ("updelay", "downdelay") and link.bond.miimon:
                 value -= value % link.bond.miimon
             setattr(link.bond, key, tuple(value) if key == "arp_ip_target" else value)
@@ -85,9 +92,59 @@ class FakeNetlink:
         self._write("set_bond", name, dict(options))
         self._bond_options(self._by_index(index), options)
 
+    def create_ipoib_child(self, name, parent_index, parent, pkey):
+        self._write("create_ipoib_child", name, (parent, pkey))
+        if name in self.links:
+            raise NetlinkRefused(errno.EEXIST, f"create IPoIB child {name}")
+        lower = self._by_index(parent_index)
+        if lower.kind != "ipoib":
+            raise NetlinkRefused(errno.EINVAL, f"create IPoIB child {name}")
+        # ipoib_new_child_link(): the parent's mode and a datagram MTU
+        self.links[name] = LinkObs(name=name, index=self.next_index, kind="ipoib", arptype=32, pkey=pkey,
+                                   parent=lower.name, mtu=IPOIB_DATAGRAM_MTU, txqueuelen=256,
+                                   ipoib_mode="datagram", routes=[])
+        self.next_index += 1
+
+    def delete_link(self, index, name):
+        self._write("delete_link", name)
+        del self.links[self._by_index(index).name]
+
+    def create_vlan(self, name, parent_index, parent, vlan_id):
+        self._write("create_vlan", name, (parent, vlan_id))
+        if name in self.links:
+            raise NetlinkRefused(errno.EEXIST, f"create VLAN {name}")
+        lower = self._by_index(parent_index)
+        self.links[name] = LinkObs(name=name, index=self.next_index, kind="vlan", mac=lower.mac, mtu=lower.mtu,
+                                   txqueuelen=1000, vlan_id=vlan_id, parent=lower.name, routes=[])
+        self.next_index += 1
+
+    def set_bond_primary(self, index, name, slave_index, slave):
+        self._write("set_bond_primary", name, slave)
+        bond = self._by_index(index)
+        if bond.bond.mode not in ("active-backup", "balance-tlb", "balance-alb"):
+            raise NetlinkRefused(errno.EACCES, f"set primary on {name}")
+        bond.bond.primary = self._by_index(slave_index).name
+
     def set_state(self, index, name, up):
         self._write("set_state", name, "up" if up else "down")
-        self._by_index(index).admin_up = up
+        link = self._by_index(index)
+        link.admin_up = up
+        if not up:
+            link.routes = []  # the kernel flushes a down link's routes
+
+    def add_route(self, index, name, dest, gateway, metric):
+        self._write("add_route", name, (dest, gateway, metric))
+        link = self._by_index(index)
+        metric = (1024 if ":" in dest else 0) if metric is None else metric
+        link.routes = [r for r in link.routes if (r.dest, r.metric) != (dest, metric)]  # replace
+        link.routes.append(RouteObs(dest, gateway, metric))
+
+    def del_route(self, index, name, dest, gateway, metric):
+        self._write("del_route", name, (dest, gateway, metric))
+        link = self._by_index(index)
+        if not any((r.dest, r.metric) == (dest, metric) for r in link.routes):
+            raise NetlinkRefused(errno.ESRCH, f"remove route {dest} from {name}")
+        link.routes = [r for r in link.routes if (r.dest, r.metric) != (dest, metric)]
 
     def set_mtu(self, index, name, mtu):
         self._write("set_mtu", name, mtu)
@@ -107,6 +164,7 @@ class FakeNetlink:
             master = self._by_index(master_index)
             if link.admin_up:
                 raise NetlinkRefused(errno.EBUSY, f"enslave {name} to {master_name}")
+            link.routes = []
             link.master = master.name
             link.admin_up = True  # bond_enslave() opens the slave
             link.mtu = master.mtu

@@ -105,3 +105,15 @@ def connect_unix(path: str, timeout: float = 60.0):
     s.settimeout(timeout)
     s.connect(path)
     return s
+
+
+def only_problem(text: str) -> str:
+    """The one problem `check` finds in config TEXT, rendered (FILE:LINE: ...)."""
+    from ib40d.core.config import ConfigError, parse_text
+
+    try:
+        parse_text(text)
+    except ConfigError as e:
+        [problem] = [p.render() for p in e.problems]
+        return problem
+    raise AssertionError(f"no problem found in {text!r}")

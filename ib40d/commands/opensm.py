@@ -44,6 +44,7 @@ from ib40d.system.sysroot import SysRoot
 OUR_UNIT = "ib40-opensm@{guid}.service"
 DISTRO_UNIT = "opensm@{guid}.service"
 ENV_FILE = "/run/ib40/opensm.env"
+PARTITIONS_FILE = "/run/ib40/partitions.conf"  # ib40-opensm@.service's --Pconfig
 
 
 # ---------------------------------------------------------------- decisions
@@ -168,6 +169,13 @@ def write_priority(root: SysRoot, priority: int | None) -> bool:
     return root.write_atomic(ENV_FILE, f"IB40_OPENSM_PRIORITY={priority or 0}\n")
 
 
+def write_partitions(root: SysRoot, cfg) -> bool:
+    """The [partition] sections as opensm's partitions file; True when it changed."""
+    from ib40d.core.partitions import render
+
+    return root.write_atomic(PARTITIONS_FILE, render(cfg, " ".join(cfg.files) or "/etc/ib40.conf"))
+
+
 def gate(cfg, root: SysRoot, units, dry_run: bool = False) -> tuple[list[Decision], list[str]]:
     """Observe, decide, act. Returns the decisions and one message per act."""
     ports = sysfs.read_ports(root)
@@ -179,6 +187,9 @@ def gate(cfg, root: SysRoot, units, dry_run: bool = False) -> tuple[list[Decisio
         return decisions, messages
     if any(d.action == "start" for d in decisions):
         write_priority(root, cfg.opensm.priority)
+    if write_partitions(root, cfg) and ours:
+        messages.append(f"{PARTITIONS_FILE} changed: opensm reads it at start; restart "
+                        f"{', '.join(sorted(OUR_UNIT.format(guid=g) for g in ours))} to apply it")
     for d in decisions:
         if d.action == "start":
             units.start(d.unit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from ib40d.system.cliargs import load_config, sysroot
-from ib40d.core.diff import LinkDiff, diff
+from ib40d.core.diff import LinkDiff, diff, route_text
 from ib40d.system.linkstate import ARPHRD_ETHER
 from ib40d.core.model import LinkObs
 from ib40d.system.observe import find_cards, observe_sysfs
@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
 def _role(cfg, name: str) -> str:
     if name in cfg.bonds:
         return "bond"
+    if name in cfg.vlans:
+        return f"vlan on {cfg.vlans[name].link}"
     bond = cfg.bond_of(name)
     if bond:
         return f"slave of {bond.name}"
@@ -63,6 +65,9 @@ def _mismatches(d: LinkDiff) -> list[str]:
             out.append("admin down")
         elif c.attr == "kind":
             out.append(f"kind {c.old} (config [{c.new} {d.name}])")
+        elif c.attr == "route":
+            out.append(f"route {route_text(c.new)} missing" if c.old is None else
+                       f"route {route_text(c.old)} " + ("not in the config" if c.new is None else f"(config {route_text(c.new)})"))
         elif c.attr == "slave":
             out.append(f"slave {c.old} not in the config")
         elif c.attr == "mode" and d.section == "ipoib":
@@ -97,7 +102,7 @@ def _link_json(name: str, link: LinkObs | None) -> dict:
 
 
 def collect(cfg, root) -> dict:
-    names = [*cfg.bonds, *cfg.links]
+    names = [*cfg.bonds, *cfg.links, *cfg.vlans]
     machine = observe_sysfs(root, names, bonds=cfg.bonds)
     diffs = diff(cfg, machine)
     links = []

@@ -39,11 +39,13 @@ def _int(text: str) -> int | None:
 
 def parse_proc_bonding(text: str) -> dict:
     """-> {driver_version, mode, mii_status, miimon, updelay, downdelay,
-    active_slave, slaves: [{name, mii_status, speed_mbps, duplex,
+    active_slave, arp_interval, xmit_hash_policy, lacp_rate, ad_select,
+    min_links, primary, slaves: [{name, mii_status, speed_mbps, duplex,
     link_failure_count, perm_hwaddr}]}. Keys absent from the text are None."""
     bond: dict = {
         "driver_version": None, "mode": None, "mii_status": None, "miimon": None,
         "updelay": None, "downdelay": None, "active_slave": None, "arp_interval": None,
+        "xmit_hash_policy": None, "lacp_rate": None, "ad_select": None, "min_links": None, "primary": None,
         "slaves": [],
     }
     slave: dict | None = None
@@ -88,4 +90,14 @@ def parse_proc_bonding(text: str) -> dict:
                 bond["arp_interval"] = _int(value)
             elif key == "Currently Active Slave":
                 bond["active_slave"] = None if value == "None" else value
+            elif key == "Primary Slave":  # "eth2 (primary_reselect always)" or "None"
+                bond["primary"] = None if value == "None" else value.split()[0]
+            elif key == "Transmit Hash Policy":  # "layer3+4 (1)"
+                bond["xmit_hash_policy"] = value.split()[0]
+            elif key == "LACP rate":
+                bond["lacp_rate"] = value
+            elif key == "Aggregator selection policy (ad_select)":
+                bond["ad_select"] = value
+            elif key == "Min links":
+                bond["min_links"] = _int(value)
     return bond

@@ -66,6 +66,8 @@ class LinkConfig:
     mtu: int | None = None
     txqueuelen: int | None = None
     addresses: tuple[Address, ...] | None = None  # None: addresses not managed
+    # (network, gateway or None, metric or None); None: routes not managed
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
     kind: str = "ether"  # "ether" for [link], "ipoib" for [ipoib]
 
 
@@ -73,6 +75,8 @@ class LinkConfig:
 class IPoIBConfig(LinkConfig):
     mode: str | None = None  # "connected" | "datagram" | None (leave alone)
     guid: str | None = None  # port GUID "0002:c903:003f:02f1" (last 8 bytes of the address)
+    parent: str | None = None  # a P_Key child of this [ipoib]
+    pkey: int | None = None  # with the full-membership bit, 0x8001
     kind: str = "ipoib"
 
 
@@ -87,8 +91,34 @@ class BondConfig:
     use_carrier: bool | None = None
     arp_interval: int | None = None
     arp_ip_target: tuple[str, ...] | None = None
+    xmit_hash_policy: str | None = None
+    lacp_rate: str | None = None
+    ad_select: str | None = None
+    min_links: int | None = None
+    primary: str | None = None  # a slave's name
     mtu: int | None = None
     addresses: tuple[Address, ...] | None = None
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
+
+
+@dataclass(frozen=True)
+class VlanConfig:
+    name: str
+    link: str | None = None  # a [link] or [bond]
+    id: int | None = None
+    mtu: int | None = None
+    addresses: tuple[Address, ...] | None = None
+    routes: tuple[tuple[str, str | None, int | None], ...] | None = None
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    name: str
+    pkey: int | None = None  # with the full-membership bit, as PKey parses it
+    ipoib: bool = schema.default("partition", "ipoib")
+    mtu: str | None = None  # "2048" | "4096"
+    rate: str | None = None  # Gb/s, a key of schema.IB_RATES
+    members: tuple[str, ...] = schema.default("partition", "members")
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,8 @@ class Config:
     card: CardConfig | None = None
     links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
     bonds: dict[str, BondConfig] = field(default_factory=dict)
+    vlans: dict[str, VlanConfig] = field(default_factory=dict)
+    partitions: dict[str, PartitionConfig] = field(default_factory=dict)
     opensm: OpensmConfig = OpensmConfig()
     sysctl: SysctlConfig = SysctlConfig()
     # where each "section" / "section key" was last set: for messages after parsing
@@ -118,8 +150,8 @@ class Config:
         return {n: l for n, l in self.links.items() if isinstance(l, IPoIBConfig)}
 
     def names(self) -> list[str]:
-        """Every link name the config manages, links before bonds."""
-        return list(self.links) + list(self.bonds)
+        """Every link name the config manages, links before bonds, VLANs last."""
+        return list(self.links) + list(self.bonds) + list(self.vlans)
 
     def bond_of(self, link: str) -> BondConfig | None:
         for bond in self.bonds.values():
@@ -439,6 +471,8 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     card = None
     links: dict[str, LinkConfig] = {}
     bonds: dict[str, BondConfig] = {}
+    vlans: dict[str, VlanConfig] = {}
+    partitions: dict[str, PartitionConfig] = {}
     opensm = OpensmConfig()
     sysctl = SysctlConfig()
     origins: dict[str, Where] = {}
@@ -488,6 +522,18 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
         elif s.kind == "bond":
             bonds[s.name] = _build_bond(chk, s, values)
 
+        elif s.kind == "vlan":
+            for key in ("link", "id"):
+                if values[key] is None and key not in s.keys:
+                    chk.err(s.where, s, None, f"needs {key} = " + ("the [link] or [bond] it is on" if key == "link"
+                                                                   else "the VLAN ID (1-4094)"))
+            vlans[s.name] = VlanConfig(name=s.name, addresses=chk.addresses(s), **values)
+
+        elif s.kind == "partition":
+            if values["pkey"] is None and "pkey" not in s.keys:
+                chk.err(s.where, s, None, "needs pkey = the partition key")
+            partitions[s.name] = PartitionConfig(name=s.name, **values)
+
         elif s.kind == "opensm":
             opensm = OpensmConfig(**values)
 
@@ -495,7 +541,99 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
             sysctl = SysctlConfig(**values)
 
     _check_bonds(chk, bonds, links, name_sections)
-    return Config(files=files, card=card, links=links, bonds=bonds, opensm=opensm, sysctl=sysctl, origins=origins)
+    _check_vlans(chk, vlans, links, bonds, name_sections)
+    _check_children(chk, links, name_sections)
+    _check_partitions(chk, partitions, links, opensm, name_sections)
+    _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
+    return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, partitions=partitions,
+                  opensm=opensm, sysctl=sysctl, origins=origins)
+
+
+def _check_children(chk: _Checker, links, name_sections) -> None:
+    """A P_Key child: parent and pkey together, the parent an [ipoib] that
+    is no child itself, and the name the kernel gives it (PARENT.PKEY)."""
+    for link in links.values():
+        if not isinstance(link, IPoIBConfig) or (link.parent is None and link.pkey is None):
+            continue
+        s = name_sections[link.name]
+        if link.parent is None or link.pkey is None:
+            if "parent" in s.keys and "pkey" in s.keys:
+                continue  # one of them is wrong, and already said
+            have, need = ("parent", "pkey") if link.parent is not None else ("pkey", "parent")
+            chk.err(s.keys[have].where, s, have, f"needs {need} = too (a P_Key child has both)")
+            continue
+        where = s.keys["parent"].where
+        parent = links.get(link.parent)
+        if not isinstance(parent, IPoIBConfig) or parent.parent is not None:
+            n = shown(link.parent)
+            chk.err(where, s, "parent", f"{n} is not an [ipoib {n}] section of a port" +
+                    (" (it is a child itself)" if isinstance(parent, IPoIBConfig) else ""))
+            continue
+        name = f"{link.parent}.{link.pkey:04x}"
+        if link.name != name:
+            chk.err(s.where, s, None, f"the kernel names the child of {link.parent} with P_Key {link.pkey:#06x} "
+                    f"{name}: use [ipoib {name}]")
+        if link.guid is not None:
+            chk.err(s.keys["guid"].where, s, "guid", "a P_Key child has its parent's GUID: ib40 finds it by name")
+
+
+IPOIB_DATAGRAM_MTU_2048 = 2044  # a 2048-byte IB MTU less the 4-byte IPoIB header
+
+
+def _check_partitions(chk: _Checker, partitions, links, opensm, name_sections) -> None:
+    """One partition per P_Key; with ib40 running the SM, each P_Key child's
+    partition must be here, carry IPoIB, and carry its datagram MTU."""
+    by_pkey: dict[int, PartitionConfig] = {}
+    for p in partitions.values():
+        if p.pkey is None:
+            continue
+        if p.pkey in by_pkey:
+            s = name_sections[p.name]
+            chk.err(s.keys["pkey"].where, s, "pkey", f"{p.pkey & 0x7FFF:#06x} is also [partition {by_pkey[p.pkey].name}]")
+        by_pkey[p.pkey] = p
+    if opensm.start == "never":
+        return  # another SM's partitions are not ib40's to know
+    for link in links.values():
+        if not isinstance(link, IPoIBConfig) or link.pkey is None or link.parent is None:
+            continue
+        s = name_sections[link.name]
+        p = by_pkey.get(link.pkey)
+        if p is None:
+            chk.err(s.keys["pkey"].where, s, "pkey", f"no [partition] has pkey {link.pkey & 0x7FFF:#06x}: ib40's "
+                    "opensm would not serve it (add one, or set [opensm] start = never if another SM does)")
+            continue
+        if not p.ipoib:
+            chk.err(s.keys["pkey"].where, s, "pkey", f"[partition {p.name}] has ipoib = no: opensm makes no IPoIB "
+                    "group there")
+        if (link.mtu is not None and link.mtu > IPOIB_DATAGRAM_MTU_2048 and link.mode != "connected"
+                and p.mtu != "4096"):
+            chk.err(s.keys["mtu"].where, s, "mtu", f"{link.mtu} is above {IPOIB_DATAGRAM_MTU_2048}, the most a datagram "
+                    f"carries in a 2048-byte partition: set mtu = 4096 in [partition {p.name}] (or mode = connected)")
+
+
+def _check_vlans(chk: _Checker, vlans, links, bonds, name_sections) -> None:
+    on: dict[tuple[str, int], str] = {}
+    for vlan in vlans.values():
+        s = name_sections[vlan.name]
+        if vlan.link is None:
+            continue
+        where = s.keys["link"].where
+        parent = links.get(vlan.link) or bonds.get(vlan.link)
+        bond = next((b for b in bonds.values() if vlan.link in b.slaves), None)
+        if parent is None:
+            n = shown(vlan.link)
+            chk.err(where, s, "link", f"{n} is neither a [link {n}] nor a [bond {n}] section")
+            continue
+        if getattr(parent, "kind", "ether") == "ipoib":
+            chk.err(where, s, "link", f"{vlan.link} is IPoIB, which carries no VLANs (InfiniBand has P_Keys)")
+        elif bond is not None:
+            chk.err(where, s, "link", f"{vlan.link} is a slave of {bond.name}: put the VLAN on {bond.name}")
+        if vlan.mtu is not None and parent.mtu is not None and vlan.mtu > parent.mtu:
+            chk.err(s.keys["mtu"].where, s, "mtu", f"{vlan.mtu} is above {vlan.link}'s mtu {parent.mtu}")
+        if vlan.id is not None:
+            if (vlan.link, vlan.id) in on:
+                chk.err(s.keys["id"].where, s, "id", f"VLAN {vlan.id} on {vlan.link} is also [vlan {on[vlan.link, vlan.id]}]")
+            on[vlan.link, vlan.id] = vlan.name
 
 
 def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
@@ -524,7 +662,53 @@ def _build_bond(chk: _Checker, s: _Section, values: dict) -> BondConfig:
     if values["slaves"] is None:
         chk.err(s.where, s, None, "needs slaves = the links to bond")
         values["slaves"] = ()
+    _check_bond_modes(chk, s, values)
     return BondConfig(name=s.name, addresses=chk.addresses(s), **values)
+
+
+def _check_bond_modes(chk: _Checker, s: _Section, values: dict) -> None:
+    """The keys the bonding driver uses in some modes only, against mode =;
+    primary among the slaves, min_links at most their number."""
+    mode = values["mode"]
+    for key in SECTIONS["bond"].keys:
+        if not key.modes or key.name not in s.keys or values[key.name] is None:
+            continue
+        v = s.keys[key.name]
+        only = " and ".join(key.modes)
+        if "mode" not in s.keys:
+            chk.err(v.where, s, key.name, f"is used in mode {only} only: set mode =")
+        elif mode is not None and mode not in key.modes:
+            chk.err(v.where, s, key.name, f"is used in mode {only} only, not {mode}")
+    slaves = values["slaves"] or ()
+    primary = values["primary"]
+    if primary is not None and slaves and primary not in slaves:
+        chk.err(s.keys["primary"].where, s, "primary", f"{shown(primary)} is not one of slaves ({shown(' '.join(slaves))})")
+    min_links = values["min_links"]
+    if min_links and slaves and min_links > len(slaves):
+        chk.err(s.keys["min_links"].where, s, "min_links", f"{min_links} is more than the {len(slaves)} slaves: "
+                "the bond would never have carrier")
+
+
+def _check_routes(chk: _Checker, sections, name_sections) -> None:
+    """A gateway must be on the link (inside one of its address networks,
+    when the section gives addresses: the kernel refuses it otherwise), and
+    one destination and metric is one route of the main table."""
+    seen: dict[tuple, str] = {}
+    for cfg in sections:
+        if not cfg.routes:
+            continue
+        s = name_sections[cfg.name]
+        where = s.keys["routes"].where
+        networks = [a.interface.network for a in cfg.addresses or ()]
+        for dest, gateway, metric in cfg.routes:
+            if gateway is not None and networks and not any(ipaddress.ip_address(gateway) in n for n in networks):
+                chk.err(where, s, "routes", f"gateway {gateway} of {dest} is in none of this link's networks "
+                        f"({', '.join(map(str, networks))}): the kernel can't reach it on {cfg.name}")
+            key = (dest, metric)
+            if key in seen:
+                chk.err(where, s, "routes", f"{dest}{f' metric {metric}' if metric is not None else ''} is also a "
+                        f"route of {seen[key]}: give one of them another metric")
+            seen[key] = name_sections[cfg.name].label
 
 
 def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
@@ -552,6 +736,9 @@ def _check_bonds(chk: _Checker, bonds, links, name_sections) -> None:
             if link.addresses is not None:
                 chk.err(ls.keys["address"].where, ls, "address",
                         f"{slave} is a slave of {bond.name}: put the address on {bond.name}, never on a slave")
+            if link.routes is not None:
+                chk.err(ls.keys["routes"].where, ls, "routes",
+                        f"{slave} is a slave of {bond.name}: put the routes on {bond.name}")
             if link.mtu is not None and link.mtu != bond.mtu:
                 why = f"differs from {bond.name} mtu {bond.mtu}" if bond.mtu is not None else f"is set on a slave of {bond.name}"
                 chk.err(ls.keys["mtu"].where, ls, "mtu",

@@ -39,6 +39,10 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+def _name(text: str) -> str | None:
+    return text or None  # bonding/primary is empty without one
+
+
 @dataclass(eq=False)
 class BondOption:
     """One bond setting. NAME is at once the [bond] key, the BondObs field,
@@ -56,6 +60,12 @@ class BondOption:
     # kernel shows a value, set in a request of its own (apply's
     # "bond.<name>"), and a refusal is only a warning.
     best_effort: bool = False
+    # Names a slave (primary): set in a request of its own once that slave
+    # is present (netlink carries its ifindex), after the enslaving.
+    names_slave: bool = False
+    # The kernel changes it only while the bond is down (BOND_OPTFLAG_IFDOWN:
+    # EBUSY otherwise)
+    needs_down: bool = False
 
 
 BOND_OPTIONS = (
@@ -66,6 +76,11 @@ BOND_OPTIONS = (
     BondOption("use_carrier", _flag, best_effort=True),
     BondOption("arp_interval", int, in_proc=True),
     BondOption("arp_ip_target", _words),
+    BondOption("xmit_hash_policy", _first_word, in_proc=True),  # "layer3+4 1"
+    BondOption("lacp_rate", _first_word, in_proc=True, needs_down=True),
+    BondOption("ad_select", _first_word, in_proc=True, needs_down=True),
+    BondOption("min_links", int, in_proc=True),
+    BondOption("primary", _name, in_proc=True, names_slave=True),
 )
 
 
@@ -91,6 +106,27 @@ class AddrObs:
         return iface.version == 6 and iface.ip.is_link_local
 
 
+# Routes ib40 manages on a link whose section has `routes`: main table,
+# unicast, added by hand (`ip route add`: boot) or by a configurator
+# (static, which ib40 writes). The kernel's own (from addresses), DHCP's,
+# RA's and routing daemons' are someone else's.
+RTPROT_BOOT, RTPROT_STATIC = 3, 4
+MANAGED_ROUTE_PROTOCOLS = (RTPROT_BOOT, RTPROT_STATIC)
+
+
+@dataclass
+class RouteObs:
+    """A main-table unicast route out of a link."""
+    dest: str  # a network, "10.0.2.0/30"; the default route "0.0.0.0/0"
+    gateway: str | None = None
+    metric: int = 0  # RTA_PRIORITY (the kernel omits 0 for IPv4; IPv6 routes default to 1024)
+    protocol: int = RTPROT_STATIC
+
+    @property
+    def managed(self) -> bool:
+        return self.protocol in MANAGED_ROUTE_PROTOCOLS
+
+
 @dataclass
 class LinkObs:
     """A link as the kernel shows it (None: not shown)."""
@@ -108,7 +144,12 @@ class LinkObs:
     master: str | None = None  # name of the master link
     # None: not read (doctor does not look at addresses), so not compared
     addresses: list[AddrObs] | None = field(default_factory=list)
+    # None: not read (a support bundle has no route dump), so not compared
+    routes: list[RouteObs] | None = None
     bond: BondObs | None = None
+    vlan_id: int | None = None  # a VLAN's ID
+    pkey: int | None = None  # an IPoIB interface's P_Key (IFLA_IPOIB_PKEY)
+    parent: str | None = None  # the link a VLAN or an IPoIB P_Key child is on (IFLA_LINK)
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link
 
@@ -217,6 +258,9 @@ class Machine:
     ib_ports: list[IBPort] = field(default_factory=list)
     sysctl: dict[str, str | None] = field(default_factory=dict)  # key -> current value
     numa_nodes: int = 0
+    # the IPoIB P_Key children ib40 created (apply_engine's record in /run):
+    # the only ones it removes when they leave the config
+    created_children: set[str] = field(default_factory=set)
 
     def get(self, name: str) -> LinkObs | None:
         return self.links.get(name)

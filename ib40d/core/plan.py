@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action, Change
 from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
-from ib40d.core.diff import LinkDiff, diff, wanted_bond_options
-from ib40d.core.model import BOND_OPTIONS, Machine
+from ib40d.core.diff import LinkDiff, default_metric, diff, diff_link, route_text, wanted_bond_options
+from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
 
 BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
+NEEDS_DOWN = {o.name for o in BOND_OPTIONS if o.needs_down}
 
 
 @dataclass
@@ -57,6 +58,29 @@ def _address_actions(d: LinkDiff, want) -> list[Action]:
         actions.append(Action("addr.add", d.name, (Change("address", None, cidr),), "",
                               {"cidr": cidr, "broadcast": bcast}))
     return actions
+
+
+def route_deletions(d: LinkDiff) -> list[Action]:
+    """Managed routes not in the config, or with another gateway: before
+    anything else of the link."""
+    return [Action("route.del", d.name, (Change("route", route_text(c.old), None),),
+                   "not in the config" if c.new is None else f"gateway -> {c.new[1] or '(none)'}",
+                   {"dest": c.old[0], "gateway": c.old[1], "metric": c.old[2]})
+            for c in d.all("route") if c.old is not None]
+
+
+def route_additions(d: LinkDiff, want, went_down: bool) -> list[Action]:
+    """Missing routes: last, once the link is up and has its addresses (the
+    kernel reaches a gateway through them). A link this plan sets down
+    loses its routes (the kernel flushes them): all of them, then."""
+    missing = [c.new for c in d.all("route") if c.new is not None]
+    if went_down and want:
+        missing = [(dest, gateway, default_metric(dest) if metric is None else metric)
+                   for dest, gateway, metric in want]
+    return [Action("route.add", d.name, (Change("route", None, route_text(r)),),
+                   "the link was down" if went_down and r not in [c.new for c in d.all("route")] else "",
+                   {"dest": r[0], "gateway": r[1], "metric": r[2]})
+            for r in missing]
 
 
 def _best_effort_actions(d: LinkDiff) -> list[Action]:
@@ -102,6 +126,10 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
             # rescale them when miimon changes: send them again with it.
             differs |= {"updelay", "downdelay"} & wanted.keys()
         options = {k: v for k, v in wanted.items() if k in differs}
+        if options.keys() & NEEDS_DOWN and current.admin_up and not brought_down:
+            acts.append(Action("link.down", bond.name, (Change("state", "up", "down"),),
+                               f"{', '.join(sorted(options.keys() & NEEDS_DOWN))} changes only while the bond is down"))
+            brought_down = True
         if options:
             changes = tuple(Change(k, getattr(have, k), v) for k, v in options.items())
             acts.append(Action("bond.set", bond.name, changes, "", {"options": options}))
@@ -138,11 +166,20 @@ def _plan_bond(cfg: Config, bond: BondConfig, machine: Machine, diffs: dict[str,
         elif not is_up:
             acts.append(Action("link.up", slave_name, (Change("state", "down", "up"),)))
 
+    primary = d.get("primary")
+    if primary:
+        # netlink names the primary by ifindex: it waits for that slave
+        if diffs[bond.primary].link is None:
+            plan.notes.append(f"{bond.name}: primary {bond.primary} set when {bond.primary} appears")
+        else:
+            acts.append(Action("bond.primary", bond.name, (primary,), "", {"slave": bond.primary}))
     if d.get("mtu"):
         acts.append(Action("link.mtu", bond.name, (d.get("mtu"),)))
+    acts.extend(route_deletions(d))
     acts.extend(_address_actions(d, bond.addresses))
     if d.get("state") or brought_down:
         acts.append(Action("link.up", bond.name, (d.get("state") or Change("state", "down", "up"),)))
+    acts.extend(route_additions(d, bond.routes, brought_down))
 
 
 def _note_mac(d: LinkDiff, plan: Plan) -> None:
@@ -154,10 +191,15 @@ def _note_mac(d: LinkDiff, plan: Plan) -> None:
                           "(is the udev naming rule in place? see `ib40d sync`)")
 
 
-def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
+def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan, create_child: bool = False) -> None:
+    """CREATE_CHILD: D is against the P_Key child as the kernel makes it
+    (down, no address): create it first."""
     acts = plan.actions
     name = link_cfg.name
     link = d.link
+    if create_child:
+        acts.append(Action("ipoib.create", name, (Change("pkey", None, f"{link_cfg.pkey:#06x} on {link_cfg.parent}"),),
+                           "", {"parent": link_cfg.parent, "pkey": link_cfg.pkey}))
     if link is None:
         plan.notes.append(f"{name}: not present yet; configured when it appears")
         return
@@ -171,22 +213,48 @@ def _plan_link(link_cfg: LinkConfig, d: LinkDiff, plan: Plan) -> None:
     mtu = d.get("mtu")
     if mtu is None and mode and link_cfg.mtu is not None:
         mtu = Change("mtu", link.mtu, link_cfg.mtu)  # the mode switch changes it: set it again
+    went_down = False
     if isinstance(link_cfg, IPoIBConfig) and (mode or mtu) and is_up:
         acts.append(Action("link.down", name, (Change("state", "up", "down"),), "IPoIB: down -> mode -> MTU -> up"))
         is_up = False
+        went_down = True
     if mode:
         acts.append(Action("ipoib.mode", name, (mode,)))
     if mtu:
         reason = "the mode switch resets the MTU" if mode and link.mtu == link_cfg.mtu else ""
         acts.append(Action("link.mtu", name, (mtu,), reason))
+    acts.extend(route_deletions(d))
     acts.extend(_address_actions(d, link_cfg.addresses))
     if not is_up:
         acts.append(Action("link.up", name, (Change("state", "down", "up"),)))
+    acts.extend(route_additions(d, link_cfg.routes, went_down))
+
+
+def _plan_vlan(vlan, d: LinkDiff, diffs: dict[str, LinkDiff], plan: Plan) -> None:
+    acts = plan.actions
+    if d.link is None:
+        parent = diffs.get(vlan.link)
+        if parent is None or (parent.link is None and parent.section != "bond"):
+            plan.notes.append(f"{vlan.name}: {vlan.link} is not present yet; created when it appears")
+            return
+        acts.append(Action("vlan.create", vlan.name, (Change("vlan", None, f"{vlan.id} on {vlan.link}"),), "",
+                           {"link": vlan.link, "id": vlan.id}))
+    if d.get("mtu"):
+        acts.append(Action("link.mtu", vlan.name, (d.get("mtu"),)))
+    acts.extend(route_deletions(d))
+    acts.extend(_address_actions(d, vlan.addresses))
+    if d.get("state"):
+        acts.append(Action("link.up", vlan.name, (d.get("state"),)))
+    acts.extend(route_additions(d, vlan.routes, False))
 
 
 def _kind_refusal(d: LinkDiff, group: list[str]) -> str | None:
     """Why a configured link is not of the kind its section says (a bridge
     or veth named bond0, a veth named ib0), or None."""
+    vlan = d.get("vlan")
+    if vlan is not None:
+        return (f"{d.name}: is VLAN {vlan.old[1]} on {vlan.old[0]}, but the config says {vlan.new[1]} on {vlan.new[0]}; "
+                f"refused (the kernel changes neither): delete it (ip link del {d.name}) and apply again")
     kind = d.get("kind")
     if kind is None:
         return None
@@ -206,6 +274,15 @@ def _plan_group(diffs: dict[str, LinkDiff], plan: Plan, group: list[str], planne
     plan.actions[start:] = [dataclasses.replace(a, group=group[0]) for a in plan.actions[start:]]
 
 
+def _child_to_create(cfg: Config, link_cfg: LinkConfig, machine: Machine) -> LinkObs | None:
+    """A configured P_Key child that is absent while its parent is present:
+    the child as the kernel creates it (down, no address, no route)."""
+    parent = getattr(link_cfg, "parent", None)
+    if parent is None or machine.get(link_cfg.name) is not None or machine.get(parent) is None:
+        return None
+    return LinkObs(name=link_cfg.name, index=0, kind="ipoib", arptype=32, admin_up=False, routes=[])
+
+
 def related_names(cfg: Config, name: str) -> set[str]:
     """What `apply --link NAME` may touch: the link, and its bond (for a slave)
     or its slaves (for a bond)."""
@@ -222,7 +299,16 @@ def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
         _plan_group(diffs, plan, [bond.name, *bond.slaves], lambda: _plan_bond(cfg, bond, machine, diffs, plan))
     for link_cfg in cfg.links.values():
         if cfg.bond_of(link_cfg.name) is None:
-            _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, diffs[link_cfg.name], plan))
+            d, create = diffs[link_cfg.name], _child_to_create(cfg, link_cfg, machine)
+            if create:
+                d = diff_link(cfg, link_cfg.name, Machine({**machine.links, link_cfg.name: create}))
+            _plan_group(diffs, plan, [link_cfg.name], lambda: _plan_link(link_cfg, d, plan, create is not None))
+    for name in sorted(machine.created_children - set(cfg.names())):
+        if machine.get(name) is not None:
+            plan.actions.append(Action("ipoib.delete", name, (Change("state", "present", None),),
+                                       "left the config; ib40 created it", group=name))
+    for vlan in cfg.vlans.values():
+        _plan_group(diffs, plan, [vlan.name], lambda: _plan_vlan(vlan, diffs[vlan.name], diffs, plan))
     if only is not None:
         keep = related_names(cfg, only)
         for bond in cfg.bonds.values():

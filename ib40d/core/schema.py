@@ -26,6 +26,11 @@ BOND_MODES = {
     "balance-tlb": 5,
     "balance-alb": 6,
 }
+# bonding.rst's names; each tuple's order is the kernel's numbering (netlink
+# carries IFLA_BOND_XMIT_HASH_POLICY, _AD_LACP_RATE, _AD_SELECT as the index)
+XMIT_HASH_POLICIES = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac")
+LACP_RATES = ("slow", "fast")
+AD_SELECTS = ("stable", "bandwidth", "count")
 PORT_TYPES = ("ib", "eth", "auto")
 IPOIB_MODES = ("connected", "datagram")
 OPENSM_START = ("auto", "always", "never")
@@ -179,6 +184,72 @@ class Names(Type):
         return tuple(dict.fromkeys(names)), problems
 
 
+class Name(Type):
+    """One link name (its section is checked in config.py)."""
+
+    SYNTAX, HINT = "a link name", " (link name)"
+
+    def parse(self, text: str):
+        if len(text.split()) != 1:
+            return None, [f"{text!r} is not one link name"]
+        return text, []
+
+
+class PKey(Type):
+    """An InfiniBand partition key, 0x0001-0x7ffe; its value has the
+    full-membership bit (0x8000) set, as a P_Key child is made with."""
+
+    SYNTAX, HINT = "a partition key like 0x8001 (0x0001 is taken as 0x8001, full member)", " (P_Key, like `0x8001`)"
+    FULL = 0x8000
+
+    def parse(self, text: str):
+        if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,4}", text):
+            return None, [f"{text!r} is not a partition key like 0x8001"]
+        pkey = int(text, 16) | self.FULL
+        if pkey == self.FULL:
+            return None, [f"{text} is the invalid partition key (0x0000)"]
+        if pkey == 0xFFFF:
+            return None, [f"{text} is the default partition (0x7fff): the parent interface's, which ib40 writes itself"]
+        return pkey, []
+
+
+class Members(Type):
+    """opensm's PortGUIDs list: port GUIDs or ALL, ALL_CAS, ALL_SWITCHES,
+    ALL_ROUTERS, SELF, each =full or =limited; the value is the list as
+    partitions.conf writes it."""
+
+    SYNTAX = ("port GUIDs (0x0002c903003f02f1) or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF, each =full or "
+              "=limited, separated by commas")
+    HINT = " (`ALL=full`, port GUIDs`=full`/`=limited`, comma-separated)"
+    KEYWORDS = ("ALL", "ALL_CAS", "ALL_SWITCHES", "ALL_ROUTERS", "SELF")
+
+    def parse(self, text: str):
+        members, problems = [], []
+        for item in text.split(","):
+            who, _, membership = (part.strip() for part in item.partition("="))
+            membership = membership or "limited"  # opensm's default
+            if who.upper() in self.KEYWORDS:
+                who = who.upper()
+            elif re.fullmatch(r"0x[0-9a-fA-F]{1,16}", who):
+                who = who.lower()
+            else:
+                problems.append(f"{who!r} is not a port GUID like 0x0002c903003f02f1 nor one of {', '.join(self.KEYWORDS)}")
+                continue
+            if membership not in ("full", "limited"):
+                problems.append(f"{membership!r} is not full or limited")
+                continue
+            members.append(f"{who}={membership}")
+        return tuple(members), problems
+
+
+# opensm's rate codes for an IPoIB multicast group (IBTA: the static rate
+# enumeration), by the link rate in Gb/s as ibstat shows it
+IB_RATES = {"2.5": 2, "5": 5, "10": 3, "14": 11, "20": 6, "25": 15, "30": 4, "40": 7, "56": 12, "60": 8,
+            "80": 9, "100": 16, "112": 13, "120": 10, "168": 14, "200": 17, "300": 18}
+# partition mtu by bytes: opensm's IBTA codes
+IB_MTUS = {"2048": 4, "4096": 5}
+
+
 class ArpTargets(Type):
     MOST = 16  # the kernel's BOND_MAX_ARP_TARGETS
     SYNTAX, HINT = f"IPv4 addresses, at most {MOST}, separated by spaces", " (IPv4 addresses)"
@@ -203,6 +274,67 @@ class ArpTargets(Type):
         return tuple(targets), problems
 
 
+class Routes(Type):
+    """Comma-separated `DEST [via GW] [metric N]`; each a (network, gateway
+    or None, metric or None) tuple. DEST is a network in CIDR form or
+    `default`."""
+
+    SYNTAX = "DEST [via GATEWAY] [metric N], separated by commas; DEST a network like 10.0.2.0/30, or default"
+    HINT = " (`DEST [via GW] [metric N]`, comma-separated)"
+    METRIC_MAX = 2**32 - 1  # RTA_PRIORITY is a u32
+
+    def parse(self, text: str):
+        routes, problems = [], []
+        for item in text.split(","):
+            route, why = self._route(item.split())
+            if why:
+                problems.append(why)
+            elif any(r[0] == route[0] and r[2] == route[2] for r in routes):
+                problems.append(f"{route[0]} is listed twice" + (f" with metric {route[2]}" if route[2] is not None else ""))
+            else:
+                routes.append(route)
+        return tuple(routes), problems
+
+    def _route(self, words: list[str]):
+        if not words:
+            return None, "an empty route (two commas, or one at the end)"
+        item = " ".join(words)
+        dest_text, rest = words[0], words[1:]
+        opts = {}
+        while rest:
+            if len(rest) < 2 or rest[0] not in ("via", "metric") or rest[0] in opts:
+                return None, f"{item!r} is not DEST [via GATEWAY] [metric N]"
+            opts[rest[0]], rest = rest[1], rest[2:]
+        gateway = None
+        if "via" in opts:
+            try:
+                gateway = ipaddress.ip_address(opts["via"])
+            except ValueError:
+                return None, f"gateway {opts['via']!r} is not an IP address"
+            if gateway.is_unspecified or gateway.is_multicast:
+                return None, f"gateway {gateway} cannot be a router's address"
+        if dest_text == "default":
+            dest_text = "::/0" if gateway is not None and gateway.version == 6 else "0.0.0.0/0"
+        elif "/" not in dest_text:
+            return None, f"{dest_text!r} needs a prefix length (10.0.2.0/30, or /32 for one host)"
+        try:
+            dest = ipaddress.ip_network(dest_text)
+        except ValueError:
+            try:
+                net = ipaddress.ip_interface(dest_text).network
+            except ValueError:
+                return None, f"{dest_text!r} is not a network like 10.0.2.0/30"
+            return None, f"{dest_text} has host bits set: the network is {net}"
+        if gateway is not None and gateway.version != dest.version:
+            return None, f"{item!r}: gateway and destination are of different IP versions"
+        metric = None
+        if "metric" in opts:
+            metric, why = Int(0, self.METRIC_MAX).parse(opts["metric"])
+            if why:
+                return None, f"metric: {why[0]}"
+        return (str(dest), None if gateway is None else str(gateway), metric), None
+
+
 class Addressing(Type):
     """address, netmask and broadcast: a netmask changes how the address
     is read, so config.py checks the three together (parse is None)."""
@@ -219,12 +351,19 @@ class Addressing(Type):
 # Plain classes, not dataclasses: status, check and plan import this table,
 # and each dataclass costs about half a millisecond to define.
 class Key:
-    __slots__ = ("name", "type", "doc", "default")
+    __slots__ = ("name", "type", "doc", "default", "modes")
 
-    def __init__(self, name: str, type: Type, doc: str, default: str | None = None):
+    def __init__(self, name: str, type: Type, doc: str, default: str | None = None,
+                 modes: tuple[str, ...] = ()):
         self.name, self.type, self.doc = name, type, doc
         # written as in the file; None: without the key, ib40 leaves the setting as it is
         self.default = default
+        # a [bond] key the bonding driver uses only in these modes: config.py
+        # refuses it in another mode (or without mode =)
+        self.modes = modes
+
+    def modes_doc(self) -> str:
+        return f" Only in mode {', '.join(self.modes)}." if self.modes else ""
 
     def default_value(self):
         return None if self.default is None else self.type.parse(self.default)[0]
@@ -250,6 +389,10 @@ class Section:
 _MTU = Int(MTU_MIN, MTU_MAX)
 _QUEUE = Int(0, 2**32 - 1)  # u32 in the kernel
 _MS = Int(0, 2**31 - 1, "ms")  # the bonding driver's int
+_ROUTES = Key("routes", Routes(), "Routes out of this link, as ip route add DEST via GW metric N dev NAME "
+               "would add them (a gateway inside one of its address networks); ib40 also removes, from a link "
+               "with this key, the routes others added by hand (ip route's boot or static protocol) that are not "
+               "here, and never touches the kernel's, DHCP's, RA's or routing daemons'.")
 _ADDRESS_KEYS = (
     Key("address", Addressing("addresses in CIDR form like 10.30.0.2/16, separated by spaces"),
         "The addresses of the link, or one address with netmask = as in the HOWTO; never on a bond's slave."),
@@ -271,13 +414,18 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("mtu", _MTU, "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),
         Key("txqueuelen", _QUEUE, "The transmit queue length (the HOWTO sets 10000)."),
         *_ADDRESS_KEYS,
+        _ROUTES,
     )),
     Section("ipoib", True, "The IPoIB interface NAME of an InfiniBand port, alone or a slave of a [bond].", (
         Key("mode", Enum(IPOIB_MODES), "The IPoIB mode: connected carries an MTU up to 65520, datagram up to 4092."),
         Key("mtu", _MTU, "The MTU; above 4092 only with mode = connected."),
         Key("guid", Guid(), "The port GUID: a udev rule gives the IPoIB interface of this port the name NAME."),
+        Key("parent", Name(), "Makes NAME a P_Key child of this [ipoib] interface, named as the kernel names "
+            "it: PARENT.PKEY in four hex digits (ib0.8001); created by ib40, and removed only if ib40 created it."),
+        Key("pkey", PKey(), "The child's partition key; the full-membership bit is set for you."),
         Key("txqueuelen", _QUEUE, "The transmit queue length."),
         *_ADDRESS_KEYS,
+        _ROUTES,
     )),
     Section("bond", True, "A bond NAME of [link] ports, or of [ipoib] interfaces in active-backup mode.", (
         Key("slaves", Names(), "The links to bond: [link] or [ipoib] sections, not both kinds, each in one bond."),
@@ -295,8 +443,43 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             "(set miimon = 0): sees a link that has carrier but carries nothing."),
         Key("arp_ip_target", ArpTargets(), "The addresses the ARP monitor probes (the peer's); needs arp_interval, "
             "and works in balance-rr, active-backup, balance-xor and broadcast modes."),
+        Key("xmit_hash_policy", Enum(XMIT_HASH_POLICIES, noun="a transmit hash policy"),
+            "What picks a packet's slave: layer2 the MACs (one peer, one slave), layer3+4 also the IP "
+            "addresses and ports (the flows to one peer spread over the slaves); the switch hashes its own side.",
+            modes=("balance-xor", "802.3ad", "balance-tlb")),
+        Key("lacp_rate", Enum(LACP_RATES, noun="an LACP rate"), "How often the switch is asked to send "
+            "LACPDUs: slow every 30 s, fast every second (a dead port is seen in 3 s instead of 90 s).",
+            modes=("802.3ad",)),
+        Key("ad_select", Enum(AD_SELECTS, noun="an aggregator selection policy"), "Which aggregator is "
+            "active when the ports reach several: stable, bandwidth (the most), count (the most ports).",
+            modes=("802.3ad",)),
+        Key("min_links", Int(0, 2**31 - 1), "How many ports must be up for the bond to have carrier; "
+            "at most the number of slaves.", modes=("802.3ad",)),
+        Key("primary", Name(), "The slave used whenever it is up; one of slaves.",
+            modes=("active-backup", "balance-tlb", "balance-alb")),
         Key("mtu", _MTU, "The bond's MTU, which the kernel gives its slaves."),
         *_ADDRESS_KEYS,
+        _ROUTES,
+    )),
+    Section("vlan", True, "An 802.1Q VLAN interface NAME on a [link] or [bond] (bond0.30 is the usual name).", (
+        Key("link", Name(), "The [link] or [bond] the VLAN is on (not a bond's slave: put it on the bond)."),
+        Key("id", Int(1, 4094), "The VLAN ID; with link, fixed once created (ib40 refuses to change either)."),
+        Key("mtu", _MTU, "The MTU; at most its link's."),
+        *_ADDRESS_KEYS,
+        _ROUTES,
+    )),
+    Section("partition", True, "An InfiniBand partition that ib40's own opensm instances serve, written to the "
+            "partitions file they are started with; NAME is its name there. The default partition (0x7fff) is "
+            "written by ib40, with mtu 4096 when an IPoIB interface asks for a datagram MTU above 2044.", (
+        Key("pkey", PKey(), "The partition key, 0x0001-0x7ffe (P_Key children of [ipoib] use it with the "
+            "full-membership bit, 0x8001)."),
+        Key("ipoib", Bool(), "Whether opensm creates the partition's IPoIB broadcast group (needed by any "
+            "[ipoib] interface on it).", default="yes"),
+        Key("mtu", Enum(IB_MTUS), "The partition's IB MTU for IPoIB (opensm's mtu=4 or mtu=5): an IPoIB "
+            "datagram MTU above 2044 needs 4096. Without it, opensm's default, 2048."),
+        Key("rate", Enum(IB_RATES, noun="an InfiniBand rate in Gb/s"), "The rate of the IPoIB group in "
+            "Gb/s (opensm's rate=); without it, opensm's default, 10. Every member must reach it."),
+        Key("members", Members(), "Who is in it and how (opensm's PortGUIDs list).", default="ALL=full"),
     )),
     Section("opensm", False, "The InfiniBand subnet manager: ib40's opensm, one per InfiniBand port.", (
         Key("start", Enum(OPENSM_START), "Where ib40 starts opensm: auto, on an InfiniBand port that is linked and "
@@ -403,7 +586,7 @@ def man_page(version: str) -> str:
     for s in SECTIONS.values():
         out += [f".SS {_roff(s.header)}", _roff(s.doc)]
         for k in s.keys:
-            out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc)]
+            out += [".TP", f"\\fB{_roff(k.name)}\\fR = \\fI{_roff(k.type.syntax())}\\fR", _roff(k.doc + k.modes_doc())]
             if k.default is not None:
                 out += [".br", f"Default: {_roff(k.default)}."]
     out += [".SH EXAMPLE", "Both ports of the card bonded, as in the HOWTO:", ".PP", ".RS", ".nf",

@@ -107,12 +107,18 @@ def names_rules(config: Config, sources: str = "/etc/ib40.conf") -> str | None:
         if isinstance(link, IPoIBConfig):
             if not link.guid:
                 continue
+            # A P_Key child (ib0.8001) carries its parent's GUID and device:
+            # with children configured, the rule takes only the port's own
+            # interface, on the default partition (pkey 0xffff, or 0x7fff as
+            # a limited member), or it would try to rename the child too.
+            own = any(getattr(c, "parent", None) == link.name for c in config.links.values())
             rules += [
                 _comment(f"# [ipoib {link.name}]: the IPoIB port whose port GUID is {link.guid}"),
                 # ATTR{type}=="32" (ARPHRD_INFINIBAND): only IPoIB carries a 20-byte
                 # address; DRIVERS=="?*": a real port of a card, not a virtual device.
                 'SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{type}=="32", '
-                f'ATTR{{address}}=="{guid_address_glob(link.guid)}", NAME="{_assign(link.name)}"',
+                f'ATTR{{address}}=="{guid_address_glob(link.guid)}", '
+                + ('ATTR{pkey}=="0x[7f]fff", ' if own else "") + f'NAME="{_assign(link.name)}"',
             ]
         elif link.mac:
             rules += [

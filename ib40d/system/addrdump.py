@@ -45,3 +45,18 @@ def addresses_by_name(root: SysRoot) -> dict[str, list[dict]]:
     """{ifname: [{"cidr", "broadcast"}]}: read_addresses as status prints them."""
     return {name: [{"cidr": a.cidr, "broadcast": a.broadcast} for a in addrs]
             for name, addrs in read_addresses(root).items()}
+
+
+def read_routes(root: SysRoot) -> dict[str, list] | None:
+    """{ifname: [RouteObs]} of the main table from one RTM_GETROUTE dump;
+    None on a captured tree (a bundle has no routes): not compared then."""
+    if not root.is_live:
+        return None
+    from ib40d.system.netlink import dump_routes
+
+    names = {root.read_int(f"/sys/class/net/{name}/ifindex"): name for name in root.listdir("/sys/class/net")}
+    result: dict[str, list] = {name: [] for name in names.values()}
+    for index, route in dump_routes():
+        if index in names:
+            result[names[index]].append(route)
+    return result

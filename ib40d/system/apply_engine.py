@@ -101,6 +101,20 @@ def _ipoib_mode(root: SysRoot, name: str, mode: str) -> None:
         raise NetlinkRefused(e.errno or errno.EIO, f"set {name} to {mode} mode") from None
 
 
+def _record_child(root: SysRoot, name: str, created: bool) -> None:
+    """Keep CHILDREN_FILE the P_Key children this machine's applies created
+    (in /run: they are gone after a reboot too)."""
+    from ib40d.system.observe import CHILDREN_FILE
+
+    path = root.path(CHILDREN_FILE)
+    names = set((root.read(CHILDREN_FILE) or "").split())
+    names = names | {name} if created else names - {name}
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{n}\n" for n in sorted(names)))
+    os.replace(tmp, path)
+
+
 def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: ApplyResult) -> None:
     name = action.target
     kind = action.kind
@@ -114,6 +128,19 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
         except NetlinkRefused as e:
             # Kernels from 6.x on deprecate use_carrier; not worth failing a bond for.
             result.warnings.append(f"{name}: use_carrier not set: {e}")
+    elif kind == "ipoib.create":
+        parent = action.params["parent"]
+        nl.create_ipoib_child(name, index(parent), parent, action.params["pkey"])
+        _record_child(root, name, True)
+    elif kind == "ipoib.delete":
+        nl.delete_link(index(name), name)
+        _record_child(root, name, False)
+    elif kind == "vlan.create":
+        parent = action.params["link"]
+        nl.create_vlan(name, index(parent), parent, action.params["id"])
+    elif kind == "bond.primary":
+        slave = action.params["slave"]
+        nl.set_bond_primary(index(name), name, index(slave), slave)
     elif kind == "link.up":
         nl.set_state(index(name), name, True)
     elif kind == "link.down":
@@ -134,6 +161,10 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
         nl.add_address(index(name), name, action.params["cidr"], action.params["broadcast"])
     elif kind == "addr.del":
         nl.del_address(index(name), name, action.params["cidr"])
+    elif kind == "route.add":
+        nl.add_route(index(name), name, **action.params)
+    elif kind == "route.del":
+        nl.del_route(index(name), name, **action.params)
     else:
         raise ValueError(f"unknown action kind {kind}")
 

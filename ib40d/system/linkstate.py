@@ -29,7 +29,9 @@ def read_link(root: SysRoot, name: str) -> LinkObs | None:
     master = master.rsplit("/", 1)[1] if master else None
     arptype = root.read_int(f"{base}/type")
     bond = read_bond_sysfs(root, name)
+    vlan_id, parent = _vlan(root, name)
     kind = "bond" if bond is not None else ("ipoib" if arptype == ARPHRD_INFINIBAND else None)
+    kind = "vlan" if vlan_id is not None else kind
     speed = root.read_int(f"{base}/speed")
     mac = root.read(f"{base}/address")
     return LinkObs(
@@ -48,9 +50,24 @@ def read_link(root: SysRoot, name: str) -> LinkObs | None:
         operstate=root.read(f"{base}/operstate"),
         master=master,
         bond=bond,
+        vlan_id=vlan_id,
+        parent=parent,
         ipoib_mode=root.read(f"{base}/mode") if kind == "ipoib" else None,
         speed_mbps=speed if speed is not None and speed >= 0 else None,
     )
+
+
+def _vlan(root: SysRoot, name: str) -> tuple[int | None, str | None]:
+    """A VLAN's ID and link from /proc/net/vlan/NAME ("NAME  VID: 30 ...",
+    "Device: bond0"); (None, None) for any other link."""
+    import re
+
+    text = root.read(f"/proc/net/vlan/{name}")
+    vid = re.search(r"\bVID: (\d+)", text or "")
+    device = re.search(r"^Device: (\S+)", text or "", re.M)
+    if vid is None:
+        return None, None
+    return int(vid.group(1)), device.group(1) if device else None
 
 
 def _bond_slave_perm_mac(root: SysRoot, bond: str, slave: str) -> str | None:

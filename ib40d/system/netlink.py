@@ -26,10 +26,11 @@ import os
 import socket
 import struct
 
-from ib40d.core.schema import BOND_MODES
+from ib40d.core.schema import AD_SELECTS, BOND_MODES, LACP_RATES, XMIT_HASH_POLICIES
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.system.observe import AddrObs, BondObs, LinkObs
-from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_CARRIER, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
+from ib40d.core.model import RouteObs
+from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_LINK, IFLA_VLAN_ID, IFLA_IPOIB_PKEY, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTN_UNICAST, RTPROT_STATIC, RT_TABLE_MAIN, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
 
 # The bond options ib40 sets: option -> (IFLA_BOND_* attribute, how the
 # kernel carries it). Writes pass pyroute2 `bond_<option>`, reads decode the
@@ -42,7 +43,17 @@ BOND_ATTRS = {
     "use_carrier": (IFLA_BOND_USE_CARRIER, "u8"),
     "arp_interval": (IFLA_BOND_ARP_INTERVAL, "u32"),
     "arp_ip_target": (IFLA_BOND_ARP_IP_TARGET, "ipv4 list"),
+    "xmit_hash_policy": (IFLA_BOND_XMIT_HASH_POLICY, "u8"),
+    "lacp_rate": (IFLA_BOND_AD_LACP_RATE, "u8"),
+    "ad_select": (IFLA_BOND_AD_SELECT, "u8"),
+    "min_links": (IFLA_BOND_MIN_LINKS, "u32"),
+    "primary": (IFLA_BOND_PRIMARY, "u32"),  # the slave's ifindex; absent until it is enslaved
 }
+# Where pyroute2's keyword is not bond_<option> (IFLA_BOND_AD_LACP_RATE).
+PYROUTE2_BOND_NAMES = {"lacp_rate": "ad_lacp_rate"}
+# Options the kernel carries as a number that names a choice (the schema's
+# tuples are in the kernel's numbering).
+_BOND_CHOICES = {"xmit_hash_policy": XMIT_HASH_POLICIES, "lacp_rate": LACP_RATES, "ad_select": AD_SELECTS}
 _MODE_BY_NUMBER = {n: m for m, n in BOND_MODES.items()}
 
 # ------------------------------------------------------------ wire format
@@ -50,6 +61,7 @@ _MODE_BY_NUMBER = {n: m for m, n in BOND_MODES.items()}
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")
 
 
@@ -73,6 +85,10 @@ def _attrs(data: bytes, start: int = 0, end: int | None = None) -> dict[int, byt
 
 def _u32(raw: bytes | None) -> int | None:
     return struct.unpack("=I", raw[:4])[0] if raw and len(raw) >= 4 else None
+
+
+def _u16(raw: bytes | None) -> int | None:
+    return struct.unpack("=H", raw[:2])[0] if raw and len(raw) >= 2 else None
 
 
 def _u8(raw: bytes | None) -> int | None:
@@ -158,13 +174,18 @@ def parse_link(body: bytes) -> dict:
     the kernel's numbers)."""
     _family, arptype, index, flags, _change = _IFINFOMSG.unpack_from(body)
     a = _attrs(body, _IFINFOMSG.size)
-    kind, bond = None, None
+    kind, bond, vlan_id, pkey = None, None, None, None
     if IFLA_LINKINFO in a:
         info = _attrs(a[IFLA_LINKINFO])
         kind = _str(info.get(IFLA_INFO_KIND))
         if kind == "bond" and IFLA_INFO_DATA in info:
             data = _attrs(info[IFLA_INFO_DATA])
             bond = {key: _DECODE[carried](data.get(attr)) for key, (attr, carried) in BOND_ATTRS.items()}
+        elif kind == "vlan" and IFLA_INFO_DATA in info:
+            raw = _attrs(info[IFLA_INFO_DATA]).get(IFLA_VLAN_ID)
+            vlan_id = _u16(raw)
+        elif kind == "ipoib" and IFLA_INFO_DATA in info:
+            pkey = _u16(_attrs(info[IFLA_INFO_DATA]).get(IFLA_IPOIB_PKEY))
     oper = _u8(a.get(IFLA_OPERSTATE))
     return {
         "index": index,
@@ -180,6 +201,9 @@ def parse_link(body: bytes) -> dict:
         "carrier": _u8(a.get(IFLA_CARRIER)),
         "kind": kind,
         "bond": bond,
+        "vlan_id": vlan_id,
+        "pkey": pkey,
+        "link": _u32(a.get(IFLA_LINK)),
     }
 
 
@@ -197,6 +221,34 @@ def parse_addr(body: bytes) -> tuple[int, str, str | None, bool] | None:
     bcast = a.get(IFA_BROADCAST)
     return (index, f"{socket.inet_ntop(family, raw)}/{prefixlen}",
             socket.inet_ntop(family, bcast) if bcast else None, bool(flags & IFA_F_PERMANENT))
+
+
+def parse_route(body: bytes) -> tuple[int, RouteObs] | None:
+    """One RTM_NEWROUTE body -> (output ifindex, RouteObs) for a main-table
+    unicast route with one next hop; None for any other (local, broadcast,
+    multicast, other tables, multipath)."""
+    family, dst_len, _src_len, _tos, table, protocol, _scope, rtype, _flags = _RTMSG.unpack_from(body)
+    if family not in (socket.AF_INET, socket.AF_INET6) or rtype != RTN_UNICAST:
+        return None
+    a = _attrs(body, _RTMSG.size)
+    if (_u32(a.get(RTA_TABLE)) or table) != RT_TABLE_MAIN or RTA_OIF not in a:
+        return None
+    dst = a.get(RTA_DST)
+    dest = socket.inet_ntop(family, dst) if dst else ("0.0.0.0" if family == socket.AF_INET else "::")
+    gateway = a.get(RTA_GATEWAY)
+    return _u32(a[RTA_OIF]), RouteObs(f"{dest}/{dst_len}", socket.inet_ntop(family, gateway) if gateway else None,
+                                      _u32(a.get(RTA_PRIORITY)) or 0, protocol)
+
+
+def dump_routes() -> list[tuple[int, RouteObs]]:
+    """Every main-table unicast route with one next hop: (ifindex, RouteObs)."""
+    out = []
+    for mtype, body in _dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)):
+        if mtype == RTM_NEWROUTE:
+            parsed = parse_route(body)
+            if parsed:
+                out.append(parsed)
+    return out
 
 
 def _raw_links() -> list[dict]:
@@ -262,6 +314,11 @@ class Netlink:
         for index, cidr, bcast, permanent in dump_addresses():
             if index in links:
                 links[index].addresses.append(AddrObs(cidr, bcast, permanent))
+        for link in links.values():
+            link.routes = []
+        for index, route in dump_routes():
+            if index in links:
+                links[index].routes.append(route)
         return list(links.values())
 
     def link_name(self, index: int) -> str | None:
@@ -286,6 +343,21 @@ class Netlink:
     def set_bond(self, index: int, name: str, options: dict) -> None:
         what = f"set {', '.join(f'{k} {v}' for k, v in options.items())} on {name}"
         self._write(what, self.ipr.link, "set", index=index, kind="bond", **_bond_kwargs(options))
+
+    def create_vlan(self, name: str, parent_index: int, parent: str, vlan_id: int) -> None:
+        self._write(f"create VLAN {name} (ID {vlan_id} on {parent})", self.ipr.link, "add", ifname=name,
+                    kind="vlan", link=parent_index, vlan_id=vlan_id)
+
+    def create_ipoib_child(self, name: str, parent_index: int, parent: str, pkey: int) -> None:
+        self._write(f"create IPoIB child {name} (P_Key {pkey:#06x} on {parent})", self.ipr.link, "add",
+                    ifname=name, kind="ipoib", link=parent_index, pkey=pkey)  # IFLA_IPOIB_PKEY: the plugin drops its prefix
+
+    def delete_link(self, index: int, name: str) -> None:
+        self._write(f"delete {name}", self.ipr.link, "del", index=index)
+
+    def set_bond_primary(self, index: int, name: str, slave_index: int, slave: str) -> None:
+        self._write(f"set primary {slave} on {name}", self.ipr.link, "set", index=index, kind="bond",
+                    bond_primary=slave_index)
 
     def set_state(self, index: int, name: str, up: bool) -> None:
         self._write(f"set {name} {'up' if up else 'down'}", self.ipr.link, "set", index=index,
@@ -313,6 +385,27 @@ class Netlink:
                     address=ip, prefixlen=int(prefixlen))
 
 
+    def add_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
+        # replace: creates it, or takes over the same destination and
+        # metric (a route the kernel kept over a down/up) without EEXIST
+        self._write(f"add route {dest} to {name}", self.ipr.route, "replace",
+                    **_route_kwargs(index, dest, gateway, metric), proto=RTPROT_STATIC)
+
+    def del_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
+        self._write(f"remove route {dest} from {name}", self.ipr.route, "del",
+                    **_route_kwargs(index, dest, gateway, metric))
+
+
+def _route_kwargs(index: int, dest: str, gateway: str | None, metric: int | None) -> dict:
+    kwargs = {"dst": dest, "oif": index, "table": RT_TABLE_MAIN,
+              "family": socket.AF_INET6 if ":" in dest else socket.AF_INET}
+    if gateway:
+        kwargs["gateway"] = gateway
+    if metric is not None:
+        kwargs["priority"] = metric
+    return kwargs
+
+
 def _bond_kwargs(options: dict) -> dict:
     """Config values -> pyroute2's bond_* keywords, in the kernel's terms."""
     kwargs = {}
@@ -323,15 +416,21 @@ def _bond_kwargs(options: dict) -> dict:
             value = int(value)
         elif key == "arp_ip_target":
             value = list(value)
-        kwargs[f"bond_{key}"] = value
+        elif key in _BOND_CHOICES:
+            value = _BOND_CHOICES[key].index(value)
+        kwargs[f"bond_{PYROUTE2_BOND_NAMES.get(key, key)}"] = value
     return kwargs
 
 
-def _bond_obs(raw: dict) -> BondObs:
+def _bond_obs(raw: dict, names: dict[int, str]) -> BondObs:
     """parse_link's bond numbers -> BondObs (the inverse of _bond_kwargs)."""
     values = dict(raw)
     values["mode"] = _MODE_BY_NUMBER.get(raw["mode"])
     values["use_carrier"] = None if raw["use_carrier"] is None else bool(raw["use_carrier"])
+    for key, choices in _BOND_CHOICES.items():
+        number = raw[key]
+        values[key] = choices[number] if number is not None and number < len(choices) else None
+    values["primary"] = names.get(raw["primary"]) if raw["primary"] else None
     return BondObs(**values)
 
 
@@ -349,7 +448,10 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         carrier=None if raw["carrier"] is None else bool(raw["carrier"]),
         operstate=raw["operstate"],
         master=names.get(raw["master"]) if raw["master"] else None,
-        bond=None if raw["bond"] is None else _bond_obs(raw["bond"]),
+        bond=None if raw["bond"] is None else _bond_obs(raw["bond"], names),
+        vlan_id=raw["vlan_id"],
+        pkey=raw["pkey"],
+        parent=names.get(raw["link"]) if raw["kind"] in ("vlan", "ipoib") and raw["link"] else None,
     )
 
 

@@ -21,29 +21,35 @@ from ib40d.system.sysroot import SysRoot
 __all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 
+CHILDREN_FILE = "/run/ib40/ipoib-children"  # one name a line: the P_Key children apply created
+
+
 def observe(nl, root: SysRoot) -> Machine:
     links = {l.name: l for l in nl.dump_links()}
     for link in links.values():
         mode = root.read(f"/sys/class/net/{link.name}/mode")
         if link.kind == "ipoib" or (mode in ("connected", "datagram")):
             link.ipoib_mode = mode
-    return Machine(links)
+    children = root.read(CHILDREN_FILE)
+    return Machine(links, created_children=set(children.split()) if children else set())
 
 
 def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> Machine:
     """The links NAMES (those absent are left out) from sysfs, and
     /proc/net/bonding of BONDS (None: no such file). Without ADDRESSES the
     links' addresses are None: not read, so not compared."""
-    from ib40d.system.addrdump import read_addresses
+    from ib40d.system.addrdump import read_addresses, read_routes
     from ib40d.core.bonding import parse_proc_bonding
     from ib40d.system.linkstate import read_link
 
     by_name = read_addresses(root) if addresses else {}
+    routes = read_routes(root) if addresses else None
     links = {}
     for name in names:
         link = read_link(root, name)
         if link is not None:
             link.addresses = by_name.get(name, []) if addresses else None
+            link.routes = None if routes is None else routes.get(name, [])
             links[name] = link
     bonding = {}
     for name in bonds:

@@ -408,12 +408,20 @@ def test_bond_options_are_one_table_the_model_config_and_plan_share(tmp_path):
     names = [o.name for o in BOND_OPTIONS]
     assert names == [f.name for f in fields(BondObs)]
     assert set(names) <= {f.name for f in fields(BondConfig)}
-    cfg = parse_text("[link eth40a]\n[bond bond0]\nslaves = eth40a\nmode = active-backup\nuse_carrier = 0\n"
-                     "arp_interval = 100\narp_ip_target = 10.30.0.1 10.30.0.9\n")
-    nl = machine()
-    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
-    assert result.ok and result.not_converged == []
-    bond = nl.links["bond0"].bond
-    assert {n: getattr(bond, n) for n in names} == {
-        "mode": "active-backup", "miimon": 0, "updelay": 0, "downdelay": 0, "use_carrier": False,
-        "arp_interval": 100, "arp_ip_target": ("10.30.0.1", "10.30.0.9")}
+    active_backup = parse_text("[link eth40a]\n[bond bond0]\nslaves = eth40a\nmode = active-backup\n"
+                               "use_carrier = 0\narp_interval = 100\narp_ip_target = 10.30.0.1 10.30.0.9\n"
+                               "primary = eth40a\n")
+    lacp = parse_text("[link eth40a]\n[bond bond0]\nslaves = eth40a\nmode = 802.3ad\nmiimon = 100\n"
+                      "xmit_hash_policy = layer3+4\nlacp_rate = fast\nad_select = count\nmin_links = 1\n")
+    seen = {}
+    for cfg in (active_backup, lacp):
+        nl = machine()
+        result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+        assert result.ok and result.not_converged == []
+        bond = nl.links["bond0"].bond
+        seen.update({n: getattr(bond, n) for n in names if getattr(cfg.bonds["bond0"], n) is not None})
+    assert seen == {
+        "mode": "802.3ad", "miimon": 100, "use_carrier": False, "arp_interval": 100,
+        "arp_ip_target": ("10.30.0.1", "10.30.0.9"), "xmit_hash_policy": "layer3+4", "lacp_rate": "fast",
+        "ad_select": "count", "min_links": 1, "primary": "eth40a"}
+    assert set(seen) | {"updelay", "downdelay"} == set(names)  # the delays: test_bond_from_scratch_...

@@ -21,7 +21,9 @@ from ib40d.core.errors import Problem
 README = REPO / "README.md"
 MAN_PAGE = REPO / "debian/ib40.conf.5"
 MODELS = {"card": config.CardConfig, "link": config.LinkConfig, "ipoib": config.IPoIBConfig,
-          "bond": config.BondConfig, "opensm": config.OpensmConfig, "sysctl": config.SysctlConfig}
+          "bond": config.BondConfig, "vlan": config.VlanConfig, "partition": config.PartitionConfig,
+          "opensm": config.OpensmConfig,
+          "sysctl": config.SysctlConfig}
 
 
 # ------------------------------------------------------------- the table
@@ -44,7 +46,8 @@ def test_the_model_has_a_field_for_each_key(section):
 
 def test_defaults_are_valid_values_and_are_the_models():
     defaults = {(s.name, k.name): k.default for s in schema.SECTIONS.values() for k in s.keys if k.default}
-    assert defaults == {("opensm", "start"): "auto", ("sysctl", "tuning"): "yes"}
+    assert defaults == {("opensm", "start"): "auto", ("sysctl", "tuning"): "yes", ("partition", "ipoib"): "yes",
+                        ("partition", "members"): "ALL=full"}
     cfg = config.parse_text("[opensm]\npriority = 3\n[sysctl]\n")
     assert (cfg.opensm.start, cfg.sysctl.tuning) == ("auto", True)
     assert (config.Config().opensm.start, config.Config().sysctl.tuning) == ("auto", True)
@@ -55,7 +58,7 @@ def test_unknown_keys_and_sections_are_named_from_the_table():
         config.parse_text("[bond b]\nslaves = a\nspeed = 40000\n[team t]\n[link a]\n")
     messages = {p.key or p.section: p.message for p in e.value.problems}
     assert messages["speed"] == "unknown key (known: " + ", ".join(sorted(schema.SECTIONS["bond"].key_names)) + ")"
-    assert messages["[team t]"] == "unknown section (known: [card], [link], [ipoib], [bond], [opensm], [sysctl])"
+    assert messages["[team t]"] == "unknown section (known: [card], [link], [ipoib], [bond], [vlan], [partition], [opensm], [sysctl])"
 
 
 # ------------------------------------------------------------- the documents
@@ -114,7 +117,7 @@ def test_problems_are_data():
                      ("drop", "mtu = 9000\n[link a]\n[bond b]\nslaves = a\nmiimon = 100\nupdelay = 150\n")])
     assert e.value.problems == [
         Problem("main", 2, "[link eth0]", "mtu", "1 is out of range 68..65520"),
-        Problem("main", 3, "[nic]", None, "unknown section (known: [card], [link], [ipoib], [bond], [opensm], [sysctl])"),
+        Problem("main", 3, "[nic]", None, "unknown section (known: [card], [link], [ipoib], [bond], [vlan], [partition], [opensm], [sysctl])"),
         Problem("drop", 1, None, "mtu", "key outside any section"),
         Problem("drop", 6, "[bond b]", "updelay", "150 is not a multiple of miimon 100; "
                 "the kernel would round it down to 100"),

@@ -14,6 +14,7 @@ from helpers import REPO, private_run
 
 from ib40d.core import rtnl_constants
 from ib40d.system import netlink
+from ib40d.core.model import RouteObs
 from ib40d.system.observe import AddrObs, LinkObs
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +29,7 @@ def pyroute2_view() -> list[LinkObs]:
 
     with IPRoute() as ipr:
         raw_links, raw_addrs = ipr.get_links(), ipr.get_addr()
+        raw_routes = ipr.get_routes(family=socket.AF_UNSPEC, table=254)
     names = {l["index"]: l.get_attr("IFLA_IFNAME") for l in raw_links}
     links = {}
     for l in raw_links:
@@ -48,6 +50,14 @@ def pyroute2_view() -> list[LinkObs]:
         flags = a.get_attr("IFA_FLAGS") or a["flags"]
         links[a["index"]].addresses.append(
             AddrObs(f"{ip}/{a['prefixlen']}", a.get_attr("IFA_BROADCAST"), bool(flags & IFA_F_PERMANENT)))
+    for link in links.values():
+        link.routes = []
+    for r in raw_routes:
+        if r["type"] != 1 or r.get_attr("RTA_OIF") is None:  # unicast, one next hop
+            continue
+        dest = r.get_attr("RTA_DST") or ("0.0.0.0" if r["family"] == socket.AF_INET else "::")
+        links[r.get_attr("RTA_OIF")].routes.append(RouteObs(
+            f"{dest}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_PRIORITY") or 0, r["proto"]))
     return list(links.values())
 
 
@@ -88,6 +98,9 @@ def test_stdlib_and_pyroute2_read_a_namespace_alike(netns):
     ip("address", "add", "fd00:99::2/64", "dev", "mv0", "valid_lft", "3600", "preferred_lft", "1800", "nodad")
     for name in ("v1", "v2", "br0", "v3"):
         ip("link", "set", name, "up")
+    ip("route", "add", "10.97.0.0/24", "via", "10.98.0.2", "dev", "v1", "metric", "7", "proto", "static")
+    ip("route", "add", "default", "via", "10.98.0.3", "dev", "v1")
+    ip("route", "add", "fd00:97::/64", "via", "fd00:98::2", "dev", "v1")
 
     views = read_in(netns)
     ours = {l["name"]: l for l in views["ours"]}
@@ -103,6 +116,9 @@ def test_stdlib_and_pyroute2_read_a_namespace_alike(netns):
     assert {"cidr": "10.98.0.1/24", "broadcast": "10.98.0.255", "permanent": True} in v1["addresses"]
     assert {"cidr": "fd00:98::1/64", "broadcast": None, "permanent": True} in v1["addresses"]
     assert {"cidr": "10.98.1.1/16", "broadcast": None, "permanent": True} in br0["addresses"]
+    assert {"dest": "10.97.0.0/24", "gateway": "10.98.0.2", "metric": 7, "protocol": 4} in v1["routes"]
+    assert {"dest": "0.0.0.0/0", "gateway": "10.98.0.3", "metric": 0, "protocol": 3} in v1["routes"]
+    assert {"dest": "fd00:97::/64", "gateway": "fd00:98::2", "metric": 1024, "protocol": 3} in v1["routes"]
     assert mv0["addresses"] == [{"cidr": "10.98.2.1/24", "broadcast": None, "permanent": False},
                                 {"cidr": "fd00:99::2/64", "broadcast": None, "permanent": False}]
     # ...and pyroute2 reads the same namespace into the same model, field for field.

@@ -32,20 +32,27 @@ def pyroute2_numbers() -> dict[str, int]:
     from pyroute2 import arp
     from pyroute2 import netlink as nl
     from pyroute2.netlink import rtnl
-    from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg
+    from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
     from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
+    from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipoib import ipoib
+    from pyroute2.netlink.rtnl.ifinfmsg.plugins.vlan import vlan
 
     numbers = {}
     for module in (nl, rtnl, ifinfmsg, ifaddrmsg, arp):
         numbers.update({k: v for k, v in vars(module).items() if k.isupper() and isinstance(v, int)})
-    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, ifaddrmsg.ifaddrmsg):
+    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, vlan, ipoib, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
         numbers.update(_nla_numbers(cls.nla_map))
+    numbers.update(rtnl.rtprotos)
+    numbers.update(rtnl.rtypes)
     numbers["NLA_TYPE_MASK"] = ~(nl.NLA_F_NESTED | nl.NLA_F_NET_BYTEORDER) & 0xFFFF
     return numbers
 
 
 def test_every_constant_is_the_number_pyroute2_uses():
     ours = {k: v for k, v in vars(rtnl_constants).items() if k.isupper() and isinstance(v, int)}
+    # pyroute2 has no name for the main table: the number its route() fills in
+    # when given no table (rtmsg's encoder) and a dump of the namespace show it
+    ours.pop("RT_TABLE_MAIN")
     theirs = pyroute2_numbers()
     assert {"RTM_GETLINK", "IFLA_MTU", "IFLA_BOND_MODE", "IFA_F_PERMANENT", "IFF_UP", "ARPHRD_INFINIBAND"} <= ours.keys()
     assert {k: theirs.get(k) for k in ours} == ours
@@ -68,7 +75,7 @@ def test_bond_options_are_the_attributes_pyroute2_writes():
     numbers, types = _nla_numbers(bond.nla_map), _nla_types(bond.nla_map)
     widths = {"u8": "uint8", "u32": "uint32", "ipv4 list": "*ipaddr"}
     for option, (attr, carried) in netlink.BOND_ATTRS.items():
-        name = f"IFLA_BOND_{option.upper()}"
+        name = f"IFLA_BOND_{netlink.PYROUTE2_BOND_NAMES.get(option, option).upper()}"
         assert (numbers[name], types[name]) == (attr, widths[carried]), option
     assert set(netlink.BOND_ATTRS) == set(asdict(BondObs()))
 
@@ -95,7 +102,10 @@ class _Captured:
     {"mode": "active-backup", "miimon": 0, "updelay": 0, "downdelay": 0, "use_carrier": False,
      "arp_interval": 250, "arp_ip_target": ("10.30.0.1", "10.30.0.254")},
     {"mode": "802.3ad", "miimon": 4294967295, "updelay": 0, "downdelay": 0, "use_carrier": True,
-     "arp_interval": 0, "arp_ip_target": ("192.0.2.1",)},
+     "arp_interval": 0, "arp_ip_target": ("192.0.2.1",), "xmit_hash_policy": "layer3+4",
+     "lacp_rate": "fast", "ad_select": "count", "min_links": 2},
+    {"mode": "balance-xor", "arp_ip_target": (), "xmit_hash_policy": "vlan+srcmac", "lacp_rate": "slow", "ad_select": "bandwidth",
+     "min_links": 0},
 ])
 def test_bond_written_by_pyroute2_reads_back_the_same(options):
     """What create_bond and set_bond put on the wire, decoded by the read
@@ -116,4 +126,36 @@ def test_bond_written_by_pyroute2_reads_back_the_same(options):
         assert netlink._link_obs(raw, {}).bond == BondObs(**options)
 
 
+def test_bond_primary_is_written_as_the_slaves_ifindex_and_read_back_as_its_name():
+    nl = netlink.Netlink()
+    captured = _Captured()
+    nl._ipr = captured.ipr
+    try:
+        nl.set_bond_primary(7, "bond0", 12, "eth40b")
+        raw = netlink.parse_link(captured.body())
+    finally:
+        nl.close()
+    assert raw["bond"]["primary"] == 12
+    assert netlink._link_obs(raw, {12: "eth40b"}).bond.primary == "eth40b"
+
+
 # ---------------------------------------------------------------- a real namespace
+
+
+@pytest.mark.parametrize("create, args, want", [
+    ("create_vlan", ("bond0.30", 7, "bond0", 30), ("bond0.30", "vlan", "bond0", 30, None)),
+    ("create_ipoib_child", ("ib0.8001", 7, "ib0", 0x8001), ("ib0.8001", "ipoib", "ib0", None, 0x8001)),
+])
+def test_a_link_on_a_link_written_by_pyroute2_reads_back_as_its_id_and_parent(create, args, want):
+    """A VLAN (IFLA_VLAN_ID) or an IPoIB P_Key child (IFLA_IPOIB_PKEY) on
+    ifindex 7, as our read side decodes pyroute2's request."""
+    nl = netlink.Netlink()
+    captured = _Captured()
+    nl._ipr = captured.ipr
+    try:
+        getattr(nl, create)(*args)
+        raw = netlink.parse_link(captured.body())
+    finally:
+        nl.close()
+    obs = netlink._link_obs(raw, {7: args[2]})
+    assert (obs.name, obs.kind, obs.parent, obs.vlan_id, obs.pkey) == want

@@ -196,3 +196,16 @@ def test_values_and_file_names_are_escaped_in_the_rules():
             udev._match(value)
         with pytest.raises(ValueError):
             udev._assign(value)
+
+
+def test_with_p_key_children_the_guid_rule_takes_only_the_port_s_own_interface():
+    """A child (ib0.8001) has its parent's GUID in its address; its pkey
+    file says 0x8001 where the port's own says 0xffff (or 0x7fff)."""
+    base = "[ipoib ib0]\nguid = 0x0002c903003f02f1\n"
+    alone = udev.names_rules(parse_text(base))
+    with_child = udev.names_rules(parse_text(base + "[ipoib ib0.8001]\nparent = ib0\npkey = 0x8001\n"
+                                             "[partition p]\npkey = 0x0001\n"))
+    assert "ATTR{pkey}" not in alone
+    [rule] = [line for line in with_child.splitlines() if 'NAME="ib0"' in line]
+    glob = re.search(r'ATTR\{pkey\}=="([^"]+)"', rule).group(1)
+    assert [p for p in ("0xffff", "0x7fff", "0x8001", "0x0001") if fnmatch.fnmatchcase(p, glob)] == ["0xffff", "0x7fff"]
