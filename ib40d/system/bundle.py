@@ -423,7 +423,8 @@ def extract(tarball: str, dest: str) -> str:
     try:
         tar = tarfile.open(tarball, "r:*")
     except (OSError, tarfile.TarError) as e:
-        raise UserError(f"--root {tarball}: not a bundle (a directory or a .tar.gz): {e}") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__  # one line of tarfile's several
+        raise UserError(f"--root {tarball}: not a bundle (a directory or a .tar.gz): {why}") from None
     with tar:
         members = []
         links: set[str] = set()

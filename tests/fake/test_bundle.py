@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d bundle` of a fake ConnectX-3 tree read back, and bundles made to
+hurt: members with absolute paths, `..`, symlinks leaving the tree, device
+files. (The round trip on real links is tests/kernel/test_bundle_netns.py.)"""
+
+import io
+import json
+import tarfile
+
+import pytest
+from fake_ib import cx3_eth_mode, cx3_ib_mode
+from helpers import run_ib40d
+
+from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.system import bundle
+from ib40d.system.sysroot import SysRoot
+
+IB_CONF = """\
+[card]
+port1 = ib
+port2 = ib
+[ipoib ib0]
+mode = connected
+mtu = 65520
+address = 10.30.0.1/24
+"""
+ETH_CONF = """\
+[link eth40a]
+mac = 00:02:c9:3e:ca:b1
+txqueuelen = 10000
+mtu = 9000
+[link eth40b]
+mac = 00:02:c9:3e:ca:b0
+"""
+
+
+def _views(root: str) -> dict:
+    out = {}
+    for command in ("status", "doctor"):
+        for fmt in ((), ("--json",)):
+            proc = run_ib40d(command, "--root", root, *fmt)
+            out[(command, *fmt)] = (proc.returncode, proc.stdout.replace(root, "ROOT"), proc.stderr)
+    return out
+
+
+@pytest.mark.parametrize("make,conf", [(cx3_ib_mode, IB_CONF), (cx3_eth_mode, ETH_CONF)], ids=["ib", "eth"])
+def test_a_bundle_of_a_card_tree_reads_as_the_tree(tmp_path, make, conf):
+    """The card's PCI files, its RDMA ports and netdevs go into the bundle
+    with their symlinks, so status and doctor find the same card, ports and
+    PCIe link in it."""
+    fake = tmp_path / "fake"
+    make(fake)
+    (fake / "etc").mkdir()
+    (fake / "etc/ib40.conf").write_text(conf)
+    out = tmp_path / "b.tar.gz"
+    run_ib40d("bundle", "--root", str(fake), "-o", str(out), check_rc=0)
+    tree = tmp_path / "tree"
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        tar.extractall(tree)
+    assert "ib40-bundle/sys/bus/pci/devices/0000:05:00.0" in names
+    assert "ib40-bundle/sys/devices/pci0000:00/0000:00:01.0/0000:05:00.0/current_link_width" in names
+    views = _views(str(tree / "ib40-bundle"))
+    assert views == _views(str(fake))
+    doctor = json.loads(views[("doctor", "--json")][1])
+    assert [c["pci"] for c in doctor["cards"]] == ["0000:05:00.0"]  # the card was found, not nothing twice
+
+
+def test_recorded_links_read_back_as_they_were_dumped(tmp_path):
+    """What plan reads from a bundle is the LinkObs netlink gave, field for field."""
+    links = [LinkObs("bond0", 7, kind="bond", arptype=1, mac="00:02:c9:3e:ca:b1", mtu=9000, admin_up=True,
+                     addresses=[AddrObs("10.30.0.2/16", "10.30.255.255"), AddrObs("fe80::1/64", None, False)],
+                     bond=BondObs(mode="balance-rr", miimon=100, arp_ip_target=("10.30.0.1",))),
+             LinkObs("eth40a", 3, master="bond0", carrier=False)]
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle/links.json").write_text(json.dumps([bundle._link_json(l) for l in links]))
+    recorded = bundle.link_source(SysRoot(tmp_path))
+    assert recorded.dump_links() == links
+    assert recorded.link_name(3) == "eth40a" and recorded.link_name(99) is None
+
+
+def _tarball(path, members) -> str:
+    """A .tar.gz of (TarInfo fields, data) pairs."""
+    with tarfile.open(path, "w:gz") as tar:
+        for fields, data in members:
+            info = tarfile.TarInfo(fields.pop("name"))
+            for key, value in fields.items():
+                setattr(info, key, value)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return str(path)
+
+
+def _file(name, data=b"x\n"):
+    return ({"name": name}, data)
+
+
+def _symlink(name, target):
+    return ({"name": name, "type": tarfile.SYMTYPE, "linkname": target}, b"")
+
+
+HOSTILE = {
+    "absolute path": [_file("/tmp/ib40-evil")],
+    "dot-dot": [_file("ib40-bundle/../../ib40-evil")],
+    "absolute symlink": [_symlink("ib40-bundle/etc", "/etc")],
+    "symlink climbing out": [_symlink("ib40-bundle/sys", "../../..")],
+    "file through a symlink": [_symlink("ib40-bundle/s", "."), _file("ib40-bundle/s/x")],
+    "symlink chain out": [_symlink("ib40-bundle/t", "."), _symlink("ib40-bundle/a", "t/../..")],
+    "device file": [({"name": "ib40-bundle/null", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, b"")],
+    "hard link": [_file("ib40-bundle/a"), ({"name": "ib40-bundle/b", "type": tarfile.LNKTYPE,
+                                            "linkname": "ib40-bundle/a"}, b"")],
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=list(HOSTILE))
+def test_a_hostile_bundle_is_refused_and_writes_nothing_outside(tmp_path, case):
+    work = tmp_path / "work"
+    work.mkdir()
+    evil = _tarball(work / "evil.tar.gz", HOSTILE[case])
+    conf = work / "ib40.conf"
+    conf.write_text("[link eth40a]\n")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    proc = run_ib40d("status", "--root", evil, "-c", str(conf))
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.startswith(f"ib40d status: --root {evil}: refused"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path.parent / "ib40-evil").exists()
+
+
+def test_a_bundle_that_is_not_a_tarball_is_one_line(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a tarball\n")
+    proc = run_ib40d("status", "--root", str(junk), check_rc=1)
+    assert proc.stderr.startswith(f"ib40d status: --root {junk}: not a bundle"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
