@@ -145,7 +145,7 @@ def netplan_claims(network, fix) -> list[tuple[str, str, int, str]]:
     """(kind, value, line, fix) for each link a netplan `network:` mapping
     names: a stanza's id (unless it has `match:`), its match name or MAC,
     its set-name, and the members of a bond's or bridge's `interfaces`.
-    FIX(section, id) says what to remove."""
+    FIX(section, id[, member]) says what to remove."""
     out = []
     for section in _NETPLAN_SECTIONS:
         for ident, key, body in _items(_get(network, section)):
@@ -164,17 +164,18 @@ def netplan_claims(network, fix) -> list[tuple[str, str, int, str]]:
                 out.append(("name", set_name, _line(_get(body, "set-name")), what))
             for member in _sequence(_get(body, "interfaces")):
                 if _scalar(member):
-                    out.append(("name", member.value, _line(member),
-                                f"remove {member.value} from {section} {ident}'s interfaces"))
+                    out.append(("name", member.value, _line(member), fix(section, ident, member.value)))
     return out
 
 
-def _netplan_fix(path: str):
-    cloud = path.endswith("50-cloud-init.yaml")
+def _netplan_fix(path: str, cloud_off: bool):
+    # cloud-init writes 50-cloud-init.yaml and rewrites it at boot unless told not to
+    cloud = path.endswith("/50-cloud-init.yaml") and not cloud_off
 
-    def fix(section: str, ident: str) -> str:
-        text = f"remove the `{ident}:` stanza under `{section}:` and run `netplan apply`"
-        if cloud:  # cloud-init rewrites this file at boot unless told not to
+    def fix(section: str, ident: str, member: str | None = None) -> str:
+        what = f"{member} from {section} {ident}'s interfaces" if member else f"the `{ident}:` stanza under `{section}:`"
+        text = f"remove {what} and run `netplan apply`"
+        if cloud:
             text = f"cloud-init wrote this file: put `network: {{config: disabled}}` in {CLOUD_INIT_OFF}, then {text}"
         return text
     return fix
@@ -197,7 +198,7 @@ def cloud_init_claims(network) -> list[tuple[str, str, int, str]]:
                 if _scalar(member):
                     out.append(("name", member.value, _line(member), fix))
         return out
-    return netplan_claims(network, lambda section, ident: fix)
+    return netplan_claims(network, lambda section, ident, member=None: fix)
 
 
 def cloud_init_disabled(text: str) -> bool:
@@ -220,45 +221,58 @@ def _files(root: SysRoot, path: str, suffix: str | None, prefix: str = "") -> li
 
 
 def _simple(parse):
-    return lambda text: [("glob" if _is_glob(n) else "name", n, line, None) for n, line in parse(text).items()]
+    return lambda text, path, cloud_off: [("glob" if _is_glob(n) else "name", n, line, None)
+                                          for n, line in parse(text).items()]
 
 
-def _networkd(text: str) -> list:
+def _networkd(text: str, path: str, cloud_off: bool) -> list:
     return [(kind, value, line, None) for kind, value, line in _networkd_matches(text)]
 
 
-def _rendered(text: str) -> list:
+def _rendered(text: str, path: str, cloud_off: bool) -> list:
     return [(kind, value, line, "netplan generated this file from /etc/netplan: remove the stanza there "
              "and run `netplan apply`") for kind, value, line in _networkd_matches(text)]
 
 
 def _yaml_source(claims_of):
-    def parse(text: str, path: str) -> list:
+    def parse(text: str, path: str, cloud_off: bool) -> list:
         out = []
         for doc in _yaml_nodes(text):
             network = _get(doc, "network")
             if network is not None:
-                out.extend(claims_of(network, path))
+                out.extend(claims_of(network, path, cloud_off))
         return out
     return parse
 
 
-# (directory or file, suffix (None: the file itself), name prefix, parse(text[, path]), manager)
+def _netplan(network, path: str, cloud_off: bool) -> list:
+    return netplan_claims(network, _netplan_fix(path, cloud_off))
+
+
+def _cloud_init(network, path: str, cloud_off: bool) -> list:
+    # cloud-init merges its files: `config: disabled` in any of them turns its network config off
+    return [] if cloud_off else cloud_init_claims(network)
+
+
+_CLOUD_CFG = ("/etc/cloud/cloud.cfg", "/etc/cloud/cloud.cfg.d")
+# (directory or file, suffix (None: the file itself), name prefix, parse(text, path, cloud_off), manager)
 _SOURCES = (
     ("/etc/network/interfaces", None, "", _simple(ifupdown_names), "ifupdown"),
     ("/etc/network/interfaces.d", "", "", _simple(ifupdown_names), "ifupdown"),
     ("/etc/systemd/network", ".network", "", _networkd, "systemd-networkd"),
     ("/run/systemd/network", ".network", "10-netplan-", _rendered, "netplan"),
     ("/etc/NetworkManager/system-connections", "", "", _simple(nm_names), "NetworkManager"),
-    ("/etc/netplan", ".yaml", "", _yaml_source(lambda n, path: netplan_claims(n, _netplan_fix(path))), "netplan"),
-    ("/etc/cloud/cloud.cfg", None, "", _yaml_source(lambda n, path: cloud_init_claims(n)), "cloud-init"),
-    ("/etc/cloud/cloud.cfg.d", ".cfg", "", _yaml_source(lambda n, path: cloud_init_claims(n)), "cloud-init"),
+    ("/etc/netplan", ".yaml", "", _yaml_source(_netplan), "netplan"),
+    (_CLOUD_CFG[0], None, "", _yaml_source(_cloud_init), "cloud-init"),
+    (_CLOUD_CFG[1], ".cfg", "", _yaml_source(_cloud_init), "cloud-init"),
 )
 
 
 def scan(root: SysRoot) -> list[Claim]:
     """Every name, glob and MAC the other managers' files claim; a file
     that cannot be read as what it should be is a Claim of kind "error"."""
+    cloud_files = _files(root, _CLOUD_CFG[0], None) + _files(root, _CLOUD_CFG[1], ".cfg")
+    cloud_off = any(cloud_init_disabled(text) for text in map(root.read, cloud_files) if text)
     claims: list[Claim] = []
     for path, suffix, prefix, parse, manager in _SOURCES:
         for f in _files(root, path, suffix, prefix):
@@ -266,8 +280,7 @@ def scan(root: SysRoot) -> list[Claim]:
             if not text:
                 continue
             try:
-                found = parse(text, f) if manager in ("netplan", "cloud-init") and f.startswith("/etc") \
-                    else parse(text)
+                found = parse(text, f, cloud_off)
             except ImportError:
                 claims.append(Claim(f, 0, manager, "python3-yaml is not installed: not checked", "error"))
                 continue
