@@ -9,29 +9,15 @@ import tarfile
 
 import pytest
 from fake_ib import cx3_eth_mode, cx3_ib_mode
-from helpers import run_ib40d
+from helpers import REPO, run_ib40d
 
 from ib40d.core.model import AddrObs, BondObs, LinkObs
 from ib40d.system import bundle
 from ib40d.system.sysroot import SysRoot
 
-IB_CONF = """\
-[card]
-port1 = ib
-port2 = ib
-[ipoib ib0]
-mode = connected
-mtu = 65520
-address = 10.30.0.1/24
-"""
-ETH_CONF = """\
-[link eth40a]
-mac = 00:02:c9:3e:ca:b1
-txqueuelen = 10000
-mtu = 9000
-[link eth40b]
-mac = 00:02:c9:3e:ca:b0
-"""
+# The shipped examples: IPoIB on both IB ports, and the HOWTO's bond.
+IB_CONF = (REPO / "examples/ipoib.conf").read_text()
+ETH_CONF = (REPO / "examples/bond.conf").read_text()
 
 
 def _views(root: str) -> dict:
