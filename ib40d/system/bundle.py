@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 import time
@@ -290,20 +291,45 @@ def _capture_netlink(c: _Capture) -> None:
     c.w.text(ADDRESSES_FILE, json.dumps(addresses, indent=1))
 
 
+_NOT_INSTALLED = "# not installed"
+
+
 def _tool(c: _Capture, name: str, argv: list[str], timeout: float = 20.0) -> str | None:
-    """ARGV's output into bundle/NAME; None when it did not run."""
+    """ARGV's output into bundle/NAME (a "$ command" line, then "# exit
+    status N" or why it did not run, then its output); None when it did not run."""
     from ib40d.system import runner
 
     try:
         done = runner.run(argv, timeout=timeout)
     except runner.ToolMissing:
-        c.w.text(f"{META}/{name}", f"$ {' '.join(argv)}\n{argv[0]}: not installed\n")
+        c.w.text(f"{META}/{name}", f"$ {' '.join(argv)}\n{_NOT_INSTALLED}\n")
         return None
     except UserError as e:
-        c.w.text(f"{META}/{name}", f"$ {' '.join(argv)}\n{e}\n")
+        c.w.text(f"{META}/{name}", f"$ {' '.join(argv)}\n# {e}\n")
         return None
     c.w.text(f"{META}/{name}", f"$ {' '.join(argv)}\n# exit status {done.returncode}\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def is_bundle(root: SysRoot) -> bool:
+    return not root.is_live and root.exists(f"{META}/versions.json")
+
+
+def run_tool(root: SysRoot, argv: list[str], timeout: float):
+    """runner.run(ARGV) here, or on a bundle what it answered where the
+    bundle was made (stdout and stderr as one, as recorded)."""
+    from ib40d.system import runner
+
+    if not is_bundle(root):
+        return runner.run(argv, timeout=timeout)
+    name = {"mstconfig": "mstconfig-query-{}.txt"}.get(argv[0], "").format(argv[2] if len(argv) > 2 else "")
+    text = root.read(f"{META}/{name}") if name else None
+    lines = (text or "").split("\n", 2)
+    m = re.fullmatch(r"# exit status (-?\d+)", lines[1]) if len(lines) > 1 else None
+    if m is None:
+        why = "it was not installed there" if len(lines) > 1 and lines[1] == _NOT_INSTALLED else "not in the bundle"
+        raise runner.ToolMissing(f"{' '.join(argv)}: {why}")
+    return runner.Completed(tuple(argv), int(m.group(1)), lines[2] if len(lines) > 2 else "", "")
 
 
 def _versions(c: _Capture) -> dict:
@@ -324,8 +350,11 @@ def _versions(c: _Capture) -> dict:
 
 def _capture_tools(c: _Capture) -> dict:
     versions = _versions(c)
-    if not c.root.is_live:  # another machine's tree: its outputs, if it has them
-        return versions
+    if is_bundle(c.root):  # a bundle of a bundle: what it recorded
+        for name in c.root.listdir(META):
+            c.file(f"{META}/{name}")
+        return json.loads(c.root.read(f"{META}/versions.json") or "{}") or versions
+    # On a fake tree, the same tools that plan and status would run there.
     _tool(c, "ibstat.txt", ["ibstat"])
     out = _tool(c, "mstflint-version.txt", ["mstflint", "--version"])
     versions["mstflint"] = out.strip().splitlines()[0] if out and out.strip() else None

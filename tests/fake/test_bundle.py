@@ -123,3 +123,27 @@ def test_a_bundle_that_is_not_a_tarball_is_one_line(tmp_path):
     proc = run_ib40d("status", "--root", str(junk), check_rc=1)
     assert proc.stderr.startswith(f"ib40d status: --root {junk}: not a bundle"), proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_plan_on_a_bundle_uses_the_recorded_mstconfig(tmp_path, monkeypatch):
+    """plan on a card's tree asks mstconfig for the next-boot port types; on
+    the bundle it reads what mstconfig answered there, with no mstconfig here."""
+    from fake_ib import FakeTools
+
+    fake = tmp_path / "fake"
+    m = cx3_ib_mode(fake)
+    m.write_config("[card]\nport1 = eth\nport2 = eth\n")
+    tools = FakeTools(tmp_path, monkeypatch, root=fake)
+    tools.add_card(link_types={1: "ib", 2: "ib"})
+    env = {"PATH": f"{tools.bin}:/usr/bin:/bin", "IB40_FAKE_MSTCONFIG_STATE": str(tools.state_path)}
+    there = run_ib40d("plan", "--root", str(fake), "--json", env=env, check_rc=1)
+    assert json.loads(there.stdout)["actions"]
+    out = tmp_path / "b.tar.gz"
+    run_ib40d("bundle", "--root", str(fake), "-o", str(out), env=env, check_rc=0)
+    no_mstconfig = tmp_path / "empty-bin"
+    no_mstconfig.mkdir()
+    here = run_ib40d("plan", "--root", str(out), "--json", env={"PATH": f"{no_mstconfig}:/usr/bin:/bin"}, check_rc=1)
+    assert here.stdout == there.stdout
+    calls = len(tools.calls())
+    run_ib40d("plan", "--root", str(out), "--json", env=env, check_rc=1)
+    assert len(tools.calls()) == calls  # this machine's mstconfig is not asked about the bundle's card
