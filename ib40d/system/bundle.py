@@ -73,8 +73,9 @@ What it holds, with the paths they have on the machine:
   conflicts.json (lines of ifupdown, systemd-networkd, NetworkManager, netplan
   and cloud-init files naming a link, with file and line: their files are not
   copied, they can hold Wi-Fi keys and passwords), the output of ibstat,
-  mstconfig query, lspci -vv for the cards, ip -j -d link and ip -j address
-  when installed, and versions (kernel, ib40, pyroute2, mstflint).
+  mstconfig query, lspci -vv and ethtool for the cards, ip -j -d link and
+  ip -j address, systemctl list-units of ib40's and opensm's units, and
+  versions (kernel, ib40, pyroute2, mstflint).
 
 Nothing else: no private keys, passwords, other configuration files, logs
 or host name.
@@ -363,6 +364,11 @@ def _capture_tools(c: _Capture) -> dict:
                 not c.root.exists(f"/sys/bus/pci/devices/{bdf}/physfn"):
             _tool(c, f"mstconfig-query-{bdf}.txt", ["mstconfig", "-d", bdf, "query"])
             _tool(c, f"lspci-{bdf}.txt", ["lspci", "-vv", "-s", bdf], timeout=10)
+            for netdev in c.root.listdir(f"/sys/bus/pci/devices/{bdf}/net"):  # the modes the port supports
+                _tool(c, f"ethtool-{netdev}.txt", ["ethtool", netdev], timeout=10)
+    # Whose opensm runs where (status on a bundle cannot ask systemd)
+    _tool(c, "systemctl-units.txt", ["systemctl", "list-units", "--all", "--no-pager", "ib40*", "opensm*"],
+          timeout=10)
     _tool(c, "ip-link.json", ["ip", "-j", "-d", "link"], timeout=10)
     _tool(c, "ip-address.json", ["ip", "-j", "address"], timeout=10)
     return versions
