@@ -147,3 +147,33 @@ def test_plan_on_a_bundle_uses_the_recorded_mstconfig(tmp_path, monkeypatch):
     calls = len(tools.calls())
     run_ib40d("plan", "--root", str(out), "--json", env=env, check_rc=1)
     assert len(tools.calls()) == calls  # this machine's mstconfig is not asked about the bundle's card
+
+
+def test_other_managers_files_stay_out_but_their_conflicts_come_along(tmp_path):
+    """NetworkManager keyfiles and netplan files can hold Wi-Fi keys: the
+    bundle has the lines that name a link (file and line), not the files,
+    and check on the bundle warns as check did on the machine."""
+    fake = tmp_path / "fake"
+    cx3_eth_mode(fake)
+    secret = "hunter2-wifi-psk"
+    files = {
+        "etc/ib40.conf": ETH_CONF,
+        "etc/NetworkManager/system-connections/home.nmconnection":
+            f"[connection]\nid=home\ninterface-name=eth40b\n[wifi-security]\npsk={secret}\n",
+        "etc/netplan/01-wifi.yaml":
+            f"network:\n  wifis:\n    wlan0:\n      access-points:\n        home: {{password: {secret}}}\n"
+            "  ethernets:\n    eth40a: {dhcp4: true}\n",
+    }
+    for path, text in files.items():
+        (fake / path).parent.mkdir(parents=True, exist_ok=True)
+        (fake / path).write_text(text)
+    there = run_ib40d("check", "--root", str(fake), check_rc=0)
+    assert there.stderr.count("warning:") == 2
+    out = tmp_path / "b.tar.gz"
+    run_ib40d("bundle", "--root", str(fake), "-o", str(out), check_rc=0)
+    with tarfile.open(out) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        assert not any("NetworkManager" in m.name or "netplan" in m.name for m in members)
+        assert not any(secret.encode() in tar.extractfile(m).read() for m in members)
+    here = run_ib40d("check", "--root", str(out), check_rc=0)
+    assert here.stderr == there.stderr
