@@ -45,8 +45,9 @@ _PCI_SKIP = {"config", "rom", "vpd", "remove", "rescan", "reset", "driver_overri
              "reset_method", "sriov_vf_msix_count"}
 _NETDEV_SUBDIRS = {"bonding", "bonding_slave", "statistics"}
 # Under an RDMA device: everything but the per-GID attribute tables (two
-# files per GID, 128 GIDs a port) and runtime power management.
-_IB_SKIP_DIRS = {"gid_attrs", "power", "device", "subsystem"}
+# files per GID, 128 GIDs a port) and runtime power management. (Symlinks,
+# `device` among them, are kept as links, never followed.)
+_IB_SKIP_DIRS = {"gid_attrs", "power"}
 MODULES = ("mlx4_core", "mlx4_en", "mlx4_ib", "mlx5_core", "mlx5_ib", "ib_ipoib", "ib_umad", "ib_core", "bonding")
 
 README = """\

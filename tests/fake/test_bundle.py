@@ -12,7 +12,7 @@ from fake_ib import cx3_eth_mode, cx3_ib_mode
 from helpers import REPO, run_ib40d
 
 from ib40d.core.model import AddrObs, BondObs, LinkObs
-from ib40d.system import bundle
+from ib40d.system import bundle, sysfs
 from ib40d.system.sysroot import SysRoot
 
 # The shipped examples: IPoIB on both IB ports, and the HOWTO's bond.
@@ -48,6 +48,8 @@ def test_a_bundle_of_a_card_tree_reads_as_the_tree(tmp_path, make, conf):
     assert "ib40-bundle/sys/devices/pci0000:00/0000:00:01.0/0000:05:00.0/current_link_width" in names
     views = _views(str(tree / "ib40-bundle"))
     assert views == _views(str(fake))
+    for root in (SysRoot(fake), SysRoot(tree / "ib40-bundle")):  # RDMA device -> its PCI function
+        assert sysfs.device_pci(root, "mlx4_0") == "0000:05:00.0"
     doctor = json.loads(views[("doctor", "--json")][1])
     assert [c["pci"] for c in doctor["cards"]] == ["0000:05:00.0"]  # the card was found, not nothing twice
 
