@@ -10,7 +10,7 @@ PYTEST = $(PYTHON) -m pytest
 # Run-time dependencies are Debian's own python3-* packages, the versions the
 # .deb depends on.
 DEPS = python3 python3-pytest python3-hypothesis python3-setuptools python3-all \
-	python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify \
+	python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify python3-yaml \
 	iproute2 iperf3 kmod udev systemd procps pyflakes3 \
 	build-essential debhelper dh-python fakeroot lintian dpkg-dev \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-image-amd64 \

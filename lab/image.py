@@ -35,7 +35,7 @@ DISK_SIZE = "3G"
 # systemd; ifupdown + ifenslave as in the HOWTO).
 PACKAGES = sorted("""
     systemd systemd-sysv udev dbus iproute2 kmod procps linux-image-amd64
-    python3 python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify
+    python3 python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify python3-yaml
     iperf3 iputils-ping ethtool ifupdown ifenslave
 """.split())
 

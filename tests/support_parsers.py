@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Parsers of tool text that only the tests use: `ibstat`, `ibstat -p`,
-`ibstatus`, iperf3's text output, opensm's syslog lines and `systemctl
-status opensm`.
+"""Parsers of tool text that only the tests use: `ibstat -p`, `ibstatus`,
+opensm's syslog lines and `systemctl status opensm`; and, under their old
+names, the `ibstat` and iperf3 text parsers, which are in the package now
+(ib40d/core/ibstat.py, iperf.py) because bundles and pasted outputs need them.
 
 They read the real samples in tests/fixtures into ib40's own types (IBPort,
 IperfResult), so the fake sysfs trees are built from real outputs and the
-sysfs readers are checked against them. ib40 itself reads sysfs and iperf3's
-JSON. They were in ib40d/core/ibports.py, iperf.py and opensm.py; support bundles
-(#12) will need tolerant text parsers like these in the package again.
+sysfs readers are checked against them.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from ib40d.core import ibports
 from ib40d.core.ibports import IBPort, guid_from_gid, parse_lid, parse_rate_gbps, parse_state
-from ib40d.core.iperf import IperfResult, parse_json
+from ib40d.core import ibstat, iperf
 
 
 def normalize_guid(text: str) -> str:
@@ -28,71 +27,12 @@ def normalize_guid(text: str) -> str:
 
 # ---------------------------------------------------------------- ibstat
 
-# The names ibstat gives the kernel's port states.
-IBSTAT_STATES = {"Down": "DOWN", "Initializing": "INIT", "Armed": "ARMED", "Active": "ACTIVE"}
+IBSTAT_STATES = ibstat.IBSTAT_STATES
 
 
 def parse_ibstat(text: str) -> list[dict]:
-    """`ibstat` -> [{"ca": "mlx4_0", "ca_type", "firmware", "node_guid",
-    "ports": [IBPort...]}]. ibstat names the states ("Active",
-    "Initializing") and prints the rate as a number ("40 (FDR10)").
-    Indentation is tabs or spaces (or both, when a sample was pasted into
-    Markdown), so lines are told apart by their keys."""
-    cas: list[dict] = []
-    ca = None
-    port_fields: dict | None = None
-
-    def close_port():
-        nonlocal port_fields
-        if ca is not None and port_fields is not None:
-            ca["ports"].append(_ibstat_port(ca["ca"], port_fields))
-        port_fields = None
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        m = re.match(r"^CA '([^']+)'$", line)
-        if m:
-            close_port()
-            ca = {"ca": m.group(1), "ports": []}
-            cas.append(ca)
-            continue
-        m = re.match(r"^Port (\d+):$", line)
-        if m and ca is not None:
-            close_port()
-            port_fields = {"port": int(m.group(1))}
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or ca is None:
-            continue
-        key, value = key.strip(), value.strip()
-        if port_fields is not None:
-            port_fields[key] = value
-        else:
-            ca_key = {"CA type": "ca_type", "Number of ports": "num_ports", "Firmware version": "firmware",
-                      "Hardware version": "hardware", "Node GUID": "node_guid",
-                      "System image GUID": "system_image_guid"}.get(key)
-            if ca_key:
-                ca[ca_key] = int(value) if ca_key == "num_ports" else value
-    close_port()
-    return cas
-
-
-def _ibstat_port(ca: str, f: dict) -> IBPort:
-    state = f.get("State")
-    return IBPort(
-        device=ca,
-        port=f["port"],
-        guid=normalize_guid(f["Port GUID"]) if "Port GUID" in f else None,
-        link_layer=f.get("Link layer"),
-        state=IBSTAT_STATES.get(state, state.upper() if state else None),
-        phys_state=f.get("Physical state"),
-        rate=f.get("Rate"),
-        rate_gbps=parse_rate_gbps(f.get("Rate")),
-        sm_lid=parse_lid(f.get("SM lid")),
-        lid=parse_lid(f.get("Base lid")),
-    )
+    """`ibstat` -> its CAs (ib40d/core/ibstat.py, which also keeps the error lines)."""
+    return ibstat.read_ibstat(text).cas
 
 
 def parse_ibstat_guids(text: str) -> list[str]:
@@ -150,95 +90,11 @@ def _ibstatus_port(f: dict) -> IBPort:
 
 # ---------------------------------------------------------------- iperf3 text
 
-# Text varies by version: the rate column is headed "Bandwidth" in iperf3
-# before 3.2 and "Bitrate" after; with -P N the totals are on [SUM] lines; in
-# text, byte units are powers of 1024 and bit rates powers of 1000.
-
-
-@dataclass(frozen=True)
-class IperfText(IperfResult):
-    source: str = "text"
-    header: str | None = None  # "Bandwidth" (old) or "Bitrate" (new)
-
-
-# "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd"
-_HEADER_RE = re.compile(r"^\[ ID\]\s+Interval\s+Transfer\s+(Bandwidth|Bitrate)\b")
-# "[  5]   0.00-10.00  sec  10.9 GBytes  9.40 Gbits/sec    0             sender"
-# "[SUM]   0.00-10.04  sec  26.0 GBytes  22.2 Gbits/sec                  receiver"
-_LINE_RE = re.compile(
-    r"^\[\s*(?P<id>\d+|SUM)\]\s+(?P<t0>[\d.]+)-\s*(?P<t1>[\d.]+)\s+sec\s+"
-    r"(?P<xfer>[\d.]+)\s+(?P<xunit>[KMGT]?Bytes)\s+"
-    r"(?P<rate>[\d.]+)\s+(?P<runit>[KMGT]?bits)/sec"
-    r"(?:\s+(?P<retr>\d+))?(?:\s+[\d.]+\s+[KMGT]?Bytes)?"
-    r"\s*(?P<role>sender|receiver)?\s*$")
-_CONNECTED_RE = re.compile(r"^\[\s*(\d+)\]\s+local\s+\S+\s+port\s+\d+\s+connected\s+to\s+(\S+)\s+port\s+(\d+)")
-_ERROR_RE = re.compile(r"^iperf3:\s*error\s*-\s*(.+)$")
-_BIT_SCALE = {"bits": 1, "Kbits": 1e3, "Mbits": 1e6, "Gbits": 1e9, "Tbits": 1e12}
-
-
-def iperf_looks_like(text: str) -> str | None:
-    """"json" or "text" when this looks like iperf3 output, else None."""
-    stripped = text.lstrip()
-    if stripped.startswith("{") and '"start"' in stripped:
-        return "json"
-    if any(_HEADER_RE.match(line) or _ERROR_RE.match(line.strip()) for line in text.splitlines()):
-        return "text"
-    return None
-
-
-def parse_iperf_text(text: str) -> IperfText:
-    """A client's text output as users paste it. The final sender/receiver
-    lines give the totals: the [SUM] pair with -P > 1, the single stream's
-    pair otherwise. Raises ValueError when there is no iperf3 table at all."""
-    header = None
-    streams: set[str] = set()
-    remote = None
-    finals: dict[tuple[str, str], re.Match] = {}
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        err = _ERROR_RE.match(line.strip())
-        if err:
-            return IperfText(error=err.group(1).strip())
-        m = _HEADER_RE.match(line)
-        if m:
-            header = header or m.group(1)
-            continue
-        m = _CONNECTED_RE.match(line)
-        if m:
-            streams.add(m.group(1))
-            remote = f"{m.group(2)}:{m.group(3)}"
-            continue
-        m = _LINE_RE.match(line)
-        if m and m.group("role"):
-            finals[(m.group("id"), m.group("role"))] = m
-    if header is None:
-        raise ValueError("not iperf3 output: no '[ ID] Interval Transfer Bandwidth/Bitrate' header")
-    key = "SUM" if ("SUM", "sender") in finals or ("SUM", "receiver") in finals else None
-    if key is None:
-        ids = sorted({i for i, _ in finals})
-        key = ids[0] if len(ids) == 1 else None
-
-    def rate(role: str) -> float | None:
-        m = finals.get((key, role))
-        return float(m.group("rate")) * _BIT_SCALE[m.group("runit")] if m else None
-
-    sender = finals.get((key, "sender"))
-    return IperfText(
-        sent_bps=rate("sender"),
-        received_bps=rate("receiver"),
-        retransmits=int(sender.group("retr")) if sender and sender.group("retr") else None,
-        num_streams=len(streams) or None,
-        duration_s=float(sender.group("t1")) - float(sender.group("t0")) if sender else None,
-        remote=remote,
-        header=header,
-    )
-
-
-def parse_iperf_any(text: str) -> IperfResult:
-    """JSON or text, whichever this is."""
-    if iperf_looks_like(text) == "json":
-        return parse_json(text)
-    return parse_iperf_text(text)
+# In the package now (ib40d/core/iperf.py): bundles and pasted outputs need them.
+IperfText = iperf.IperfText
+iperf_looks_like = iperf.looks_like
+parse_iperf_text = iperf.parse_text
+parse_iperf_any = iperf.parse_any
 
 
 # ---------------------------------------------------------------- opensm logs

@@ -8,7 +8,7 @@ import sys
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.core.config import ConfigError
 from ib40d.core.errors import Problem
-from ib40d.system.conflicts import find_conflicts
+from ib40d.system.conflicts import config_macs, find_conflicts
 
 
 def add_arguments(parser) -> None:
@@ -80,7 +80,7 @@ def run(args) -> int:
     problems = card_problems(cfg, root) or capability_problems(cfg, root)
     if problems:
         raise ConfigError(problems)
-    for warning in find_conflicts(root, cfg.names()):
+    for warning in find_conflicts(root, cfg.names(), config_macs(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg))
     return 0

@@ -39,6 +39,7 @@ SUBCOMMANDS = {
     "sync": ("ib40d.commands.sync", "write generated files (udev rules, sysctl switch) from the config"),
     "daemon": ("ib40d.commands.daemon", "systemd service: apply at boot and on hotplug (Type=notify)"),
     "link-ready": ("ib40d.commands.linkready", "ask the daemon to apply one link (used by ib40-link@.service)"),
+    "bundle": ("ib40d.commands.bundle", "one .tar.gz of what status, doctor and plan read, to ask for help"),
 }
 
 

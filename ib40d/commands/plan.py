@@ -8,7 +8,7 @@ something apply would refuse (a bridge named like the configured bond).
 from __future__ import annotations
 
 from ib40d.system.cliargs import load_config, sysroot
-from ib40d.system.conflicts import find_conflicts
+from ib40d.system.conflicts import config_macs, find_conflicts
 
 
 def add_arguments(parser) -> None:
@@ -47,11 +47,11 @@ def run(args) -> int:
     if args.link and args.link not in cfg.names():
         from ib40d.core.errors import UserError
         raise UserError(f"{args.link} is not configured in {cfg.files[0]}", status=2)
-    from ib40d.system.netlink import Netlink
+    from ib40d.system.bundle import link_source
     from ib40d.system.observe import observe
     from ib40d.core.plan import make_plan
 
-    nl = Netlink()
+    nl = link_source(root)  # a bundle's recorded links, or the kernel
     try:
         plan = make_plan(cfg, observe(nl, root), args.link)
     finally:
@@ -62,7 +62,7 @@ def run(args) -> int:
         card_actions, card_notes = plan_card(cfg, root)
         plan.actions[:0] = card_actions  # port types come first: they re-create the netdevs
         plan.notes[:0] = card_notes + reboot_notes(root, card_actions)
-    plan.notes.extend(find_conflicts(root, cfg.names()))
+    plan.notes.extend(find_conflicts(root, cfg.names(), config_macs(cfg)))
     if args.json:
         import json  # only for --json
 

@@ -18,13 +18,23 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "/etc/ib40.conf"
 
 
+def root_dir(args: argparse.Namespace) -> str:
+    """--root as a directory: a bundle tarball (`ib40d bundle`) is extracted
+    first, once, and args.root then names the extracted tree."""
+    if args.root != "/":
+        from ib40d.system.bundle import open_tree
+
+        args.root = open_tree(args.root)
+    return args.root
+
+
 def config_path(args: argparse.Namespace) -> str:
     """-c FILE as given; otherwise /etc/ib40.conf under --root."""
     if getattr(args, "config", None):
         return args.config
     from ib40d.system.sysroot import SysRoot
 
-    return str(SysRoot(args.root).path(DEFAULT_CONFIG))
+    return str(SysRoot(root_dir(args)).path(DEFAULT_CONFIG))
 
 
 def load_config(args: argparse.Namespace):
@@ -38,4 +48,4 @@ def load_config(args: argparse.Namespace):
 def sysroot(args: argparse.Namespace) -> SysRoot:
     from ib40d.system.sysroot import SysRoot
 
-    return SysRoot(args.root)
+    return SysRoot(root_dir(args))

@@ -50,10 +50,13 @@ def read_runtime(root: SysRoot, pci: str) -> tuple[dict, dict]:
     return running, auto
 
 
-def query_mstconfig(pci: str) -> tuple[str, str | None, dict[int, str]]:
-    """(status, message, next_boot) from `mstconfig -d <pci> query`."""
+def query_mstconfig(pci: str, root: SysRoot | None = None) -> tuple[str, str | None, dict[int, str]]:
+    """(status, message, next_boot) from `mstconfig -d <pci> query` (on a
+    bundle, what it answered where the bundle was made)."""
+    from ib40d.system.bundle import run_tool
+
     try:
-        done = runner.run(["mstconfig", "-d", pci, "query"], timeout=MSTCONFIG_QUERY_TIMEOUT)
+        done = run_tool(root or SysRoot("/"), ["mstconfig", "-d", pci, "query"], timeout=MSTCONFIG_QUERY_TIMEOUT)
     except runner.ToolMissing:
         return "missing", mstconfig.refusal_message("missing", "", pci), {}
     except UserError as e:  # timeout
@@ -71,7 +74,7 @@ def query_mstconfig(pci: str) -> tuple[str, str | None, dict[int, str]]:
 
 def read_state(root: SysRoot, card: Card) -> PortTypeState:
     running, auto = read_runtime(root, card.pci)
-    status, message, next_boot = query_mstconfig(card.pci)
+    status, message, next_boot = query_mstconfig(card.pci, root)
     return PortTypeState(
         pci=card.pci, model=card.model, running=running, running_auto=auto,
         runtime_switch=bool(card.mlx4_ports), next_boot=next_boot, mstconfig=status,

@@ -16,6 +16,10 @@ def test_every_fixture_is_covered_here():
     assert {p.name for p in (FIXTURES / "ibstat").iterdir()} == {
         "ibstat_cx3_mt4099_fdr56_both_ports_active.txt",
         "ibstat_cx3_mt4099_initializing_fdr10_port2_disabled.txt",
+        # errors between CAs, redactions, no indentation: tests/unit/test_tool_outputs.py
+        "ibstat_ibpanic_only_azure_an0.txt",
+        "ibstat_mlx5_ib0_unindented_initializing_azure.txt",
+        "ibstat_mlx5_redacted_then_ibpanic_gpud.txt",
         "ibstat_cx7_mt4129_rate200_ib_plus_broadcom_roce_down_disabled.txt",
         "ibstat_mt26428_qdr_active_no_link_layer.txt",
         "ibstat_p_cx3_two_port_guids.txt",

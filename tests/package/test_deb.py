@@ -88,7 +88,7 @@ def test_ships_units_sysctl_entry_point_docs(contents):
 
 def test_relations(deb):
     depends = [d.strip() for d in field(deb, "Depends").split(",")]
-    for dep in ("python3-pyroute2", "python3-pyudev", "python3-pystemd", "python3-sdnotify"):
+    for dep in ("python3-pyroute2", "python3-pyudev", "python3-pystemd", "python3-sdnotify", "python3-yaml"):
         assert dep in depends
     assert any(d.startswith("python3:any") or d.startswith("python3 ") or d == "python3" for d in depends)
     recommends = [r.strip() for r in field(deb, "Recommends").split(",")]
