@@ -324,7 +324,9 @@ def run_tool(root: SysRoot, argv: list[str], timeout: float):
 
     if not is_bundle(root):
         return runner.run(argv, timeout=timeout)
-    name = {"mstconfig": "mstconfig-query-{}.txt"}.get(argv[0], "").format(argv[2] if len(argv) > 2 else "")
+    recorded = {"mstconfig": ("mstconfig-query-{}.txt", 2), "ethtool": ("ethtool-{}.txt", 1)}  # as _capture names them
+    template, arg = recorded.get(argv[0], ("", 0))
+    name = template.format(argv[arg]) if template and len(argv) > arg else ""
     text = root.read(f"{META}/{name}") if name else None
     lines = (text or "").split("\n", 2)
     m = re.fullmatch(r"# exit status (-?\d+)", lines[1]) if len(lines) > 1 else None

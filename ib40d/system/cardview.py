@@ -65,15 +65,18 @@ ETHTOOL_TIMEOUT = 5.0
 
 
 def read_link_modes(root: SysRoot, names: list[str]) -> dict[str, LinkModes]:
-    """`ethtool NAME` for each linked Ethernet port, on the live machine
-    only (a --root tree is not this machine's ports). Without ethtool, or
-    when it fails for a port, that port has no entry: the tables decide."""
-    if not root.is_live:
+    """`ethtool NAME` for each linked Ethernet port, on the live machine or
+    as a bundle recorded it (another --root tree is not this machine's
+    ports). Without ethtool, or when it fails for a port, that port has no
+    entry: the tables decide."""
+    from ib40d.system.bundle import is_bundle, run_tool
+
+    if not root.is_live and not is_bundle(root):
         return {}
     out = {}
     for name in names:
         try:
-            done = runner.run(["ethtool", name], timeout=ETHTOOL_TIMEOUT)
+            done = run_tool(root, ["ethtool", name], timeout=ETHTOOL_TIMEOUT)
         except runner.ToolMissing:
             return out
         except UserError:  # no answer in time

@@ -360,3 +360,20 @@ def test_doctor_names_a_connectx4_in_ib_mode(tmp_path):
     assert codes(fs)["firmware-oem"].severity == "ok"
     slow = codes(fs)["ib-speed-low"]  # the sample's ports are FDR; a ConnectX-4 does EDR
     assert "runs 4X FDR (56 Gb/s), the card can do 4X EDR (100 Gb/s)" in slow.message
+
+
+def test_ethtool_on_a_bundle_is_what_was_recorded_there(tmp_path, monkeypatch):
+    """A bundle holds each card port's `ethtool` answer: doctor on the bundle
+    judges the rate with the modes the port had, not this machine's ethtool."""
+    from ib40d.system.bundle import META
+
+    meta = tmp_path / META.lstrip("/")
+    meta.mkdir(parents=True)
+    (meta / "versions.json").write_text("{}")
+    (meta / "ethtool-enp3s0.txt").write_text(
+        "$ ethtool enp3s0\n# exit status 0\n" + fixture_output(ETHTOOL_MCX311A))
+    (meta / "ethtool-enp3s1.txt").write_text("$ ethtool enp3s1\n# exit status 76\nno such device\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no ethtool here: what is read is the bundle's
+    modes = read_link_modes(SysRoot(tmp_path), ["enp3s0", "enp3s1", "enp3s2"])
+    assert list(modes) == ["enp3s0"]
+    assert modes["enp3s0"].supported == [1000, 10000]
