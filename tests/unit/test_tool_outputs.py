@@ -14,9 +14,11 @@ import re
 
 import pytest
 import support_parsers
+from fake_ib import parse_ibv_devinfo
 from helpers import FIXTURES, fixture_output
+from test_partitions import grammar_problems
 
-from ib40d.core import bonding, ibstat, iperf, mstconfig, pcie
+from ib40d.core import bonding, ibstat, iperf, linkrate, mstconfig, pcie
 
 
 def _ibstat(text):
@@ -47,6 +49,19 @@ def _opensm(text):
     return support_parsers.parse_opensm_log(text)
 
 
+def _partitions(text):
+    """opensm's partitions file: the definition lines, once the grammar holds."""
+    problems = grammar_problems(text)
+    if problems:
+        raise ValueError(f"{len(problems)} lines outside opensm's grammar, the first: {problems[0]}")
+    return [l for l in text.splitlines() if ":" in l and not l.lstrip().startswith("#")]
+
+
+def _ibv_devinfo(text):
+    info = parse_ibv_devinfo(text)
+    return info if info.get("fw_ver") and info["ports"] else None
+
+
 def _kernel_message(text):
     """The errno whose message the tool printed."""
     return [name for name, n in errno.__dict__.items() if name.startswith("E") and isinstance(n, int)
@@ -56,9 +71,10 @@ def _kernel_message(text):
 READERS = {
     "bonding": _bonding, "ibstat": _ibstat, "ibstatus": lambda t: sum(support_parsers.parse_ibstatus(t), []),
     "iperf3": _iperf, "lspci": pcie.parse_lspci, "mstconfig": _mstconfig, "opensm": _opensm,
-    "ipoib_mode": _kernel_message,
+    "ipoib_mode": _kernel_message, "ethtool": linkrate.parse_ethtool, "ibv_devinfo": _ibv_devinfo,
+    "partitions": _partitions,
 }
-ALL = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*.txt"))
+ALL = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.suffix in (".txt", ".conf"))
 
 
 def test_every_fixture_folder_has_a_reader():
