@@ -287,6 +287,9 @@ class Netlink:
         what = f"set {', '.join(f'{k} {v}' for k, v in options.items())} on {name}"
         self._write(what, self.ipr.link, "set", index=index, kind="bond", **_bond_kwargs(options))
 
+    def delete_link(self, index: int, name: str) -> None:
+        self._write(f"delete {name}", self.ipr.link, "del", index=index)
+
     def set_state(self, index: int, name: str, up: bool) -> None:
         self._write(f"set {name} {'up' if up else 'down'}", self.ipr.link, "set", index=index,
                     state="up" if up else "down")
