@@ -121,7 +121,10 @@ class Trial:
                 with apply_lock(self.root, LOCK_WAIT_S, lambda line: self.out.say(f"ib40d try: {line}", err=True)):
                     # Marked before anything is written: from here on the daemon holds back.
                     trial.write_marker(self.root, time.time() + self.timeout, self.path)
-                    snap = trial.record(nl, self.root, names)
+                    try:
+                        snap = trial.record(nl, self.root, names)
+                    except OSError as e:
+                        raise UserError(f"could not read the kernel's links: {e}; nothing was changed") from None
                     try:
                         result = converge(self.cfg, nl, self.root)
                         failure = None if result.ok else "the apply failed"
