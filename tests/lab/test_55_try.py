@@ -57,13 +57,13 @@ def test_an_unconfirmed_trial_that_breaks_bond0_is_rolled_back(ib40_lab, figures
     assert "restored: bond.set bond0: mode active-backup -> balance-rr" in trial.out, trial.out
     assert "rolled back; /etc/ib40.conf left as it was" in trial.out, trial.out
     scenario.wait_for(b, scenario.bond_complete, 30, "bond0 whole after the rollback")
-    assert _state(b) == before
+    # (polled: IPv6 duplicate address detection of bond0's link-local address after its up)
+    scenario.wait_for(b, lambda vm: _state(vm) == before or "differs: %r" % (_state(vm),), 20,
+                      "bond0 and its slaves as before the trial")
     assert b.run("ib40d plan", check=False).rc == 0  # what /etc/ib40.conf says, still
     gap, answered = _outage(ping.out)
-    assert gap is not None and gap > TIMEOUT_S, ping.out  # the trial did cut B off...
-    assert ping.out.rstrip().splitlines()[-3:] and answered > 0
-    last = float(re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", ping.out, re.M)[-1])
-    first = float(re.findall(r"^\[(\d+\.\d+)\]", ping.out, re.M)[0])
-    assert last - first > gap  # ...and B answered again after it
+    # The longest silence lies between two answers: more than the timeout
+    # means the trial did cut B off, and B answered again after it.
+    assert gap is not None and gap > TIMEOUT_S, ping.out
     figures("try", "B cut off by an unconfirmed trial (--timeout %d): A's ping answered again after %.1f s "
-            "(timeout + %.1f s)" % (TIMEOUT_S, gap, gap - TIMEOUT_S))
+            "(timeout + %.1f s; %d answers)" % (TIMEOUT_S, gap, gap - TIMEOUT_S, answered))
