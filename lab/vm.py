@@ -380,8 +380,9 @@ class VM:
             raise LabError("%s: booted without an SSH NIC (ssh_port)" % self.hostname)
         links = json.loads(self.run("ip -j link show").out)
         name = next(l["ifname"] for l in links if l.get("address") == self.ssh_mac)
+        self.run("mkdir -p -m 700 /root/.ssh")
         self.put("/root/.ssh/authorized_keys", public_key, mode="600")
-        self.run("chmod 700 /root/.ssh; ip addr replace %s dev %s && ip link set %s up && systemctl start ssh"
+        self.run("ip addr replace %s dev %s && ip link set %s up && systemctl start ssh"
                  % (self.SSH_GUEST_ADDRESS, name, name))
         return name
 
