@@ -45,7 +45,8 @@ def test_an_unconfirmed_trial_that_breaks_bond0_is_rolled_back(ib40_lab, figures
     scenario.wait_for(b, scenario.bond_complete, 60, "bond0 whole before the trial")
     before = _state(b)
     broken = (scenario.bond_conf(b).replace("mode = balance-rr", "mode = active-backup")
-              .replace("address = %s/16" % b.address, "address = 10.31.0.2/16"))
+              .replace("address = %s/16" % b.address, "address = 10.31.0.2/16")
+              .replace("broadcast = 10.30.255.255", "broadcast = 10.31.255.255"))
     b.put("/root/broken.conf", broken)
     window = TIMEOUT_S + 30
     pinging = a.start_run("ping -D -n -i 0.2 -W 1 -w %d %s" % (window, b.address), timeout=window + 30)
