@@ -21,8 +21,6 @@ have those bytes, so the rejected file is not applied behind the user's back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import signal
 import socket
@@ -37,6 +35,8 @@ TRIAL_FILE = "/run/ib40/trial"
 REJECTED_FILE = "/run/ib40/trial-rejected"
 CONFIRM_SOCKET = "/run/ib40/trial.sock"
 CONFIRM = b"confirm\n"
+# json and hashlib are imported where used: the daemon imports this module at
+# every boot and calls it at every apply, where there is no marker to read.
 ANSWER_TIMEOUT_S = 30.0  # a confirmation writes a file and signals the daemon: seconds at most
 
 
@@ -52,6 +52,8 @@ def _start_time(root: SysRoot, pid: int) -> str | None:
 
 
 def write_marker(root: SysRoot, deadline: float, config: str) -> None:
+    import json
+
     pid = os.getpid()
     marker = {"pid": pid, "start": _start_time(root, pid), "deadline": deadline, "config": config}
     root.write_atomic(TRIAL_FILE, json.dumps(marker) + "\n")
@@ -64,10 +66,15 @@ def remove(root: SysRoot, abspath: str) -> None:
 
 def running_trial(root: SysRoot) -> dict | None:
     """The running trial's marker, or None (none, or its process is gone)."""
+    text = root.read(TRIAL_FILE)
+    if text is None:
+        return None
+    import json
+
     try:
-        marker = json.loads(root.path(TRIAL_FILE).read_text())
+        marker = json.loads(text)
         pid = int(marker["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     if _start_time(root, pid) != marker.get("start"):
         return None  # killed (SIGKILL, a crash): it holds nothing any more
@@ -87,6 +94,8 @@ def held_by_trial(root: SysRoot) -> str | None:
 
 def config_digest(path: str) -> str:
     """The bytes of the config and its drop-ins, as one digest."""
+    import hashlib
+
     h = hashlib.sha256()
     for p in config_files(path):
         h.update(os.fsencode(str(p)) + b"\0")
@@ -99,6 +108,8 @@ def config_digest(path: str) -> str:
 
 
 def reject(root: SysRoot, path: str) -> None:
+    import json
+
     root.write_atomic(REJECTED_FILE, json.dumps({"config": path, "digest": config_digest(path)}) + "\n")
 
 
@@ -109,9 +120,14 @@ def reload_refused(root: SysRoot, path: str) -> str | None:
     marker = running_trial(root)
     if marker is not None:
         return f"not reloading {path}: `ib40d try` (pid {marker['pid']}) is trying {marker['config']}"
+    text = root.read(REJECTED_FILE)
+    if text is None:
+        return None
+    import json
+
     try:
-        rejected = json.loads(root.path(REJECTED_FILE).read_text())
-    except (OSError, ValueError):
+        rejected = json.loads(text)
+    except ValueError:
         return None
     if rejected.get("config") == path and rejected.get("digest") == config_digest(path):
         return (f"not reloading {path}: `ib40d try` rolled it back and it has not changed since; "
