@@ -192,3 +192,16 @@ def test_the_daemon_undoes_neither_outcome(netns, tmp_path):
             daemon.wait(timeout=10)
         except subprocess.TimeoutExpired:
             daemon.kill()
+
+
+def test_a_hangup_does_not_end_the_trial(netns, tmp_path):
+    # The SSH session the change cut off sends SIGHUP: the trial waits on
+    # for --confirm (from a new session) or its deadline.
+    root, new = make_pair(netns, tmp_path)
+    trial = Try(netns, "-c", str(new), "--root", str(root), "--timeout", "60")
+    assert trial.waiting(), trial.lines
+    trial.proc.send_signal(signal.SIGHUP)
+    confirm = run_ib40d("try", "--confirm", "--root", str(root), netns=netns.name)
+    assert confirm.returncode == 0, confirm.stdout + confirm.stderr
+    rc, out = trial.finish()
+    assert rc == 0 and (root / "etc/ib40.conf").read_text() == NEW, out
