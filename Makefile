@@ -14,7 +14,8 @@ DEPS = python3 python3-pytest python3-hypothesis python3-setuptools python3-all 
 	iproute2 iperf3 kmod udev systemd procps pyflakes3 \
 	build-essential debhelper dh-python fakeroot lintian dpkg-dev \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-image-amd64 \
-	debian-archive-keyring ca-certificates
+	debian-archive-keyring ca-certificates \
+	ansible-core openssh-client
 
 deps:
 	apt-get update

@@ -32,11 +32,13 @@ DISK_SIZE = "3G"
 # What the guests need: ib40.deb's dependencies (installed here so
 # `apt install ./ib40.deb` resolves offline), the traffic tools, and for
 # bench/boot the two other ways of making bond0 (systemd-networkd is part of
-# systemd; ifupdown + ifenslave as in the HOWTO).
+# systemd; ifupdown + ifenslave as in the HOWTO), and sshd with python3-apt
+# for the Ansible role's test (ansible.builtin.apt needs python3-apt).
 PACKAGES = sorted("""
     systemd systemd-sysv udev dbus iproute2 kmod procps linux-image-amd64
     python3 python3-pyroute2 python3-pyudev python3-pystemd python3-sdnotify python3-yaml
     iperf3 iputils-ping ethtool ifupdown ifenslave
+    openssh-server python3-apt
 """.split())
 
 
@@ -138,6 +140,10 @@ def customize(tree):
     # A stuck stop job must not eat minutes of a reboot scenario.
     _write(tree, "/etc/systemd/system.conf.d/lab.conf",
            "[Manager]\nDefaultTimeoutStopSec=15s\n")
+    # sshd only when a test asks for it (VM.ssh_up): not at every boot.
+    for link in ("etc/systemd/system/multi-user.target.wants/ssh.service", "etc/systemd/system/sshd.service"):
+        if os.path.lexists(os.path.join(tree, link)):
+            os.unlink(os.path.join(tree, link))
     # Journal kept on disk, so a scenario can read the previous boot's lines.
     os.makedirs(os.path.join(tree, "var/log/journal"), exist_ok=True)
     _write(tree, "/root/.profile", "export PATH=/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin\n")

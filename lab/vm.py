@@ -5,7 +5,11 @@ loopback, a human monitor socket (set_link, device_add/device_del) and a
 virtio-serial channel to the guest agent (lab/guest/lab-agent).
 
 Nothing here leaves loopback: the cables are UDP between two QEMU processes
-on 127.0.0.1 and there is no other NIC.
+on 127.0.0.1. A VM given an ssh_port has one more NIC, QEMU user-mode
+networking with restrict=on (the guest reaches nothing outside) whose only
+way in is the host's 127.0.0.1:ssh_port forwarded to the guest's sshd: a
+real SSH path for Ansible (tests/lab/test_56_ansible.py). ib40's config
+never names it, and it stays down until ssh_up() configures it.
 """
 import base64
 import itertools
@@ -54,12 +58,20 @@ class Result:
         return self
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _free_port(kind):
+    s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_udp_port():
+    return _free_port(socket.SOCK_DGRAM)
+
+
+def free_tcp_port():
+    return _free_port(socket.SOCK_STREAM)
 
 
 def _connect_unix(path, timeout):
@@ -165,8 +177,9 @@ class Monitor:
 
 
 class VM:
-    def __init__(self, key, image_dir, rundir, cables, hostname=None, macs=None):
-        """cables: list of (nic_id, local_port, peer_port), one per NIC."""
+    def __init__(self, key, image_dir, rundir, cables, hostname=None, macs=None, ssh_port=None):
+        """cables: list of (nic_id, local_port, peer_port), one per NIC.
+        ssh_port: a host TCP port on 127.0.0.1 forwarded to the guest's port 22."""
         spec = MACHINES[key]
         self.key = key
         self.hostname = hostname or spec["hostname"]
@@ -175,6 +188,7 @@ class VM:
         self.image_dir = image_dir
         self.dir = os.path.join(rundir, self.hostname)
         self.cables = cables
+        self.ssh_port = ssh_port
         self.proc = None
         self.agent = None
         self.monitor = None
@@ -204,7 +218,15 @@ class VM:
         for (nic_id, local, peer), mac in zip(self.cables, self.macs):
             argv += ["-netdev", "socket,id=%s,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d" % (nic_id, peer, local),
                      "-device", self.nic_device(nic_id, mac)]
+        if self.ssh_port:
+            # Last, so the cables keep their PCI slots (and kernel names).
+            argv += ["-netdev", "user,id=ssh,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port,
+                     "-device", self.nic_device("ssh", self.ssh_mac)]
         return argv
+
+    @property
+    def ssh_mac(self):
+        return "52:54:00:40:00:%02x" % (ord(self.key) & 0xFF)
 
     @staticmethod
     def nic_device(nic_id, mac):
@@ -351,6 +373,22 @@ class VM:
         if out:
             raise LabError("%s: device_add: %s" % (self.hostname, out))
 
+    # ---- the SSH path
+    SSH_GUEST_ADDRESS = "10.0.2.15/24"  # where QEMU's user-mode hostfwd delivers
+
+    def ssh_up(self, public_key):
+        """Brings the SSH NIC up with QEMU's user-mode address, authorizes
+        PUBLIC_KEY for root and starts sshd. Returns the NIC's name."""
+        if not self.ssh_port:
+            raise LabError("%s: booted without an SSH NIC (ssh_port)" % self.hostname)
+        links = json.loads(self.run("ip -j link show").out)
+        name = next(l["ifname"] for l in links if l.get("address") == self.ssh_mac)
+        self.run("mkdir -p -m 700 /root/.ssh")
+        self.put("/root/.ssh/authorized_keys", public_key, mode="600")
+        self.run("ip addr replace %s dev %s && ip link set %s up && systemctl start ssh"
+                 % (self.SSH_GUEST_ADDRESS, name, name))
+        return name
+
     # ---- diagnostics
     def console_tail(self, n=40):
         try:
@@ -371,12 +409,12 @@ class Lab:
     """MachineA and MachineB, port 1 cabled to port 1 and port 2 to port 2.
     NIC ids are c1/c2 on both machines (cable 1, cable 2)."""
 
-    def __init__(self, image_dir, rundir=os.path.join(RUN, "test"), cables=2):
+    def __init__(self, image_dir, rundir=os.path.join(RUN, "test"), cables=2, ssh=True):
         ports = {(k, i): free_udp_port() for k in "ab" for i in range(1, cables + 1)}
         self.vms = {}
         for key, other in (("a", "b"), ("b", "a")):
             wires = [("c%d" % i, ports[(key, i)], ports[(other, i)]) for i in range(1, cables + 1)]
-            self.vms[key] = VM(key, image_dir, rundir, wires)
+            self.vms[key] = VM(key, image_dir, rundir, wires, ssh_port=free_tcp_port() if ssh else None)
         self.a, self.b = self.vms["a"], self.vms["b"]
 
     def __iter__(self):

@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "check": ("ib40d.commands.check", "validate the configuration; report every problem"),
     "plan": ("ib40d.commands.plan", "show what apply would change (dry run)"),
     "apply": ("ib40d.commands.apply", "make the machine match the configuration"),
+    "try": ("ib40d.commands.try_", "apply, and roll back unless confirmed (--confirm) in time"),
     "status": ("ib40d.commands.status", "one screen: links, bond, IPoIB, IB ports"),
     "doctor": ("ib40d.commands.doctor", "find what limits the link (PCIe, mode, MTU, SM, sysctl)"),
     "bench": ("ib40d.commands.bench", "iperf3 sweep against a peer (or --serve)"),

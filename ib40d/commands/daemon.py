@@ -38,7 +38,7 @@ from pathlib import Path
 # upgrade replaces these files under a running daemon (it is not restarted,
 # so links don't flap), and a late import would mix two versions.
 from ib40d.core import control_protocol as protocol
-from ib40d.system import notify, rtnl, udevdb
+from ib40d.system import notify, rtnl, trial, udevdb
 from ib40d.commands import sync
 from ib40d.system.apply_engine import apply_lock, converge
 from ib40d.system.cliargs import config_path, load_config, sysroot
@@ -282,6 +282,9 @@ class Daemon:
         self.not_yet = not_yet
         try:
             with apply_lock(self.root):
+                if held := trial.held_by_trial(self.root):  # `ib40d try` owns the links for now
+                    log(f"{only or 'all'}: {held}")
+                    return [Line(protocol.NOTE, held)], True
                 result = converge(self.cfg, self.nl, self.root, only, not_yet)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
@@ -375,6 +378,9 @@ class Daemon:
         return protocol.answer(lines, protocol.OK if ok else protocol.REFUSED)
 
     def load_new_config(self) -> bool:
+        if refused := trial.reload_refused(self.root, config_path(self.args)):
+            log(refused)
+            return False
         self.cfg_stamp = config_stamp(config_path(self.args))
         try:
             self.cfg = load_config(self.args)

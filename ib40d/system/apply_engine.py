@@ -152,6 +152,8 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
     elif kind == "link.enslave":
         master = action.params["master"]
         nl.set_master(index(name), name, index(master), master)
+    elif kind == "link.delete":  # ib40d try's rollback: a bond the trial created
+        nl.delete_link(index(name), name)
     elif kind == "link.release":
         nl.set_master(index(name), name, 0, None)
     elif kind == "ipoib.mode":

@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""What puts links back the way `ib40d try` found them (its rollback). Pure.
+
+A Snapshot is what the links named by the old and the new configuration
+looked like before the trial (None: absent). restore_plan() compares it with
+the machine now and returns the actions that undo the difference, in the
+order the kernel demands (docs/pitfalls.md): bonds the trial created are
+deleted; slaves released before a bond's mode changes, and set down before
+they are enslaved again; IPoIB down -> mode -> MTU; a bond's MTU after its
+slaves (it gives them its own); addresses in the order they had; admin
+state last. Only the snapshot's links get an action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ib40d.core.actions import Action, Change
+from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
+from ib40d.core.plan import Plan
+
+NEW_BOND_MTU = 1500  # what the kernel gives a bond it creates
+
+
+@dataclass
+class Snapshot:
+    """The links as a trial found them."""
+    links: dict[str, LinkObs | None] = field(default_factory=dict)  # None: absent
+    slave_order: dict[str, list[str]] = field(default_factory=dict)  # bond -> slaves as /proc/net/bonding lists them
+
+
+def managed_addresses(link: LinkObs) -> list[tuple[str, str | None]]:
+    """The addresses ib40 would manage (permanent, not IPv6 link-local), in the kernel's order."""
+    return [(a.cidr, a.broadcast) for a in link.addresses or () if a.permanent and not a.is_link_local_v6]
+
+
+def bond_options(link: LinkObs) -> dict:
+    """A bond's settings as it had them, as set_bond/create_bond take them
+    (the kernel refuses up/downdelay while miimon is 0)."""
+    opts = {o.name: getattr(link.bond, o.name) for o in BOND_OPTIONS if getattr(link.bond, o.name) is not None}
+    if not opts.get("miimon"):
+        opts.pop("updelay", None)
+        opts.pop("downdelay", None)
+    if not opts.get("arp_ip_target"):
+        opts.pop("arp_ip_target", None)
+    return opts
+
+
+class _Builder:
+    def __init__(self, snap: Snapshot, now: Machine):
+        self.snap, self.now = snap, now
+        self.plan = Plan(indexes={n: l.index for n, l in now.links.items()})
+        # what the actions so far leave: master and admin state by name
+        self.master = {n: l.master for n, l in now.links.items()}
+        self.up = {n: l.admin_up for n, l in now.links.items()}
+
+    def add(self, kind, target, changes=(), reason="", params=None, group=None):
+        self.plan.actions.append(Action(kind, target, tuple(changes), reason, params or {}, group or target))
+
+    def was(self, name: str) -> LinkObs | None:
+        return self.snap.links.get(name)
+
+    def group_of(self, name: str) -> str:
+        link = self.was(name)
+        return link.master if link is not None and link.master else name
+
+    def set_state(self, name: str, up: bool, reason: str = "") -> None:
+        if self.up.get(name) != up:
+            old, new = ("down", "up") if up else ("up", "down")
+            self.add(f"link.{new}", name, [Change("state", old, new)], reason, group=self.group_of(name))
+            self.up[name] = up
+
+    def release(self, name: str, reason: str) -> None:
+        self.add("link.release", name, [Change("master", self.master[name], None)], reason,
+                 group=self.group_of(name))
+        self.master[name] = None
+
+
+def restore_plan(snap: Snapshot, now: Machine) -> Plan:
+    b = _Builder(snap, now)
+    gone = _delete_created(b)
+    for name, was in snap.links.items():
+        if was is not None and name in now.links and b.master[name] not in (None, was.master):
+            b.release(name, f"was {'a slave of ' + was.master if was.master else 'standalone'}")
+    for name, was in snap.links.items():
+        if was is not None and was.kind == "bond" and was.bond is not None:
+            _restore_bond(b, name, was)
+        elif was is not None and name not in now.links:
+            b.plan.notes.append(f"{name}: gone since the trial began; it cannot be put back")
+    for name, was in snap.links.items():
+        if was is not None and (name in now.links or name in b.up):
+            _restore_link(b, name, was)
+    for bond, slaves in _slaves_by_bond(snap).items():
+        for slave in slaves:
+            _enslave(b, slave, bond)
+    for name, was in snap.links.items():
+        if was is not None and was.kind == "bond" and name in b.up:
+            current = now.links.get(name)
+            have = current.mtu if current is not None else NEW_BOND_MTU
+            if was.mtu is not None and have != was.mtu:
+                b.add("link.mtu", name, [Change("mtu", current.mtu if current else None, was.mtu)], group=name)
+    for name, was in snap.links.items():
+        if was is not None and name in b.up:
+            _restore_addresses(b, name, was)
+    for name, was in snap.links.items():
+        if was is not None and name in b.up and not was.master:
+            b.set_state(name, was.admin_up)
+        elif was is not None and was.master and b.master.get(name) == was.master and was.admin_up:
+            b.set_state(name, True)
+    b.plan.notes += gone
+    return b.plan
+
+
+def _delete_created(b: _Builder) -> list[str]:
+    notes = []
+    for name, was in b.snap.links.items():
+        link = b.now.links.get(name)
+        if was is not None or link is None:
+            continue
+        if link.kind != "bond":
+            notes.append(f"{name}: appeared during the trial and is not a bond ib40 made; left alone")
+            continue
+        b.add("link.delete", name, [Change("link", "bond", None)], "created by the trial")
+        for slave, master in b.master.items():
+            if master == name:
+                b.master[slave] = None  # the kernel releases a deleted bond's slaves
+        del b.up[name]
+    return notes
+
+
+def _restore_bond(b: _Builder, name: str, was: LinkObs) -> None:
+    want = bond_options(was)
+    now = b.now.links.get(name)
+    if now is None:
+        b.add("bond.create", name, [Change("link", None, "bond")], "deleted during the trial", {"options": want})
+        b.up[name] = False
+        b.master[name] = None
+        return
+    have = now.bond
+    if have is None:
+        b.plan.notes.append(f"{name}: the kernel does not show its bond settings; left alone")
+        return
+    if have.mode != was.bond.mode:
+        foreign = [s for s, m in b.master.items() if m == name and s not in b.snap.links]
+        if foreign:
+            b.plan.notes.append(f"{name}: mode {have.mode} -> {was.bond.mode} needs the bond empty, but "
+                                f"{', '.join(foreign)} (not in the configs) is enslaved to it; mode left alone")
+        else:
+            for slave in sorted(s for s, m in b.master.items() if m == name):
+                b.release(slave, f"{name} changes mode back")
+            b.set_state(name, False, "the bond mode changes only while the bond is down")
+            b.add("bond.set", name, [Change("mode", have.mode, was.bond.mode)], "", {"options": {"mode": was.bond.mode}})
+    differs = {k: v for k, v in want.items() if k != "mode" and _norm(getattr(have, k)) != _norm(v)}
+    if differs:
+        b.add("bond.set", name, [Change(k, getattr(have, k), v) for k, v in differs.items()], "",
+              {"options": differs})
+
+
+def _norm(value):
+    return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _restore_link(b: _Builder, name: str, was: LinkObs) -> None:
+    now = b.now.links.get(name)
+    if now is None:
+        return  # a bond created just now: its MTU comes after its slaves
+    group = b.group_of(name)
+    if now.txqueuelen != was.txqueuelen and was.txqueuelen is not None:
+        b.add("link.txqueuelen", name, [Change("txqueuelen", now.txqueuelen, was.txqueuelen)], group=group)
+    mtu_differs = was.kind != "bond" and not was.master and was.mtu is not None and now.mtu != was.mtu
+    if was.ipoib_mode and now.ipoib_mode != was.ipoib_mode:
+        b.set_state(name, False, "IPoIB: down -> mode -> MTU -> up")
+        b.add("ipoib.mode", name, [Change("mode", now.ipoib_mode, was.ipoib_mode)], group=group)
+        mtu_differs = was.mtu is not None and not was.master  # the switch changes the MTU by itself
+    if mtu_differs:
+        b.add("link.mtu", name, [Change("mtu", now.mtu, was.mtu)], group=group)
+
+
+def _slaves_by_bond(snap: Snapshot) -> dict[str, list[str]]:
+    """Bond -> its slaves in the snapshot, in the order they had joined."""
+    bonds: dict[str, list[str]] = {}
+    for name, was in snap.links.items():
+        if was is not None and was.master:
+            bonds.setdefault(was.master, []).append(name)
+    for bond, slaves in bonds.items():
+        order = snap.slave_order.get(bond, [])
+        slaves.sort(key=lambda s: (order.index(s) if s in order else len(order), s))
+    return bonds
+
+
+def _enslave(b: _Builder, slave: str, bond: str) -> None:
+    if b.master.get(slave, bond) == bond:
+        return  # already there, or gone (noted above)
+    if bond not in b.up:
+        b.plan.notes.append(f"{slave}: its bond {bond} is not there; left standalone")
+        return
+    b.set_state(slave, False, "a slave must be down to be enslaved")
+    b.add("link.enslave", slave, [Change("master", b.master[slave], bond)], "", {"master": bond}, group=bond)
+    b.master[slave] = bond
+    b.up[slave] = True  # the bond driver opens it
+
+
+def _restore_addresses(b: _Builder, name: str, was: LinkObs) -> None:
+    now = b.now.links.get(name)
+    have = managed_addresses(now) if now is not None else []
+    want = managed_addresses(was)
+    if have == want:
+        return
+    kept = [a for a in have if a in want]
+    if kept != want[:len(kept)]:
+        kept = []  # the order changed (a primary went): remove them all, add them back in order
+    for cidr, bcast in have:
+        if (cidr, bcast) not in kept:
+            b.add("addr.del", name, [Change("address", cidr, None)], "not there before the trial",
+                  {"cidr": cidr}, group=b.group_of(name))
+    for cidr, bcast in want[len(kept):]:
+        b.add("addr.add", name, [Change("address", None, cidr)], "", {"cidr": cidr, "broadcast": bcast},
+              group=b.group_of(name))

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`ib40d try`'s rollback plan (core/restore.py) for what the netns tests
+can't build here: bonds (created, mode changed, slaves moved) and IPoIB."""
+
+from ib40d.core.model import AddrObs, BondObs, LinkObs, Machine
+from ib40d.core.restore import Snapshot, restore_plan
+
+
+def port(name, index, master=None, up=True, mtu=1500, **kw):
+    return LinkObs(name, index, mtu=mtu, txqueuelen=1000, admin_up=up, master=master, **kw)
+
+
+def bond(mode="balance-rr", up=True, addresses=("10.30.0.2/16",), mtu=1500):
+    return LinkObs("bond0", 10, kind="bond", mtu=mtu, txqueuelen=1000, admin_up=up,
+                   addresses=[AddrObs(a, None) for a in addresses],
+                   bond=BondObs(mode=mode, miimon=100, updelay=200, downdelay=200, arp_interval=0))
+
+
+def steps(snap, now):
+    return [f"{a.kind} {a.target}" for a in restore_plan(snap, Machine({l.name: l for l in now})).actions]
+
+
+def test_a_bond_the_trial_created_is_deleted_and_its_ports_get_their_addresses_back():
+    before = Snapshot({"bond0": None, "eth40a": port("eth40a", 2, addresses=[AddrObs("10.30.0.2/24", None)]),
+                       "eth40b": port("eth40b", 3)})
+    now = [bond(), port("eth40a", 2, master="bond0", addresses=[]), port("eth40b", 3, master="bond0")]
+    assert steps(before, now) == ["link.delete bond0", "addr.add eth40a"]
+
+
+def test_a_mode_change_is_undone_in_the_order_the_kernel_demands():
+    before = Snapshot({"bond0": bond(), "eth40a": port("eth40a", 2, master="bond0"),
+                       "eth40b": port("eth40b", 3, master="bond0")},
+                      slave_order={"bond0": ["eth40b", "eth40a"]})
+    now = [bond(mode="active-backup", addresses=("10.31.0.2/16",)), port("eth40a", 2, master="bond0"),
+           port("eth40b", 3, master="bond0")]
+    assert steps(before, now) == [
+        "link.release eth40a", "link.release eth40b", "link.down bond0", "bond.set bond0",
+        # slaves set down, then enslaved, in the order they had joined
+        "link.down eth40b", "link.enslave eth40b", "link.down eth40a", "link.enslave eth40a",
+        "addr.del bond0", "addr.add bond0", "link.up bond0"]
+
+
+def test_a_bond_deleted_during_the_trial_is_made_again_with_its_settings_and_slaves():
+    was = bond()
+    before = Snapshot({"bond0": was, "eth40a": port("eth40a", 2, master="bond0")})
+    plan = restore_plan(before, Machine({"eth40a": port("eth40a", 2, addresses=[AddrObs("10.30.0.2/16", None)])}))
+    assert [f"{a.kind} {a.target}" for a in plan.actions] == [
+        "bond.create bond0", "link.down eth40a", "link.enslave eth40a",
+        "addr.add bond0", "addr.del eth40a", "link.up bond0"]
+    assert plan.actions[0].params["options"] == {"mode": "balance-rr", "miimon": 100, "updelay": 200,
+                                                 "downdelay": 200, "arp_interval": 0}
+
+
+def test_ipoib_goes_down_then_mode_then_mtu_then_up():
+    before = Snapshot({"ib0": port("ib0", 4, kind="ipoib", mtu=65520, ipoib_mode="connected")})
+    now = [port("ib0", 4, kind="ipoib", mtu=2044, ipoib_mode="datagram")]
+    assert steps(before, now) == ["link.down ib0", "ipoib.mode ib0", "link.mtu ib0", "link.up ib0"]
+
+
+def test_addresses_come_back_in_their_order_and_links_outside_the_snapshot_are_left_alone():
+    before = Snapshot({"v1": port("v1", 2, addresses=[AddrObs("10.0.0.1/24", None), AddrObs("10.0.1.1/24", None)])})
+    now = [port("v1", 2, addresses=[AddrObs("10.0.1.1/24", None)]), port("other0", 9, mtu=9000, up=False)]
+    plan = restore_plan(before, Machine({l.name: l for l in now}))
+    # 10.0.1.1 can't stay first: both go, then both come back in order
+    assert [(a.kind, a.params.get("cidr")) for a in plan.actions] == [
+        ("addr.del", "10.0.1.1/24"), ("addr.add", "10.0.0.1/24"), ("addr.add", "10.0.1.1/24")]
+    assert restore_plan(before, Machine({"v1": before.links["v1"], "other0": now[1]})).actions == []
