@@ -8,7 +8,9 @@ order the kernel demands (docs/pitfalls.md): bonds the trial created are
 deleted; slaves released before a bond's mode changes, and set down before
 they are enslaved again; IPoIB down -> mode -> MTU; a bond's MTU after its
 slaves (it gives them its own); addresses in the order they had; admin
-state last. Only the snapshot's links get an action.
+state; then the managed routes (model.RouteObs.managed) the links had: the
+kernel drops a link's routes when it goes down, and a gateway is reached
+through the addresses. Only the snapshot's links get an action.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action, Change
-from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
+from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine, RouteObs
+from ib40d.core.diff import route_text
 from ib40d.core.plan import Plan
 
 NEW_BOND_MTU = 1500  # what the kernel gives a bond it creates
@@ -80,6 +83,8 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
     b = _Builder(snap, now)
     gone = _delete_created(b)
     for name, was in snap.links.items():
+        _delete_routes(b, name, was)
+    for name, was in snap.links.items():
         if was is not None and name in now.links and b.master[name] not in (None, was.master):
             b.release(name, f"was {'a slave of ' + was.master if was.master else 'standalone'}")
     for name, was in snap.links.items():
@@ -107,20 +112,60 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
             b.set_state(name, was.admin_up)
         elif was is not None and was.master and b.master.get(name) == was.master and was.admin_up:
             b.set_state(name, True)
+    for name, was in snap.links.items():
+        _add_routes(b, name, was)
     b.plan.notes += gone
     return b.plan
 
 
+def _route_key(r: RouteObs) -> tuple:
+    return (r.dest, r.gateway, r.metric)
+
+
+def _route_action(kind: str, name: str, r: RouteObs, reason: str) -> Action:
+    old, new = (route_text(_route_key(r)), None) if kind == "route.del" else (None, route_text(_route_key(r)))
+    return Action(kind, name, (Change("route", old, new),), reason,
+                  {"dest": r.dest, "gateway": r.gateway, "metric": r.metric}, name)
+
+
+def _delete_routes(b: _Builder, name: str, was: LinkObs | None) -> None:
+    """Managed routes the trial added to a link it did not delete."""
+    now = b.now.links.get(name)
+    if was is None or now is None or was.routes is None or now.routes is None:
+        return
+    had = {_route_key(r) for r in was.routes if r.managed}
+    for r in now.routes:
+        if r.managed and _route_key(r) not in had:
+            b.plan.actions.append(_route_action("route.del", name, r, "added by the trial"))
+
+
+def _add_routes(b: _Builder, name: str, was: LinkObs | None) -> None:
+    """The managed routes a link had: those missing now, or all of them
+    when this plan sets it down or makes it anew (the kernel flushes them)."""
+    if was is None or was.routes is None or name not in b.up:
+        return
+    now = b.now.links.get(name)
+    flushed = now is None or now.routes is None or any(
+        a.target == name and a.kind in ("link.down", "bond.create") for a in b.plan.actions)
+    have = set() if flushed else {_route_key(r) for r in now.routes}
+    for r in was.routes:
+        if r.managed and _route_key(r) not in have:
+            b.plan.actions.append(_route_action("route.add", name, r, "the link had it"))
+
+
 def _delete_created(b: _Builder) -> list[str]:
     notes = []
-    for name, was in b.snap.links.items():
-        link = b.now.links.get(name)
-        if was is not None or link is None:
+    created = [(n, b.now.links[n]) for n, was in b.snap.links.items() if was is None and n in b.now.links]
+    # a VLAN or child before its lower link: the kernel deletes a bond's VLANs with it
+    for name, link in sorted(created, key=lambda nl: nl[1].kind == "bond"):
+        if link.kind == "ipoib" and name in b.now.created_children:
+            b.add("ipoib.delete", name, [Change("link", "ipoib", None)], "created by the trial")
+            del b.up[name]
             continue
-        if link.kind != "bond":
-            notes.append(f"{name}: appeared during the trial and is not a bond ib40 made; left alone")
+        if link.kind not in ("bond", "vlan"):
+            notes.append(f"{name}: appeared during the trial and is not a link ib40 makes; left alone")
             continue
-        b.add("link.delete", name, [Change("link", "bond", None)], "created by the trial")
+        b.add("link.delete", name, [Change("link", link.kind, None)], "created by the trial")
         for slave, master in b.master.items():
             if master == name:
                 b.master[slave] = None  # the kernel releases a deleted bond's slaves

@@ -2,7 +2,7 @@
 """`ib40d try`'s rollback plan (core/restore.py) for what the netns tests
 can't build here: bonds (created, mode changed, slaves moved) and IPoIB."""
 
-from ib40d.core.model import AddrObs, BondObs, LinkObs, Machine
+from ib40d.core.model import AddrObs, BondObs, LinkObs, Machine, RouteObs
 from ib40d.core.restore import Snapshot, restore_plan
 
 
@@ -65,3 +65,42 @@ def test_addresses_come_back_in_their_order_and_links_outside_the_snapshot_are_l
     assert [(a.kind, a.params.get("cidr")) for a in plan.actions] == [
         ("addr.del", "10.0.1.1/24"), ("addr.add", "10.0.0.1/24"), ("addr.add", "10.0.1.1/24")]
     assert restore_plan(before, Machine({"v1": before.links["v1"], "other0": now[1]})).actions == []
+
+
+def test_vlans_and_p_key_children_the_trial_made_go_before_their_bond():
+    """The kernel takes a bond's VLANs with it: deleted first, each on its own."""
+    before = Snapshot({"bond0": None, "bond0.30": None, "ib0.8001": None, "eth40a": port("eth40a", 2)})
+    now = Machine({l.name: l for l in [
+        bond(), port("bond0.30", 11, kind="vlan"), port("ib0.8001", 12, kind="ipoib"),
+        port("eth40a", 2, master="bond0")]}, created_children={"ib0.8001"})
+    assert [f"{a.kind} {a.target}" for a in restore_plan(before, now).actions] == [
+        "link.delete bond0.30", "ipoib.delete ib0.8001", "link.delete bond0"]
+
+
+def test_a_link_the_trial_did_not_make_is_left_alone_with_a_note():
+    before = Snapshot({"ib0.8001": None})
+    now = Machine({"ib0.8001": port("ib0.8001", 12, kind="ipoib")})  # made by hand, not in ib40's record
+    plan = restore_plan(before, now)
+    assert plan.actions == [] and plan.notes == [
+        "ib0.8001: appeared during the trial and is not a link ib40 makes; left alone"]
+
+
+def test_managed_routes_come_back_and_the_trial_s_go_others_stay():
+    mesh = RouteObs("10.0.23.0/30", "10.0.12.2", 100)
+    trial = RouteObs("10.0.99.0/24", "10.0.12.2")
+    dhcp = RouteObs("0.0.0.0/0", "10.0.12.254", protocol=16)
+    before = Snapshot({"eth40a": port("eth40a", 2, routes=[mesh, dhcp])})
+    now = Machine({"eth40a": port("eth40a", 2, routes=[trial])})
+    plan = restore_plan(before, now)
+    assert [(a.kind, a.params) for a in plan.actions] == [
+        ("route.del", {"dest": "10.0.99.0/24", "gateway": "10.0.12.2", "metric": 0}),
+        ("route.add", {"dest": "10.0.23.0/30", "gateway": "10.0.12.2", "metric": 100})]
+
+
+def test_a_link_set_down_by_the_rollback_gets_all_its_routes_again():
+    """The kernel flushes a link's routes when it goes down (IPoIB's mode
+    switch here): every managed route it had is added after it is up."""
+    route = RouteObs("10.0.23.0/30", "10.0.13.2")
+    before = Snapshot({"ib0": port("ib0", 4, kind="ipoib", mtu=65520, ipoib_mode="connected", routes=[route])})
+    now = [port("ib0", 4, kind="ipoib", mtu=2044, ipoib_mode="datagram", routes=[route])]
+    assert steps(before, now) == ["link.down ib0", "ipoib.mode ib0", "link.mtu ib0", "link.up ib0", "route.add ib0"]
