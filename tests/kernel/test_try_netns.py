@@ -205,3 +205,17 @@ def test_a_hangup_does_not_end_the_trial(netns, tmp_path):
     assert confirm.returncode == 0, confirm.stdout + confirm.stderr
     rc, out = trial.finish()
     assert rc == 0 and (root / "etc/ib40.conf").read_text() == NEW, out
+
+
+def test_routes_are_rolled_back_too(netns, tmp_path):
+    """The running config's route is replaced by the trial's; unconfirmed,
+    the trial's goes and the old one is back, `ip -j route` as before."""
+    running = RUNNING.replace("address = 10.97.0.1/24\n", "address = 10.97.0.1/24\nroutes = 10.50.0.0/24 via 10.97.0.2\n")
+    root, new = make_pair(netns, tmp_path, running)
+    netns.ip("route", "add", "10.50.0.0/24", "via", "10.97.0.2", "dev", "v1", "proto", "static")
+    new.write_text(running.replace("10.50.0.0/24 via 10.97.0.2", "10.60.0.0/24 via 10.97.0.2 metric 5"))
+    before = kernel_state(netns), json.loads(netns.ip("-j", "route"))
+    rc, out = Try(netns, "-c", str(new), "--root", str(root), "--timeout", "1").finish()
+    assert rc == 1, out
+    assert "done: route.add v1" in out and "restored: route.del v1" in out and "restored: route.add v1" in out
+    assert wait_for(lambda: (kernel_state(netns), json.loads(netns.ip("-j", "route"))) == before, timeout=10)
