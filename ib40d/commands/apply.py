@@ -42,6 +42,11 @@ def run(args) -> int:
         # Port types too are changed only under the lock: a /run where the
         # lock can't be made leaves everything as it was.
         with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
+            from ib40d.system.trial import held_by_trial
+
+            if held := held_by_trial(root):  # applying /etc/ib40.conf now would undo the trial
+                raise UserError(f"{held}; nothing was changed: confirm it (`ib40d try --confirm`) or let it "
+                                "roll back, then apply")
             if args.link is None and cfg.card is not None:
                 # Port types first: a mlx4 switch re-creates the card's netdevs,
                 # which ib40d.service then configures as they appear.

@@ -43,9 +43,13 @@ ANSWER_TIMEOUT_S = 30.0  # a confirmation writes a file and signals the daemon: 
 # ------------------------------------------------------------ the marker
 
 
-def _start_time(root: SysRoot, pid: int) -> str | None:
-    stat = root.read(f"/proc/{pid}/stat")
-    if stat is None:
+def _start_time(pid: int) -> str | None:
+    """PID's start time, from this machine's /proc whatever the --root: the
+    trial and the daemon are processes here, not in a tree."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
         return None
     # "pid (comm) state ppid ...": comm may hold spaces and parentheses
     return stat.rsplit(")", 1)[1].split()[19]
@@ -55,7 +59,7 @@ def write_marker(root: SysRoot, deadline: float, config: str) -> None:
     import json
 
     pid = os.getpid()
-    marker = {"pid": pid, "start": _start_time(root, pid), "deadline": deadline, "config": config}
+    marker = {"pid": pid, "start": _start_time(pid), "deadline": deadline, "config": config}
     root.write_atomic(TRIAL_FILE, json.dumps(marker) + "\n")
 
 
@@ -76,7 +80,7 @@ def running_trial(root: SysRoot) -> dict | None:
         pid = int(marker["pid"])
     except (ValueError, KeyError, TypeError):
         return None
-    if _start_time(root, pid) != marker.get("start"):
+    if _start_time(pid) != marker.get("start"):
         return None  # killed (SIGKILL, a crash): it holds nothing any more
     return marker
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_ib40d, start_daemon, wait_for
+from helpers import REPO, run_ib40d, run_ib40d_private_run, start_daemon, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -219,3 +219,19 @@ def test_routes_are_rolled_back_too(netns, tmp_path):
     assert rc == 1, out
     assert "done: route.add v1" in out and "restored: route.del v1" in out and "restored: route.add v1" in out
     assert wait_for(lambda: (kernel_state(netns), json.loads(netns.ip("-j", "route"))) == before, timeout=10)
+
+
+def test_apply_by_hand_during_a_trial_is_refused(netns, tmp_path):
+    root, new = make_pair(netns, tmp_path)
+    trial = Try(netns, "-c", str(new), "--root", str(root), "--timeout", "60")
+    assert trial.waiting(), trial.lines
+    during = kernel_state(netns)
+    # apply runs only on / : the trial's /run is bound over /run for it
+    proc = run_ib40d_private_run("apply", "-c", str(root / "etc/ib40.conf"), netns=netns.name,
+                                 mount=f"mount --bind {root / 'run'} /run")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "is trying" in proc.stderr and "nothing was changed" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert kernel_state(netns) == during
+    trial.proc.send_signal(signal.SIGTERM)
+    assert trial.finish()[0] == 1
