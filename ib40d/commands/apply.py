@@ -42,7 +42,7 @@ def run(args) -> int:
         # Port types too are changed only under the lock: a /run where the
         # lock can't be made leaves everything as it was.
         with apply_lock(root, wait, lambda line: print(f"ib40d apply: {line}", file=sys.stderr)):
-            if args.link is None and cfg.card is not None:
+            if args.link is None and cfg.cards:
                 # Port types first: a mlx4 switch re-creates the card's netdevs,
                 # which ib40d.service then configures as they appear.
                 from ib40d.system.porttype_system import apply_port_actions, plan_card

@@ -11,7 +11,7 @@ import sys
 
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import has_port_types, plan_port_types, select_card, wanted_types
+from ib40d.core.porttype_plan import has_port_types, one_modprobe_file, plan_port_types, select_card, wanted_types
 from ib40d.system.porttype_system import apply_port_actions, read_state, status_lines, write_state
 
 
@@ -23,12 +23,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
-    if not has_port_types(cfg.card):
+    sections = [c for c in cfg.cards if has_port_types(c)]
+    if not sections:
         print("no port1/port2 in [card]: port types are left as they are")
         return 0
-    card = select_card(cfg.card, find_cards(root))
-    state = read_state(root, card)
-    actions = plan_port_types(cfg.card, state)
+    present = find_cards(root)
+    # Every section resolves, and every card is read, before any change.
+    selected = [(c, select_card(c, present)) for c in sections]
+    chosen = [(c, card, read_state(root, card)) for c, card in selected]
+    planned = [a for c, _, state in chosen for a in plan_port_types(c, state)]
+    planned, notes = one_modprobe_file(planned)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    rc = 0
+    for card_cfg, card, state in chosen:
+        rc |= set_card(args, root, card_cfg, card, state, [a for a in planned if a.target == card.pci])
+    return rc
+
+
+def set_card(args, root, card_cfg, card, state, actions) -> int:
     if args.json:
         json.dump({"observed": state.to_json(), "actions": [a.to_json() for a in actions]}, sys.stdout, indent=2)
         print()
@@ -42,15 +55,15 @@ def run(args) -> int:
                 print(f"card {card.describe()}: port types already as configured")
         return 0
     if not actions:
-        write_state(root, state, wanted_types(cfg.card), False)
+        write_state(root, state, wanted_types(card_cfg), False)
         if not args.json:
             print(f"card {card.describe()}: port types already as configured")
-        for line in status_lines(root)[1:]:
+        for line in status_lines(root, card.pci)[1:]:
             print(line)
         return 0
     result = apply_port_actions(actions, root)
     for m in result.messages:
         print(m)
-    for line in status_lines(root)[1:]:
+    for line in status_lines(root, card.pci)[1:]:
         print(line)
     return 1 if result.failed else 0

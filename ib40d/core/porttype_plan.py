@@ -43,13 +43,14 @@ LINK_LAYER_TYPES = {"InfiniBand": "ib", "Ethernet": "eth"}
 
 
 def select_card(card_cfg, cards: list[Card]) -> Card:
-    """The card [card] means: its pci, or the only one present."""
+    """The card a card section means: its pci, or the only one present."""
     if card_cfg is not None and card_cfg.pci:
         for c in cards:
             if c.pci == card_cfg.pci:
                 return c
         present = ", ".join(c.describe() for c in cards) or "none"
-        raise UserError(f"[card] pci = {card_cfg.pci}: no Mellanox card there (present: {present})")
+        said = f"[card] pci = {card_cfg.pci}" if card_cfg.section == "card" else card_cfg.label
+        raise UserError(f"{said}: no Mellanox card there (present: {present})")
     if not cards:
         raise UserError("no Mellanox ConnectX card found under /sys/bus/pci/devices (vendor 0x15b3)")
     if len(cards) > 1:
@@ -60,6 +61,16 @@ def select_card(card_cfg, cards: list[Card]) -> Card:
 
 def has_port_types(card_cfg) -> bool:
     return card_cfg is not None and (card_cfg.port1 is not None or card_cfg.port2 is not None)
+
+
+def card_states(doc) -> dict[str, dict]:
+    """{pci: state} from /run/ib40/porttype.json: {"cards": {pci: state}},
+    or one card's state at the top, as ib40 wrote it before several cards."""
+    if not isinstance(doc, dict):
+        return {}
+    if isinstance(doc.get("cards"), dict):
+        return {pci: st for pci, st in doc["cards"].items() if isinstance(st, dict)}
+    return {doc["pci"]: doc} if isinstance(doc.get("pci"), str) else {}
 
 
 # ---------------------------------------------------------------- parsing
@@ -201,6 +212,22 @@ def plan_port_types(card_cfg, state: PortTypeState) -> list[Action]:
                               reason="an InfiniBand port needs IPoIB (ib_ipoib) and opensm's MAD access (ib_umad)",
                               params=dict(params_common, modules=missing)))
     return actions
+
+
+def one_modprobe_file(actions: list[Action]) -> tuple[list[Action], list[str]]:
+    """The porttype.persist actions of several cards, made one: upstream
+    mlx4_core's port_type_array is one option for every mlx4 card, so
+    cards that want different types cannot share it. Same content: one
+    action; different: none, and a note saying why."""
+    persists = [a for a in actions if a.kind == "porttype.persist"]
+    if len(persists) <= 1:
+        return actions, []
+    if len({a.params["content"] for a in persists}) == 1:
+        return [a for a in actions if a.kind != "porttype.persist" or a is persists[0]], []
+    cards = ", ".join(a.target for a in persists)
+    return [a for a in actions if a.kind != "porttype.persist"], [
+        f"{MODPROBE_CONF} not written: mlx4_core's port_type_array applies to every mlx4 card, and cards "
+        f"{cards} want different port types; only their firmware (mstconfig) can keep each its own"]
 
 
 # ---------------------------------------------------------------- what status shows

@@ -19,7 +19,7 @@ from ib40d.core.actions import Action
 from ib40d.core.errors import UserError
 from ib40d.core.model import CARD_PORTS as PORTS, Card
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, has_port_types, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
+from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, card_states, has_port_types, one_modprobe_file, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
 from ib40d.system.sysroot import SysRoot
 
 MSTCONFIG_QUERY_TIMEOUT = 20.0
@@ -83,24 +83,24 @@ def read_state(root: SysRoot, card: Card) -> PortTypeState:
     )
 
 
-def plan_actions(cfg, root: SysRoot) -> list[Action]:
-    """Read the card (runs mstconfig query) and plan."""
-    if not has_port_types(cfg.card):
-        return []
-    card = select_card(cfg.card, find_cards(root))
-    return plan_port_types(cfg.card, read_state(root, card))
-
-
 def plan_card(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
-    """Port-type actions for `plan` and `apply`, or why there are none. A
-    missing card is a note (the links may still be configured); several
-    cards without [card] pci is an error: it is the config that must say
-    which."""
-    if not has_port_types(cfg.card):
+    """Port-type actions of every card section for `plan` and `apply`, or
+    why there are none. A missing card is a note (the links may still be
+    configured); several cards under a bare [card] without pci is an error:
+    it is the config that must say which."""
+    sections = [c for c in cfg.cards if has_port_types(c)]
+    if not sections:
         return [], []
-    if not cfg.card.pci and not find_cards(root):
+    if not any(c.pci for c in sections) and not find_cards(root):
         return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
-    return plan_actions(cfg, root), []
+    return one_modprobe_file(plan_actions(cfg, root))
+
+
+def plan_actions(cfg, root: SysRoot) -> list[Action]:
+    """Read each configured card (runs mstconfig query) and plan."""
+    present = find_cards(root)
+    return [a for card_cfg in cfg.cards if has_port_types(card_cfg)
+            for a in plan_port_types(card_cfg, read_state(root, select_card(card_cfg, present)))]
 
 
 # ---------------------------------------------------------------- applying
@@ -115,16 +115,17 @@ class ApplyResult:
 
 def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
     result = ApplyResult()
-    firmware_failed = False
-    want = None
-    pci = None
+    firmware_failed: set[str] = set()
+    wants: dict[str, dict] = {}  # each card's wanted types, in the order of its actions
     for a in actions:
         if not a.kind.startswith("porttype."):
             continue
-        want, pci = a.params.get("want", want), a.target
+        pci = a.target
+        wants[pci] = a.params.get("want", wants.get(pci))
         if a.kind == "porttype.firmware":
             ok, msg = _apply_firmware(a)
-            firmware_failed |= not ok
+            if not ok:
+                firmware_failed.add(pci)
             result.failed |= not ok
             result.messages.append(msg)
         elif a.kind == "porttype.runtime":
@@ -150,11 +151,15 @@ def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
                     result.messages.append(f"modprobe {module} failed" + (f": {detail[-1]}" if detail else ""))
                 else:
                     result.messages.append(f"loaded {module}")
-    if firmware_failed and want and not any(a.kind == "porttype.persist" for a in actions):
-        # mstconfig could query but not set: persist through the module option.
-        result.messages.append(_apply_persist(root, MODPROBE_CONF, modprobe_conf_text(want)))
-    if pci is not None:
-        cards = {c.pci: c for c in find_cards(root)}
+    # mstconfig could query but not set: persist through the module option,
+    # which every mlx4 card shares.
+    fallback = [Action("porttype.persist", pci, (), params={"content": modprobe_conf_text(wants[pci])})
+                for pci in sorted(firmware_failed) if wants.get(pci)]
+    if fallback and not any(a.kind == "porttype.persist" for a in actions):
+        fallback, notes = one_modprobe_file(fallback)
+        result.messages += notes + [_apply_persist(root, MODPROBE_CONF, a.params["content"]) for a in fallback]
+    cards = {c.pci: c for c in find_cards(root)}
+    for pci, want in wants.items():
         if pci in cards:
             write_state(root, read_state(root, cards[pci]), want, result.reapply_links)
     return result
@@ -186,29 +191,39 @@ def _apply_persist(root: SysRoot, path: str, content: str) -> str:
 # ---------------------------------------------------------------- state for status
 
 
+def read_states(root: SysRoot) -> dict[str, dict]:
+    try:
+        return card_states(json.loads(root.read(STATE_FILE) or ""))
+    except ValueError:
+        return {}
+
+
 def write_state(root: SysRoot, state: PortTypeState, want: dict | None, reapply_links: bool) -> None:
+    """Record STATE as its card's entry, keeping the other cards'."""
     doc = state.to_json()
     doc["want"] = {str(k): v for k, v in (want or {}).items()}
     doc["reapply_links"] = reapply_links
     doc["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    root.write_atomic(STATE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    cards = dict(read_states(root), **{state.pci: doc})
+    root.write_atomic(STATE_FILE, json.dumps({"cards": cards}, indent=1, sort_keys=True) + "\n")
 
 
-def status_json(root: SysRoot) -> dict:
-    """The last state written, with the running types re-read from sysfs
-    (cheap) so a reboot or a switch since then shows at once. {} when
-    `porttype` never ran."""
-    try:
-        state = json.loads(root.read(STATE_FILE) or "")
-    except ValueError:
-        return {}
-    running, auto = read_runtime(root, state.get("pci", ""))
-    if running:
-        state["running"] = {str(k): v for k, v in running.items()}
-        state["running_auto"] = {str(k): v for k, v in auto.items()}
-    state["reboot_pending"] = pending_reboot(state)
-    return state
+def status_json(root: SysRoot) -> list[dict]:
+    """Each card's last state written, with the running types re-read
+    from sysfs (cheap) so a reboot or a switch since then shows at once.
+    [] when `porttype` never ran."""
+    out = []
+    for pci, state in sorted(read_states(root).items()):
+        running, auto = read_runtime(root, pci)
+        if running:
+            state["running"] = {str(k): v for k, v in running.items()}
+            state["running_auto"] = {str(k): v for k, v in auto.items()}
+        state["reboot_pending"] = pending_reboot(state)
+        out.append(state)
+    return out
 
 
-def status_lines(root: SysRoot) -> list[str]:
-    return status_lines_from(status_json(root))
+def status_lines(root: SysRoot, pci: str | None = None) -> list[str]:
+    """status's lines of each card, or of the card at PCI."""
+    return [line for state in status_json(root) if pci in (None, state.get("pci"))
+            for line in status_lines_from(state)]
