@@ -74,6 +74,12 @@ class FakeMachine:
             self._write(f"/sys/devices/system/node/node{numa_node}/cpulist", "0-1")
         return f"/sys/bus/pci/devices/{bdf}"
 
+    def add_sriov(self, bdf: str, total: int, num: int = 0) -> None:
+        """The PF's SR-IOV attributes (Documentation/ABI/testing/sysfs-bus-pci:
+        sriov_totalvfs, the limit; sriov_numvfs, the VFs enabled now)."""
+        self._write(f"{self.device_dir(bdf)}/sriov_totalvfs", str(total))
+        self._write(f"{self.device_dir(bdf)}/sriov_numvfs", str(num))
+
     def add_other_pci(self, bdf: str, vendor: str = "0x8086", device: str = "0x10fb",
                       pci_class: str | None = None) -> None:
         dev = self.device_dir(bdf)

@@ -36,6 +36,7 @@ ARP_MONITOR_MODES = {"balance-rr", "active-backup", "balance-xor", "broadcast"}
 # Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
 # IPoIB header; only connected mode reaches 65520.
 IPOIB_DATAGRAM_MTU_MAX = 4092
+MLX4_MAX_VFS = 126  # include/linux/mlx4/device.h MLX4_MAX_NUM_VF
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class CardConfig:
     pci: str | None = None  # normalized "0000:05:00.0"; None = the only one present
     port1: str | None = None  # "ib" | "eth" | "auto" | None (leave alone)
     port2: str | None = None
+    vfs: int | None = None  # SR-IOV VFs on both ports; None: left alone
+    vfs_port1: int | None = None  # mlx4 single-port VFs
+    vfs_port2: int | None = None
+    probe_vfs: int | None = None
     section: str = "card"  # its key in Config.origins: "card" or "card 0000:05:00.0"
 
     @property
@@ -513,6 +518,12 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
                 v = s.keys["port1"]
                 chk.err(v.where, s, "port1", "port1 = eth with port2 = ib is refused by the mlx4 driver "
                         "(port 1 can be Ethernet only when port 2 is too); use port2 = eth or auto, or swap the cables")
+            total = sum(values[k] or 0 for k in ("vfs", "vfs_port1", "vfs_port2"))
+            if total > MLX4_MAX_VFS:
+                chk.err(s.where, s, None, f"{total} virtual functions in all; mlx4 has at most {MLX4_MAX_VFS}")
+            if (values["probe_vfs"] or 0) > (values["vfs"] or 0):
+                chk.err(s.keys["probe_vfs"].where, s, "probe_vfs", f"{values['probe_vfs']} is more than vfs = "
+                        f"{values['vfs'] or 0}: the host can probe only virtual functions that exist")
             pci = _card_pci(chk, s, values, cards)
             if pci is not False:
                 cards[pci] = CardConfig(**dict(values, pci=pci), section=origin_key)

@@ -416,6 +416,13 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("port1", Enum(PORT_TYPES), "Port 1 as InfiniBand, Ethernet or VPI auto-sensing; eth needs port2 = eth "
             "or auto (mlx4 refuses port 1 on Ethernet with port 2 on InfiniBand)."),
         Key("port2", Enum(PORT_TYPES), "Port 2 as InfiniBand, Ethernet or VPI auto-sensing."),
+        Key("vfs", Int(0, 126), "SR-IOV virtual functions serving both ports (mlx4's num_vfs port1+2 slot; on "
+            "mlx5, sriov_numvfs). mlx4 takes them through the module options in /etc/modprobe.d/ib40-mlx4.conf "
+            "at its next load (a reboot or module reload); the firmware must have SRIOV_EN and NUM_OF_VFS."),
+        Key("vfs_port1", Int(0, 64), "mlx4 only: virtual functions serving port 1 alone (num_vfs=port1,port2,port1+2)."),
+        Key("vfs_port2", Int(0, 64), "mlx4 only: virtual functions serving port 2 alone."),
+        Key("probe_vfs", Int(0, 126), "mlx4 only: how many of the two-port virtual functions the host itself "
+            "probes (probe_vf) instead of leaving them to VMs."),
     ), optional_name=("PCI", Pci())),
     Section("link", True, "An Ethernet port named NAME, alone or a slave of a [bond].", (
         Key("mac", Mac(), "The port's MAC address: a udev rule gives the port with this MAC the name NAME."),

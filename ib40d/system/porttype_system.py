@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from ib40d.core import mstconfig
+from ib40d.core import mstconfig, sriov
 from ib40d.system import runner, sysfs
 from ib40d.core.actions import Action
 from ib40d.core.errors import UserError
@@ -50,36 +50,50 @@ def read_runtime(root: SysRoot, pci: str) -> tuple[dict, dict]:
     return running, auto
 
 
-def query_mstconfig(pci: str, root: SysRoot | None = None) -> tuple[str, str | None, dict[int, str]]:
-    """(status, message, next_boot) from `mstconfig -d <pci> query` (on a
-    bundle, what it answered where the bundle was made)."""
+def query_mstconfig(pci: str, root: SysRoot | None = None) -> tuple[str, str | None, dict[int, str], tuple]:
+    """(status, message, next_boot, (SRIOV_EN, NUM_OF_VFS)) from `mstconfig
+    -d <pci> query` (on a bundle, what it answered where the bundle was
+    made); None for what it did not say."""
     from ib40d.system.bundle import run_tool
 
+    unknown = (None, None)
     try:
         done = run_tool(root or SysRoot("/"), ["mstconfig", "-d", pci, "query"], timeout=MSTCONFIG_QUERY_TIMEOUT)
     except runner.ToolMissing:
-        return "missing", mstconfig.refusal_message("missing", "", pci), {}
+        return "missing", mstconfig.refusal_message("missing", "", pci), {}, unknown
     except UserError as e:  # timeout
-        return "error", str(e), {}
+        return "error", str(e), {}, unknown
     out = mstconfig.parse(done.stdout + done.stderr)
     refused = mstconfig.refusal(out, done.returncode)
     if refused:
         kind, text = refused
-        return kind, mstconfig.refusal_message(kind, text, pci), {}
-    next_boot = out.devices[0].link_types() if out.devices else {}
+        return kind, mstconfig.refusal_message(kind, text, pci), {}, unknown
+    device = out.devices[0] if out.devices else None
+    sriov = unknown
+    if device is not None:
+        enabled, count = device.value("SRIOV_EN"), device.value("NUM_OF_VFS")
+        sriov = (None if enabled is None or enabled.number is None else bool(enabled.number),
+                 None if count is None else count.number)
+    next_boot = device.link_types() if device else {}
     if not next_boot:
-        return "no-link-type", f"mstconfig -d {pci}: no LINK_TYPE_P1/P2 (not a VPI card?)", {}
-    return "ok", None, next_boot
+        return "no-link-type", f"mstconfig -d {pci}: no LINK_TYPE_P1/P2 (not a VPI card?)", {}, sriov
+    return "ok", None, next_boot, sriov
 
 
 def read_state(root: SysRoot, card: Card) -> PortTypeState:
     running, auto = read_runtime(root, card.pci)
-    status, message, next_boot = query_mstconfig(card.pci, root)
+    status, message, next_boot, (sriov_en, fw_num_vfs) = query_mstconfig(card.pci, root)
+    dev = f"/sys/bus/pci/devices/{card.pci}"
+    driver = root.realpath(f"{dev}/driver")
+    conf = root.read(MODPROBE_CONF)
     return PortTypeState(
         pci=card.pci, model=card.model, running=running, running_auto=auto,
         runtime_switch=bool(card.mlx4_ports), next_boot=next_boot, mstconfig=status,
-        mstconfig_message=message, modprobe_conf=parse_modprobe_conf(root.read(MODPROBE_CONF)),
+        mstconfig_message=message, modprobe_conf=parse_modprobe_conf(conf),
         modules={m: root.exists(f"/sys/module/{m}") for m in IB_MODULES},
+        driver=driver.rsplit("/", 1)[1] if driver else None, sriov_en=sriov_en, fw_num_vfs=fw_num_vfs,
+        numvfs=root.read_int(f"{dev}/sriov_numvfs"), totalvfs=root.read_int(f"{dev}/sriov_totalvfs"),
+        vfs_modprobe=sriov.parse_modprobe_line(conf),
     )
 
 
@@ -88,19 +102,35 @@ def plan_card(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
     why there are none. A missing card is a note (the links may still be
     configured); several cards under a bare [card] without pci is an error:
     it is the config that must say which."""
-    sections = [c for c in cfg.cards if has_port_types(c)]
+    sections = [c for c in cfg.cards if has_port_types(c) or sriov.wants_vfs(c)]
     if not sections:
         return [], []
     if not any(c.pci for c in sections) and not find_cards(root):
         return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
-    return one_modprobe_file(plan_actions(cfg, root))
+    actions, notes = plan_cards(cfg, root)
+    actions, merged = one_modprobe_file(actions)
+    return actions, notes + merged
+
+
+def plan_cards(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
+    """Read each configured card (runs mstconfig query) and plan its port
+    types and virtual functions."""
+    present = find_cards(root)
+    actions, notes = [], []
+    for card_cfg in cfg.cards:
+        if not (has_port_types(card_cfg) or sriov.wants_vfs(card_cfg)):
+            continue
+        state = read_state(root, select_card(card_cfg, present))
+        if has_port_types(card_cfg):
+            actions += plan_port_types(card_cfg, state)
+        vf_actions, vf_notes = sriov.plan_vfs(card_cfg, state)
+        actions += vf_actions
+        notes += vf_notes
+    return actions, notes
 
 
 def plan_actions(cfg, root: SysRoot) -> list[Action]:
-    """Read each configured card (runs mstconfig query) and plan."""
-    present = find_cards(root)
-    return [a for card_cfg in cfg.cards if has_port_types(card_cfg)
-            for a in plan_port_types(card_cfg, read_state(root, select_card(card_cfg, present)))]
+    return plan_cards(cfg, root)[0]
 
 
 # ---------------------------------------------------------------- applying
@@ -118,10 +148,13 @@ def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
     firmware_failed: set[str] = set()
     wants: dict[str, dict] = {}  # each card's wanted types, in the order of its actions
     for a in actions:
-        if not a.kind.startswith("porttype."):
+        if not a.kind.startswith(("porttype.", "sriov.")):
             continue
         pci = a.target
         wants[pci] = a.params.get("want", wants.get(pci))
+        if a.kind.startswith("sriov."):
+            result.messages.append(_apply_vfs(root, a, result))
+            continue
         if a.kind == "porttype.firmware":
             ok, msg = _apply_firmware(a)
             if not ok:
@@ -180,8 +213,30 @@ def _apply_firmware(a: Action) -> tuple[bool, str]:
     return True, f"{pci}: port{port} set to {change.new} at next boot (mstconfig; was {change.old})"
 
 
+def _apply_vfs(root: SysRoot, a: Action, result: ApplyResult) -> str:
+    pci, want = a.target, a.changes[0].new
+    if a.kind == "sriov.modprobe":
+        line = a.params["line"]
+        text = sriov.merge_modprobe_text(root.read(a.params["path"]), sriov.MODPROBE_COMMENT, line,
+                                         owns=lambda old: sriov.MODPROBE_LINE_PREFIX in old)
+        root.write_atomic(a.params["path"], text)
+        return (f"{pci}: wrote `{line}` into {a.params['path']}: mlx4 makes the virtual functions when "
+                "mlx4_core next loads (reboot, or reload the mlx4 modules)")
+    try:
+        if a.params["reset_first"]:
+            root.write_sysfs(a.params["path"], "0\n")  # the kernel changes a non-zero count only from 0
+        root.write_sysfs(a.params["path"], f"{want}\n")
+    except OSError as e:
+        result.failed = True
+        return f"{pci}: sriov_numvfs {want} refused ({e.strerror or e})"
+    return f"{pci}: {want} virtual functions (sriov_numvfs)"
+
+
 def _apply_persist(root: SysRoot, path: str, content: str) -> str:
     options = [line for line in content.splitlines() if line.startswith("options")][0]
+    comment = "\n".join(line for line in content.splitlines() if line.startswith("#"))
+    content = sriov.merge_modprobe_text(root.read(path), comment, options,
+                                        owns=lambda old: "port_type_array=" in old)
     if not root.write_atomic(path, content):
         return f"{path} already holds `{options}`"
     return (f"wrote {path} (`{options}`): used when mlx4_core next loads; "
@@ -219,6 +274,8 @@ def status_json(root: SysRoot) -> list[dict]:
             state["running"] = {str(k): v for k, v in running.items()}
             state["running_auto"] = {str(k): v for k, v in auto.items()}
         state["reboot_pending"] = pending_reboot(state)
+        state["numvfs"] = root.read_int(f"/sys/bus/pci/devices/{pci}/sriov_numvfs")
+        state["vfs_modprobe"] = sriov.parse_modprobe_line(root.read(MODPROBE_CONF))
         out.append(state)
     return out
 
