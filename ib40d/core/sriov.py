@@ -144,3 +144,34 @@ def status_line(state: dict) -> str | None:
     if modprobe_total(line) != now:
         text += ": reboot or reload the mlx4 modules to apply it"
     return text
+
+
+# ---------------------------------------------------------------- IB virtual functions' GUIDs
+#
+# An IB VF starts with node and port GUID 0. ib40 derives both from the
+# GUID of the PF port the VF serves, so they are the same at every boot:
+#   PF port GUID  00:02:c9:03:00:a4:e7:21  (Mellanox: OUI, then 03:00, then the MAC's last 3 bytes)
+#   VF n port     02:02:c9:80:nn:a4:e7:21  byte 0 | 0x02 (EUI-64 "locally administered"),
+#   VF n node     02:02:c9:40:nn:a4:e7:21  bytes 3-4 = 0x80 or 0x40, then n (0..126)
+# Bytes 3-4 are the constant 03:00 in Mellanox GUIDs, so replacing them
+# keeps the port's own bytes: VFs of different ports never share a GUID,
+# and none equals a real (globally administered) GUID.
+
+
+def guid_bytes(guid: str) -> bytes:
+    """"0002:c903:00a4:e721", "0x0002c90300a4e721" or "00:02:...:21" -> 8 bytes."""
+    digits = guid.lower().removeprefix("0x").replace(":", "")
+    if len(digits) != 16:
+        raise ValueError(f"{guid!r} is not a 64-bit GUID")
+    return bytes.fromhex(digits)
+
+
+def vf_guid(port_guid: str, vf: int, node: bool = False) -> str:
+    """VF VF's port (or node) GUID derived from its PF port's, as
+    "02:02:c9:80:00:a4:e7:21" (the form `ip link` prints and takes)."""
+    if not 0 <= vf <= 0xFF:
+        raise ValueError(f"VF {vf} is out of range 0..255")
+    b = bytearray(guid_bytes(port_guid))
+    b[0] |= 0x02
+    b[3], b[4] = (0x40 if node else 0x80), vf
+    return ":".join(f"{x:02x}" for x in b)
