@@ -192,3 +192,13 @@ def test_check_says_when_a_configured_port_is_on_a_card_without_a_section(tmp_pa
     check = run_ib40d("check", "--root", str(tmp_path / "root"), env=tools_env(tools), check_rc=0).stdout
     assert f"[link eth81a]: card {SECOND} (ConnectX-3) port 1 (MAC of eth81a) (no card section for it: " \
            "its port types are left as they are)" in check
+
+
+def test_doctor_judges_each_card_against_its_own_section():
+    from ib40d.commands.doctor import cardinfo_want
+
+    cfg = parse_text(CONFIG)
+    assert cardinfo_want(cfg, FIRST) == {1: "ib", 2: "ib"}
+    assert cardinfo_want(cfg, SECOND) == {1: "eth", 2: "eth"}
+    assert cardinfo_want(cfg, "0000:06:00.0") == {}
+    assert cardinfo_want(parse_text("[card]\nport1 = eth\nport2 = eth\n"), SECOND) == {1: "eth", 2: "eth"}
