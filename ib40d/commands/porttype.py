@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""`ib40d porttype`: set the card's port types from [card] (run at boot by
-ib40-porttype.service, and first by `ib40d apply`). The planning is
+"""`ib40d porttype`: set the cards' port types and virtual functions from
+their card sections (run at boot by ib40-porttype.service, and first by
+`ib40d apply`). The planning is
 porttype_plan.py's, reading and changing the card porttype_system.py's."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import sys
 
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import has_port_types, one_modprobe_file, plan_port_types, select_card, wanted_types
-from ib40d.system.porttype_system import apply_port_actions, read_state, status_lines, write_state
+from ib40d.core.porttype_plan import one_modprobe_file, select_card, wanted_types
+from ib40d.system.porttype_system import apply_port_actions, configured, plan_one, read_state, status_lines, write_state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,16 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
-    sections = [c for c in cfg.cards if has_port_types(c)]
+    sections = configured(cfg)
     if not sections:
-        print("no port1/port2 in [card]: port types are left as they are")
+        print("no port1/port2 or vfs in [card]: port types are left as they are")
         return 0
     present = find_cards(root)
     # Every section resolves, and every card is read, before any change.
     selected = [(c, select_card(c, present)) for c in sections]
     chosen = [(c, card, read_state(root, card)) for c, card in selected]
-    planned = [a for c, _, state in chosen for a in plan_port_types(c, state)]
-    planned, notes = one_modprobe_file(planned)
+    planned, notes = [], []
+    for card_cfg, _, state in chosen:
+        card_actions, card_notes = plan_one(card_cfg, state)
+        planned += card_actions
+        notes += card_notes
+    planned, merged = one_modprobe_file(planned)
+    notes += merged
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     rc = 0

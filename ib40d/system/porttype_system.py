@@ -102,7 +102,7 @@ def plan_card(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
     why there are none. A missing card is a note (the links may still be
     configured); several cards under a bare [card] without pci is an error:
     it is the config that must say which."""
-    sections = [c for c in cfg.cards if has_port_types(c) or sriov.wants_vfs(c)]
+    sections = configured(cfg)
     if not sections:
         return [], []
     if not any(c.pci for c in sections) and not find_cards(root):
@@ -117,16 +117,22 @@ def plan_cards(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
     types and virtual functions."""
     present = find_cards(root)
     actions, notes = [], []
-    for card_cfg in cfg.cards:
-        if not (has_port_types(card_cfg) or sriov.wants_vfs(card_cfg)):
-            continue
-        state = read_state(root, select_card(card_cfg, present))
-        if has_port_types(card_cfg):
-            actions += plan_port_types(card_cfg, state)
-        vf_actions, vf_notes = sriov.plan_vfs(card_cfg, state)
-        actions += vf_actions
-        notes += vf_notes
+    for card_cfg in configured(cfg):
+        card_actions, card_notes = plan_one(card_cfg, read_state(root, select_card(card_cfg, present)))
+        actions += card_actions
+        notes += card_notes
     return actions, notes
+
+
+def configured(cfg) -> list:
+    """The card sections that ask for something: port types or VFs."""
+    return [c for c in cfg.cards if has_port_types(c) or sriov.wants_vfs(c)]
+
+
+def plan_one(card_cfg, state: PortTypeState) -> tuple[list[Action], list[str]]:
+    actions = plan_port_types(card_cfg, state) if has_port_types(card_cfg) else []
+    vf_actions, notes = sriov.plan_vfs(card_cfg, state)
+    return actions + vf_actions, notes
 
 
 def plan_actions(cfg, root: SysRoot) -> list[Action]:

@@ -124,3 +124,18 @@ def test_vf_counts_the_driver_cannot_take(text, message):
     with pytest.raises(ConfigError) as e:
         parse_text(text, "/etc/ib40.conf")
     assert any(message in str(p) for p in e.value.problems), [str(p) for p in e.value.problems]
+
+
+def test_porttype_at_boot_gives_mlx5_its_vfs_again(tmp_path, monkeypatch):
+    """sriov_numvfs does not survive a reboot: ib40-porttype.service's
+    `ib40d porttype` sets it again, and a second run changes nothing."""
+    m = mlx5_ib_card(tmp_path / "root")
+    m.add_sriov(BDF, total=8, num=0)
+    tools = FakeTools(tmp_path, monkeypatch, missing=True, root=tmp_path / "root")
+    m.write_config("[card]\nvfs = 4\n")
+    root, env = str(tmp_path / "root"), tools_env(tools)
+    first = run_ib40d("porttype", "--root", root, env=env, check_rc=0)
+    assert f"{BDF}: 4 virtual functions (sriov_numvfs)" in first.stdout
+    assert (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").read_text() == "4\n"
+    again = run_ib40d("porttype", "--root", root, "--dry-run", env=env, check_rc=0)
+    assert "sriov" not in again.stdout and "already as configured" in again.stdout
