@@ -74,6 +74,12 @@ class FakeMachine:
             self._write(f"/sys/devices/system/node/node{numa_node}/cpulist", "0-1")
         return f"/sys/bus/pci/devices/{bdf}"
 
+    def add_sriov(self, bdf: str, total: int, num: int = 0) -> None:
+        """The PF's SR-IOV attributes (Documentation/ABI/testing/sysfs-bus-pci:
+        sriov_totalvfs, the limit; sriov_numvfs, the VFs enabled now)."""
+        self._write(f"{self.device_dir(bdf)}/sriov_totalvfs", str(total))
+        self._write(f"{self.device_dir(bdf)}/sriov_numvfs", str(num))
+
     def add_other_pci(self, bdf: str, vendor: str = "0x8086", device: str = "0x10fb",
                       pci_class: str | None = None) -> None:
         dev = self.device_dir(bdf)
@@ -87,9 +93,12 @@ class FakeMachine:
     def add_netdev(self, name: str, *, pci: str | None = None, mac: str = "00:02:c9:3e:ca:b1",
                    mtu: int = 1500, txqueuelen: int = 1000, up: bool = True, carrier: bool = True,
                    arptype: int = 1, ipoib_mode: str | None = None, speed_mbps: int | None = 40000,
-                   master: str | None = None) -> str:
+                   master: str | None = None, dev_port: int | None = None) -> str:
+        """dev_port: the card's port less one, as mlx4_en sets it (en_netdev.c)."""
         base = f"{self.device_dir(pci)}/net/{name}" if pci else f"/sys/devices/virtual/net/{name}"
         self._write(f"{base}/address", mac)
+        if dev_port is not None:
+            self._write(f"{base}/dev_port", str(dev_port))
         self._write(f"{base}/mtu", str(mtu))
         self._write(f"{base}/tx_queue_len", str(txqueuelen))
         self._write(f"{base}/type", str(arptype))

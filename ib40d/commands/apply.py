@@ -47,7 +47,7 @@ def run(args) -> int:
             if held := held_by_trial(root):  # applying /etc/ib40.conf now would undo the trial
                 raise UserError(f"{held}; nothing was changed: confirm it (`ib40d try --confirm`) or let it "
                                 "roll back, then apply")
-            if args.link is None and cfg.card is not None:
+            if args.link is None and cfg.cards:
                 # Port types first: a mlx4 switch re-creates the card's netdevs,
                 # which ib40d.service then configures as they appear.
                 from ib40d.system.porttype_system import apply_port_actions, plan_card

@@ -20,67 +20,97 @@ def summary(cfg) -> str:
     parts = [f"{len(ether)} link{'s' if len(ether) != 1 else ''}",
              f"{len(cfg.bonds)} bond{'s' if len(cfg.bonds) != 1 else ''}",
              f"{len(cfg.ipoibs)} IPoIB"]
-    if cfg.card:
-        parts.append(f"card port1={cfg.card.port1 or '-'} port2={cfg.card.port2 or '-'}")
+    for c in cfg.cards:
+        parts.append(f"card{' ' + c.pci if c.section != 'card' else ''} port1={c.port1 or '-'} port2={c.port2 or '-'}")
     files = cfg.files[0] + (f" (+{len(cfg.files) - 1} drop-in)" if len(cfg.files) > 1 else "")
     return f"{files}: valid; {', '.join(parts)}"
 
 
-def card_problems(cfg, root) -> list[Problem]:
-    """[card] against the cards present: several ConnectX cards and no pci is
-    a problem the config must fix; an absent card is only worth a warning."""
-    if cfg.card is None:
+def card_problems(cfg, cards) -> list[Problem]:
+    """The card sections against the CARDS present: several ConnectX cards
+    under a bare [card] without pci is a problem the config must fix; an
+    absent card is only worth a warning."""
+    bare = cfg.card if cfg.card is not None and cfg.card.pci is None else None
+    if bare is None or len(cards) <= 1:
         return []
-    from ib40d.commands import porttype  # only configs with a [card] pay for it
-
-    cards = porttype.find_cards(root)
-    where = cfg.origin("card")
-    if not cfg.card.pci and len(cards) > 1:
-        listing = ", ".join(c.describe() for c in cards)
-        return [Problem(where.file, where.line, "[card]", "pci",
-                        f"{len(cards)} ConnectX cards are present; choose one: pci = {listing}")]
-    return []
+    where = cfg.origin(bare.section)
+    listing = ", ".join(c.describe() for c in cards)
+    return [Problem(where.file, where.line, bare.label, "pci",
+                    f"{len(cards)} ConnectX cards are present; choose one: pci = {listing}, "
+                    "or write one [card PCI] section for each")]
 
 
-def selected_card(cfg, root):
-    """The card the config is about, when that is clear: [card] pci, or
-    the only Mellanox card present. None otherwise (no card: a pure
-    config check, as on a machine being prepared)."""
-    from ib40d.system.observe import find_cards
+def configured_cards(cfg, cards) -> list[tuple[object, object]]:
+    """(card section, card present) for each card section whose card is
+    clear: its pci, or the only Mellanox card present; a config without a
+    card section is about the only card present. None without a card: a
+    pure config check, as on a machine being prepared."""
+    out = []
+    for card_cfg in cfg.cards or (None,):  # no card section: the only card present, if one
+        mine = [c for c in cards if card_cfg is None or card_cfg.pci in (None, c.pci)]
+        if len(mine) == 1:
+            out.append((card_cfg, mine[0]))
+    return out
 
-    cards = find_cards(root)
-    if cfg.card is not None and cfg.card.pci:
-        cards = [c for c in cards if c.pci == cfg.card.pci]
-    return cards[0] if len(cards) == 1 else None
 
-
-def capability_problems(cfg, root) -> list[Problem]:
-    """What the card present cannot do that the config asks for (mlx5: no
-    connected mode, MTU <= 4092, port types only in firmware; Ethernet-only
-    firmware asked for ib), each at the line that asks for it."""
-    card = selected_card(cfg, root)
-    if card is None:
+def capability_problems(cfg, cards, root) -> list[Problem]:
+    """What each configured card present cannot do that the config asks
+    for (mlx5: no connected mode, MTU <= 4092, port types only in firmware;
+    Ethernet-only firmware asked for ib), each at the line that asks for it."""
+    chosen = configured_cards(cfg, cards)
+    if not chosen:
         return []
+    from dataclasses import replace
+
     from ib40d.core.cards import capability_problems as card_capability
     from ib40d.system import sysfs
     from ib40d.system.porttype_system import read_runtime
 
-    running, _ = read_runtime(root, card.pci)
     out = []
-    for p in card_capability(cfg, sysfs.read_identity(root, card), running):
-        section = "[card]" if p.section == "card" else f"[{cfg.links[p.section].kind} {p.section}]"
-        where = cfg.origin(p.section, p.key) or cfg.origin(p.section)
-        out.append(Problem(where.file, where.line, section, p.key, p.message))
+    for card_cfg, card in chosen:
+        running, _ = read_runtime(root, card.pci)
+        one = replace(cfg, cards=(card_cfg,) if card_cfg else ())
+        for p in card_capability(one, sysfs.read_identity(root, card), running):
+            section = card_cfg.section if p.section == "card" else p.section
+            label = card_cfg.label if p.section == "card" else f"[{cfg.links[p.section].kind} {p.section}]"
+            where = cfg.origin(section, p.key) or cfg.origin(section)
+            problem = Problem(where.file, where.line, label, p.key, p.message)
+            if problem not in out:  # an [ipoib] problem is the same under each card
+                out.append(problem)
     return out
+
+
+def owner_lines(cfg, cards, root) -> list[str]:
+    """Which card each [link] (by MAC) and [ipoib] (by GUID) is on, where
+    the machine (or --root tree) has the card."""
+    if not cards:
+        return []
+    from ib40d.system.cardview import port_owners
+
+    owners = port_owners(root, cards, cfg.links)
+    configured = {c.pci for c in cfg.cards}
+    lines = []
+    for name, (card, port, matched) in owners.items():
+        at = f" port {port}" if port else ""
+        unconfigured = "" if card.pci in configured or None in configured or not cfg.cards else \
+            " (no card section for it: its port types are left as they are)"
+        section = "ipoib" if cfg.links[name].kind == "ipoib" else "link"
+        lines.append(f"[{section} {name}]: card {card.describe()}{at} ({matched}){unconfigured}")
+    return lines
 
 
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
-    problems = card_problems(cfg, root) or capability_problems(cfg, root)
+    from ib40d.system.observe import find_cards
+
+    cards = find_cards(root)
+    problems = card_problems(cfg, cards) or capability_problems(cfg, cards, root)
     if problems:
         raise ConfigError(problems)
     for warning in find_conflicts(root, cfg.names(), config_macs(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg))
+    for line in owner_lines(cfg, cards, root):
+        print(line)
     return 0

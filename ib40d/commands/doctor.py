@@ -185,7 +185,7 @@ def check_ib_ports(ports: list[ibports.IBPort]) -> list[Finding]:
 def check_card_identity(view: CardView, cfg: Config | None) -> list[Finding]:
     """Firmware (Ethernet-only, too old for mstconfig, OEM), port types the
     driver refused, and each port's rate against what the card can do."""
-    want = cardinfo_want(cfg)
+    want = cardinfo_want(cfg, view.card.pci)
     out = [Finding(n.severity, n.code, n.message, n.fix)
            for n in cardinfo.firmware_findings(view.identity, want, view.running, view.tried)]
     for rate in view.rates:
@@ -194,8 +194,9 @@ def check_card_identity(view: CardView, cfg: Config | None) -> list[Finding]:
     return out
 
 
-def cardinfo_want(cfg: Config | None) -> dict[int, str | None]:
-    card = cfg.card if cfg else None
+def cardinfo_want(cfg: Config | None, pci: str) -> dict[int, str | None]:
+    """The port types the card section of the card at PCI asks for."""
+    card = next((c for c in cfg.cards if c.pci in (None, pci)), None) if cfg else None
     return {1: card.port1, 2: card.port2} if card else {}
 
 
@@ -349,7 +350,7 @@ def diagnose(obs: Machine, cfg: Config | None, views: list[CardView] = ()) -> li
     for card in obs.cards:
         findings += check_card(card, obs.numa_nodes)
     for view in views:
-        if not cfg or not cfg.card or not cfg.card.pci or cfg.card.pci == view.card.pci:
+        if not cfg or not cfg.cards or any(c.pci in (None, view.card.pci) for c in cfg.cards):
             findings += check_card_identity(view, cfg)
     findings += check_ib_ports(obs.ib_ports)
     if cfg is None:

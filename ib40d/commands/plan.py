@@ -56,7 +56,7 @@ def run(args) -> int:
         plan = make_plan(cfg, observe(nl, root), args.link)
     finally:
         nl.close()
-    if args.link is None and cfg.card is not None:
+    if args.link is None and cfg.cards:
         from ib40d.system.porttype_system import plan_card  # only configs with a [card] pay for it
 
         card_actions, card_notes = plan_card(cfg, root)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""`ib40d porttype`: set the card's port types from [card] (run at boot by
-ib40-porttype.service, and first by `ib40d apply`). The planning is
+"""`ib40d porttype`: set the cards' port types and virtual functions from
+their card sections (run at boot by ib40-porttype.service, and first by
+`ib40d apply`). The planning is
 porttype_plan.py's, reading and changing the card porttype_system.py's."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import sys
 
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import has_port_types, plan_port_types, select_card, wanted_types
-from ib40d.system.porttype_system import apply_port_actions, read_state, status_lines, write_state
+from ib40d.core.porttype_plan import one_modprobe_file, select_card, wanted_types
+from ib40d.system.porttype_system import apply_port_actions, configured, plan_one, read_state, status_lines, write_state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,12 +24,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
-    if not has_port_types(cfg.card):
-        print("no port1/port2 in [card]: port types are left as they are")
+    sections = configured(cfg)
+    if not sections:
+        print("no port1/port2 or vfs in [card]: port types are left as they are")
         return 0
-    card = select_card(cfg.card, find_cards(root))
-    state = read_state(root, card)
-    actions = plan_port_types(cfg.card, state)
+    present = find_cards(root)
+    # Every section resolves, and every card is read, before any change.
+    selected = [(c, select_card(c, present)) for c in sections]
+    chosen = [(c, card, read_state(root, card)) for c, card in selected]
+    planned, notes = [], []
+    for card_cfg, _, state in chosen:
+        card_actions, card_notes = plan_one(card_cfg, state)
+        planned += card_actions
+        notes += card_notes
+    planned, merged = one_modprobe_file(planned)
+    notes += merged
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    rc = 0
+    for card_cfg, card, state in chosen:
+        rc |= set_card(args, root, card_cfg, card, state, [a for a in planned if a.target == card.pci])
+    return rc
+
+
+def set_card(args, root, card_cfg, card, state, actions) -> int:
     if args.json:
         json.dump({"observed": state.to_json(), "actions": [a.to_json() for a in actions]}, sys.stdout, indent=2)
         print()
@@ -42,15 +61,15 @@ def run(args) -> int:
                 print(f"card {card.describe()}: port types already as configured")
         return 0
     if not actions:
-        write_state(root, state, wanted_types(cfg.card), False)
+        write_state(root, state, wanted_types(card_cfg), False)
         if not args.json:
             print(f"card {card.describe()}: port types already as configured")
-        for line in status_lines(root)[1:]:
+        for line in status_lines(root, card.pci)[1:]:
             print(line)
         return 0
     result = apply_port_actions(actions, root)
     for m in result.messages:
         print(m)
-    for line in status_lines(root)[1:]:
+    for line in status_lines(root, card.pci)[1:]:
         print(line)
     return 1 if result.failed else 0

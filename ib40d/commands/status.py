@@ -121,14 +121,14 @@ def collect(cfg, root) -> dict:
             continue
         bonds.append(dict(info, name=name, exists=True))
     status = {"config": list(cfg.files), "links": links, "bonds": bonds}
-    status["port_types"] = {}
+    status["port_types"] = []  # one entry a card that `porttype` set
     if root.exists(PORTTYPE_STATE):  # only machines whose card ib40 handles pay for porttype's import
         from ib40d.system.porttype_system import status_json
 
         status["port_types"] = status_json(root)
     # Each card: generation, firmware, PSID, and its ports' rates against what it can do.
-    wanted_pci = cfg.card.pci if cfg.card else None
-    cards = [card for card in find_cards(root) if not wanted_pci or card.pci == wanted_pci]
+    wanted = {c.pci for c in cfg.cards}
+    cards = [card for card in find_cards(root) if None in wanted or not wanted or card.pci in wanted]
     status["cards"] = []
     if cards:  # only machines with a card pay for the card tables
         from ib40d.system.cardview import read_card_view
@@ -197,7 +197,8 @@ def render(status: dict) -> str:
         from ib40d.core.porttype_plan import status_lines_from
 
         lines.append("")
-        lines.extend(status_lines_from(status["port_types"]))
+        for state in status["port_types"]:
+            lines.extend(status_lines_from(state))
     if status["ib_ports"]:
         lines.append("")
         lines.append(f"{'IB PORT':<10} {'GUID':<18} {'LAYER':<10} {'STATE':<7} {'PHYS':<8} {'RATE':>5} {'SM LID':>6}  OPENSM")

@@ -136,7 +136,7 @@ class Trial:
             if result is not None:
                 for line in result_lines(result):
                     self.out.say(str(line))
-            if self.cfg.card is not None:
+            if self.cfg.cards:
                 self.out.say("note: port types ([card]) are not part of a trial; `ib40d porttype` sets them")
             conn = None
             if failure is None:

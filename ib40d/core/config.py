@@ -36,6 +36,7 @@ ARP_MONITOR_MODES = {"balance-rr", "active-backup", "balance-xor", "broadcast"}
 # Datagram-mode IPoIB carries at most the IB MTU (4096) less the 4-byte
 # IPoIB header; only connected mode reaches 65520.
 IPOIB_DATAGRAM_MTU_MAX = 4092
+MLX4_MAX_VFS = 126  # include/linux/mlx4/device.h MLX4_MAX_NUM_VF
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class CardConfig:
     pci: str | None = None  # normalized "0000:05:00.0"; None = the only one present
     port1: str | None = None  # "ib" | "eth" | "auto" | None (leave alone)
     port2: str | None = None
+    vfs: int | None = None  # SR-IOV VFs on both ports; None: left alone
+    vfs_port1: int | None = None  # mlx4 single-port VFs
+    vfs_port2: int | None = None
+    probe_vfs: int | None = None
+    section: str = "card"  # its key in Config.origins: "card" or "card 0000:05:00.0"
+
+    @property
+    def label(self) -> str:
+        return f"[{self.section}]"
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ class SysctlConfig:
 @dataclass(frozen=True)
 class Config:
     files: tuple[str, ...] = ()
-    card: CardConfig | None = None
+    cards: tuple[CardConfig, ...] = ()  # a bare [card], or one [card PCI] per card
     links: dict[str, LinkConfig] = field(default_factory=dict)  # [link] and [ipoib]
     bonds: dict[str, BondConfig] = field(default_factory=dict)
     vlans: dict[str, VlanConfig] = field(default_factory=dict)
@@ -144,6 +154,11 @@ class Config:
     sysctl: SysctlConfig = SysctlConfig()
     # where each "section" / "section key" was last set: for messages after parsing
     origins: dict[str, Where] = field(default_factory=dict)
+
+    @property
+    def card(self) -> CardConfig | None:
+        """The card section when there is exactly one."""
+        return self.cards[0] if len(self.cards) == 1 else None
 
     @property
     def ipoibs(self) -> dict[str, IPoIBConfig]:
@@ -274,7 +289,7 @@ def _parse_file(fname: str, text: str, problems: list[Problem]) -> list[_Section
                 problem(f"[{kind}]", None, f"needs a link name, as in [{kind} NAME]")
                 current = None
                 continue
-            if not spec.named and name:
+            if not spec.named and name and not spec.optional_name:
                 problem(f"[{kind} {shown(name)}]", None, f"[{kind}] takes no name")
                 current = None
                 continue
@@ -468,7 +483,7 @@ def _once(chk, s, key: str, value, seen: dict, what: str) -> None:
 
 def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Problem]) -> Config:
     chk = _Checker(problems)
-    card = None
+    cards: dict[str | None, CardConfig] = {}
     links: dict[str, LinkConfig] = {}
     bonds: dict[str, BondConfig] = {}
     vlans: dict[str, VlanConfig] = {}
@@ -481,10 +496,11 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     guids: dict[str, _Section] = {}
 
     for s in sections:
-        origins[s.name or s.kind] = s.where
+        origin_key = f"{s.kind} {s.name}" if s.kind == "card" and s.name else (s.name or s.kind)
+        origins[origin_key] = s.where
         for key, v in s.keys.items():
-            origins[f"{s.name or s.kind} {key}"] = v.where
-        if s.name is not None:
+            origins[f"{origin_key} {key}"] = v.where
+        if s.name is not None and s.kind != "card":
             why = _valid_ifname(s.name)
             if why:
                 chk.err(s.where, s, None, f"interface name '{shown(s.name)}' {why}")
@@ -502,7 +518,15 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
                 v = s.keys["port1"]
                 chk.err(v.where, s, "port1", "port1 = eth with port2 = ib is refused by the mlx4 driver "
                         "(port 1 can be Ethernet only when port 2 is too); use port2 = eth or auto, or swap the cables")
-            card = CardConfig(**values)
+            total = sum(values[k] or 0 for k in ("vfs", "vfs_port1", "vfs_port2"))
+            if total > MLX4_MAX_VFS:
+                chk.err(s.where, s, None, f"{total} virtual functions in all; mlx4 has at most {MLX4_MAX_VFS}")
+            if (values["probe_vfs"] or 0) > (values["vfs"] or 0):
+                chk.err(s.keys["probe_vfs"].where, s, "probe_vfs", f"{values['probe_vfs']} is more than vfs = "
+                        f"{values['vfs'] or 0}: the host can probe only virtual functions that exist")
+            pci = _card_pci(chk, s, values, cards)
+            if pci is not False:
+                cards[pci] = CardConfig(**dict(values, pci=pci), section=origin_key)
 
         elif s.kind in ("link", "ipoib"):
             addresses = chk.addresses(s)
@@ -545,8 +569,33 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     _check_children(chk, links, name_sections)
     _check_partitions(chk, partitions, links, opensm, name_sections)
     _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
-    return Config(files=files, card=card, links=links, bonds=bonds, vlans=vlans, partitions=partitions,
+    return Config(files=files, cards=tuple(cards.values()), links=links, bonds=bonds, vlans=vlans, partitions=partitions,
                   opensm=opensm, sysctl=sysctl, origins=origins)
+
+
+def _card_pci(chk: _Checker, s: _Section, values: dict, cards: dict) -> str | None | bool:
+    """The PCI address a card section is about (None: the only card
+    present), or False when the section is refused."""
+    pci = values["pci"]
+    if s.name is not None:
+        pci, errors = SECTIONS["card"].optional_name[1].parse(s.name)
+        if errors:
+            chk.err(s.where, s, None, f"{errors[0]}; name a card section by its PCI address, or write [card]")
+            return False
+        if "pci" in s.keys:
+            chk.err(s.keys["pci"].where, s, "pci", "the section's name is the card's PCI address already; "
+                    "remove pci = here")
+            return False
+    bare = None if pci is not None else s.label
+    bare = bare or next((c.label for c in cards.values() if c.pci is None), None)
+    if cards and bare:
+        chk.err(s.where, s, None, f"{bare} without pci = means the only card, so it cannot stand beside other "
+                "card sections; give each card its own [card PCI] section")
+        return False
+    if pci in cards:
+        chk.err(s.where, s, None, f"card {pci} is already configured by {cards[pci].label}")
+        return False
+    return pci
 
 
 def _check_children(chk: _Checker, links, name_sections) -> None:

@@ -43,13 +43,14 @@ LINK_LAYER_TYPES = {"InfiniBand": "ib", "Ethernet": "eth"}
 
 
 def select_card(card_cfg, cards: list[Card]) -> Card:
-    """The card [card] means: its pci, or the only one present."""
+    """The card a card section means: its pci, or the only one present."""
     if card_cfg is not None and card_cfg.pci:
         for c in cards:
             if c.pci == card_cfg.pci:
                 return c
         present = ", ".join(c.describe() for c in cards) or "none"
-        raise UserError(f"[card] pci = {card_cfg.pci}: no Mellanox card there (present: {present})")
+        said = f"[card] pci = {card_cfg.pci}" if card_cfg.section == "card" else card_cfg.label
+        raise UserError(f"{said}: no Mellanox card there (present: {present})")
     if not cards:
         raise UserError("no Mellanox ConnectX card found under /sys/bus/pci/devices (vendor 0x15b3)")
     if len(cards) > 1:
@@ -60,6 +61,16 @@ def select_card(card_cfg, cards: list[Card]) -> Card:
 
 def has_port_types(card_cfg) -> bool:
     return card_cfg is not None and (card_cfg.port1 is not None or card_cfg.port2 is not None)
+
+
+def card_states(doc) -> dict[str, dict]:
+    """{pci: state} from /run/ib40/porttype.json: {"cards": {pci: state}},
+    or one card's state at the top, as ib40 wrote it before several cards."""
+    if not isinstance(doc, dict):
+        return {}
+    if isinstance(doc.get("cards"), dict):
+        return {pci: st for pci, st in doc["cards"].items() if isinstance(st, dict)}
+    return {doc["pci"]: doc} if isinstance(doc.get("pci"), str) else {}
 
 
 # ---------------------------------------------------------------- parsing
@@ -120,6 +131,14 @@ class PortTypeState:
     mstconfig_message: str | None = None
     modprobe_conf: dict[int, int] | None = None
     modules: dict[str, bool] = field(default_factory=dict)
+    # SR-IOV (sriov.py): the firmware's SRIOV_EN / NUM_OF_VFS (Next Boot),
+    # sysfs's sriov_numvfs / sriov_totalvfs, ib40's num_vfs module line
+    driver: str | None = None
+    sriov_en: bool | None = None
+    fw_num_vfs: int | None = None
+    numvfs: int | None = None
+    totalvfs: int | None = None
+    vfs_modprobe: str | None = None
 
     def running_mode(self, port: int) -> str | None:
         return "auto" if self.running_auto.get(port) else self.running.get(port)
@@ -203,6 +222,32 @@ def plan_port_types(card_cfg, state: PortTypeState) -> list[Action]:
     return actions
 
 
+_MODULE_OPTIONS = {  # action kind: (its param holding the option, the option, what differs, the way out)
+    "porttype.persist": ("content", "port_type_array", "port types",
+                         "only their firmware (mstconfig) can keep each its own"),
+    "sriov.modprobe": ("line", "num_vfs", "virtual functions", "give them the same vfs keys"),
+}
+
+
+def one_modprobe_file(actions: list[Action]) -> tuple[list[Action], list[str]]:
+    """The module-option actions of several cards, made one per option:
+    upstream mlx4_core's port_type_array and num_vfs are options for every
+    mlx4 card, so cards that want different values cannot share them.
+    Same value: one action; different: none, and a note saying why."""
+    notes = []
+    for kind, (param, option, what, way_out) in _MODULE_OPTIONS.items():
+        mine = [a for a in actions if a.kind == kind]
+        if len(mine) <= 1:
+            continue
+        if len({a.params[param] for a in mine}) == 1:
+            actions = [a for a in actions if a.kind != kind or a is mine[0]]
+            continue
+        actions = [a for a in actions if a.kind != kind]
+        notes.append(f"{MODPROBE_CONF} not written: mlx4_core's {option} applies to every mlx4 card, and cards "
+                     f"{', '.join(a.target for a in mine)} want different {what}; {way_out}")
+    return actions, notes
+
+
 # ---------------------------------------------------------------- what status shows
 
 
@@ -239,6 +284,10 @@ def status_lines_from(state: dict) -> list[str]:
     lines = [f"card {state.get('pci')} ({state.get('model')}): " + (", ".join(ports) or "no port types known")]
     if state["reboot_pending"]:
         lines.append(f"reboot pending: {', '.join(state['reboot_pending'])} at next boot")
+    from ib40d.core.sriov import status_line as vfs_line  # sriov imports this module
+
+    if vfs := vfs_line(state):
+        lines.append(vfs)
     if state.get("mstconfig") != "ok" and state.get("mstconfig_message"):
         how = f"port types persist through {MODPROBE_CONF}" if state.get("modprobe_conf") else "no persistent setting"
         lines.append(f"{state['mstconfig_message']}; {how}")

@@ -370,19 +370,24 @@ class Key:
 
 
 class Section:
-    __slots__ = ("name", "named", "doc", "keys", "key_names")
+    __slots__ = ("name", "named", "doc", "keys", "key_names", "optional_name")
 
-    def __init__(self, name: str, named: bool, doc: str, keys: tuple[Key, ...]):
+    def __init__(self, name: str, named: bool, doc: str, keys: tuple[Key, ...],
+                 optional_name: tuple[str, Type] | None = None):
         self.name = name
         self.named = named  # [link NAME], or [card]
         self.doc, self.keys = doc, keys
         self.key_names = tuple(k.name for k in keys)
+        # Unnamed, or named by a value of this type: [card] or [card PCI]
+        self.optional_name = optional_name
 
     def key(self, name: str) -> Key | None:
         return next((k for k in self.keys if k.name == name), None)
 
     @property
     def header(self) -> str:
+        if self.optional_name:
+            return f"[{self.name}] or [{self.name} {self.optional_name[0]}]"
         return f"[{self.name} NAME]" if self.named else f"[{self.name}]"
 
 
@@ -403,12 +408,22 @@ _ADDRESS_KEYS = (
 )
 
 SECTIONS: dict[str, Section] = {s.name: s for s in (
-    Section("card", False, "The ConnectX-3 VPI card and the types of its two ports.", (
-        Key("pci", Pci(), "The card's PCI address; may be left out when exactly one ConnectX card is present."),
+    Section("card", False, "A ConnectX card and the types of its two ports. [card] is the one card of the "
+            "machine (pci = chooses it when there are several); with several cards, one [card PCI] section "
+            "each, named by its PCI address as lspci -D shows it (0000:05:00.0).", (
+        Key("pci", Pci(), "The card's PCI address in a bare [card]; may be left out when exactly one ConnectX card "
+            "is present. A [card PCI] section takes its address from its name."),
         Key("port1", Enum(PORT_TYPES), "Port 1 as InfiniBand, Ethernet or VPI auto-sensing; eth needs port2 = eth "
             "or auto (mlx4 refuses port 1 on Ethernet with port 2 on InfiniBand)."),
         Key("port2", Enum(PORT_TYPES), "Port 2 as InfiniBand, Ethernet or VPI auto-sensing."),
-    )),
+        Key("vfs", Int(0, 126), "SR-IOV virtual functions serving both ports (mlx4's num_vfs port1+2 slot; on "
+            "mlx5, sriov_numvfs). mlx4 takes them through the module options in /etc/modprobe.d/ib40-mlx4.conf "
+            "at its next load (a reboot or module reload); the firmware must have SRIOV_EN and NUM_OF_VFS."),
+        Key("vfs_port1", Int(0, 64), "mlx4 only: virtual functions serving port 1 alone (num_vfs=port1,port2,port1+2)."),
+        Key("vfs_port2", Int(0, 64), "mlx4 only: virtual functions serving port 2 alone."),
+        Key("probe_vfs", Int(0, 126), "mlx4 only: how many of the two-port virtual functions the host itself "
+            "probes (probe_vf) instead of leaving them to VMs."),
+    ), optional_name=("PCI", Pci())),
     Section("link", True, "An Ethernet port named NAME, alone or a slave of a [bond].", (
         Key("mac", Mac(), "The port's MAC address: a udev rule gives the port with this MAC the name NAME."),
         Key("mtu", _MTU, "The MTU; on a bond's slave, only as the bond's (set it on the [bond])."),

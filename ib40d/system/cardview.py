@@ -15,7 +15,7 @@ from ib40d.core.cards import CardIdentity
 from ib40d.core.errors import UserError
 from ib40d.core.linkrate import LinkModes, PortRate, card_port_rates, parse_ethtool
 from ib40d.core.model import Card, LinkObs
-from ib40d.core.porttype_plan import STATE_FILE, parse_mlx4_port
+from ib40d.core.porttype_plan import STATE_FILE, card_states, parse_mlx4_port
 from ib40d.system import runner, sysfs
 from ib40d.system.linkstate import ARPHRD_ETHER, read_link
 from ib40d.system.sysroot import SysRoot
@@ -46,10 +46,10 @@ def read_card_view(root: SysRoot, card: Card, links: dict[str, LinkObs] | None =
     running = {p: parse_mlx4_port(root.read(f"{dev}/mlx4_port{p}")) for p in card.mlx4_ports}
     tried = None
     try:
-        state = json.loads(root.read(STATE_FILE) or "")
+        state = card_states(json.loads(root.read(STATE_FILE) or "")).get(card.pci)
     except ValueError:
         state = None
-    if isinstance(state, dict) and state.get("pci") == card.pci and isinstance(state.get("want"), dict):
+    if state is not None and isinstance(state.get("want"), dict):
         tried = {int(k): v for k, v in state["want"].items() if k.isdigit()}
     if links is None:
         links = {n: l for n in card.netdevs if (l := read_link(root, n)) is not None}
@@ -85,3 +85,38 @@ def read_link_modes(root: SysRoot, names: list[str]) -> dict[str, LinkModes]:
         if modes is not None:
             out[name] = modes
     return out
+
+
+def _hex16(guid: str | None) -> str | None:
+    digits = (guid or "").lower().removeprefix("0x").replace(":", "")
+    return digits.zfill(16) if digits and all(c in "0123456789abcdef" for c in digits) else None
+
+
+def port_owners(root: SysRoot, cards: list[Card], links: dict) -> dict[str, tuple[Card, int | None, str]]:
+    """{link name: (card, port or None, what matched)} for each configured
+    [link] (by MAC) and [ipoib] (by port GUID) found on one of CARDS: the
+    card's netdevs' addresses (an IPoIB address ends with its port GUID)
+    and its RDMA ports' GUIDs."""
+    found: dict[tuple[str, str], tuple[Card, int | None, str]] = {}
+    ports_by_device: dict[str, list] = {}
+    for port in sysfs.read_ports(root):
+        ports_by_device.setdefault(port.device, []).append(port)
+    for card in cards:
+        for dev in card.ib_devices:
+            for port in ports_by_device.get(dev, []):
+                if _hex16(port.guid):
+                    found[("guid", _hex16(port.guid))] = (card, port.port, f"GUID of {dev} port {port.port}")
+        for name in card.netdevs:
+            address = (root.read(f"/sys/class/net/{name}/address") or "").lower()
+            dev_port = root.read_int(f"/sys/class/net/{name}/dev_port")
+            port = None if dev_port is None else dev_port + 1  # mlx4_en: port - 1
+            if len(address) == 17:
+                found.setdefault(("mac", address), (card, port, f"MAC of {name}"))
+            elif len(address) == 59:  # IPoIB: 4 bytes QPN, 8 subnet prefix, 8 port GUID
+                found.setdefault(("guid", address[-23:].replace(":", "")), (card, port, f"GUID of {name}"))
+    owners = {}
+    for name, link in links.items():
+        key = ("guid", _hex16(link.guid)) if link.kind == "ipoib" else ("mac", link.mac)
+        if key[1] and key in found:
+            owners[name] = found[key]
+    return owners

@@ -490,3 +490,18 @@ class LinkMonitor:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def vf_guid_request(vf: int, node_guid: str, port_guid: str) -> dict:
+    """pyroute2's `vf=` argument of link("set") that sets an IB virtual
+    function's GUIDs: IFLA_VFINFO_LIST / IFLA_VF_INFO with
+    IFLA_VF_IB_NODE_GUID and IFLA_VF_IB_PORT_GUID (struct ifla_vf_guid),
+    sent to the PF's IPoIB netdev. GUIDs as "02:02:c9:80:00:a4:e7:21"."""
+    return {"vf": vf, "ib_node_guid": node_guid, "ib_port_guid": port_guid}
+
+
+def set_vf_guids(nl: Netlink, index: int, name: str, vf: int, node_guid: str, port_guid: str) -> None:
+    """mlx5 takes them (ndo_set_vf_guid); mlx4 has none: its VFs' GUIDs
+    come from the SM's alias GUIDs, and the kernel answers EOPNOTSUPP."""
+    nl._write(f"set VF {vf} GUIDs on {name}", nl.ipr.link, "set", index=index,
+              vf=vf_guid_request(vf, node_guid, port_guid))

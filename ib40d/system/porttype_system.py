@@ -13,13 +13,13 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from ib40d.core import mstconfig
+from ib40d.core import mstconfig, sriov
 from ib40d.system import runner, sysfs
 from ib40d.core.actions import Action
 from ib40d.core.errors import UserError
 from ib40d.core.model import CARD_PORTS as PORTS, Card
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, has_port_types, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
+from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, card_states, has_port_types, one_modprobe_file, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
 from ib40d.system.sysroot import SysRoot
 
 MSTCONFIG_QUERY_TIMEOUT = 20.0
@@ -50,57 +50,93 @@ def read_runtime(root: SysRoot, pci: str) -> tuple[dict, dict]:
     return running, auto
 
 
-def query_mstconfig(pci: str, root: SysRoot | None = None) -> tuple[str, str | None, dict[int, str]]:
-    """(status, message, next_boot) from `mstconfig -d <pci> query` (on a
-    bundle, what it answered where the bundle was made)."""
+def query_mstconfig(pci: str, root: SysRoot | None = None) -> tuple[str, str | None, dict[int, str], tuple]:
+    """(status, message, next_boot, (SRIOV_EN, NUM_OF_VFS)) from `mstconfig
+    -d <pci> query` (on a bundle, what it answered where the bundle was
+    made); None for what it did not say."""
     from ib40d.system.bundle import run_tool
 
+    unknown = (None, None)
     try:
         done = run_tool(root or SysRoot("/"), ["mstconfig", "-d", pci, "query"], timeout=MSTCONFIG_QUERY_TIMEOUT)
     except runner.ToolMissing:
-        return "missing", mstconfig.refusal_message("missing", "", pci), {}
+        return "missing", mstconfig.refusal_message("missing", "", pci), {}, unknown
     except UserError as e:  # timeout
-        return "error", str(e), {}
+        return "error", str(e), {}, unknown
     out = mstconfig.parse(done.stdout + done.stderr)
     refused = mstconfig.refusal(out, done.returncode)
     if refused:
         kind, text = refused
-        return kind, mstconfig.refusal_message(kind, text, pci), {}
-    next_boot = out.devices[0].link_types() if out.devices else {}
+        return kind, mstconfig.refusal_message(kind, text, pci), {}, unknown
+    device = out.devices[0] if out.devices else None
+    sriov = unknown
+    if device is not None:
+        enabled, count = device.value("SRIOV_EN"), device.value("NUM_OF_VFS")
+        sriov = (None if enabled is None or enabled.number is None else bool(enabled.number),
+                 None if count is None else count.number)
+    next_boot = device.link_types() if device else {}
     if not next_boot:
-        return "no-link-type", f"mstconfig -d {pci}: no LINK_TYPE_P1/P2 (not a VPI card?)", {}
-    return "ok", None, next_boot
+        return "no-link-type", f"mstconfig -d {pci}: no LINK_TYPE_P1/P2 (not a VPI card?)", {}, sriov
+    return "ok", None, next_boot, sriov
 
 
 def read_state(root: SysRoot, card: Card) -> PortTypeState:
     running, auto = read_runtime(root, card.pci)
-    status, message, next_boot = query_mstconfig(card.pci, root)
+    status, message, next_boot, (sriov_en, fw_num_vfs) = query_mstconfig(card.pci, root)
+    dev = f"/sys/bus/pci/devices/{card.pci}"
+    driver = root.realpath(f"{dev}/driver")
+    conf = root.read(MODPROBE_CONF)
     return PortTypeState(
         pci=card.pci, model=card.model, running=running, running_auto=auto,
         runtime_switch=bool(card.mlx4_ports), next_boot=next_boot, mstconfig=status,
-        mstconfig_message=message, modprobe_conf=parse_modprobe_conf(root.read(MODPROBE_CONF)),
+        mstconfig_message=message, modprobe_conf=parse_modprobe_conf(conf),
         modules={m: root.exists(f"/sys/module/{m}") for m in IB_MODULES},
+        driver=driver.rsplit("/", 1)[1] if driver else None, sriov_en=sriov_en, fw_num_vfs=fw_num_vfs,
+        numvfs=root.read_int(f"{dev}/sriov_numvfs"), totalvfs=root.read_int(f"{dev}/sriov_totalvfs"),
+        vfs_modprobe=sriov.parse_modprobe_line(conf),
     )
 
 
-def plan_actions(cfg, root: SysRoot) -> list[Action]:
-    """Read the card (runs mstconfig query) and plan."""
-    if not has_port_types(cfg.card):
-        return []
-    card = select_card(cfg.card, find_cards(root))
-    return plan_port_types(cfg.card, read_state(root, card))
-
-
 def plan_card(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
-    """Port-type actions for `plan` and `apply`, or why there are none. A
-    missing card is a note (the links may still be configured); several
-    cards without [card] pci is an error: it is the config that must say
-    which."""
-    if not has_port_types(cfg.card):
+    """Port-type actions of every card section for `plan` and `apply`, or
+    why there are none. A missing card is a note (the links may still be
+    configured); several cards under a bare [card] without pci is an error:
+    it is the config that must say which."""
+    sections = configured(cfg)
+    if not sections:
         return [], []
-    if not cfg.card.pci and not find_cards(root):
+    if not any(c.pci for c in sections) and not find_cards(root):
         return [], ["[card]: no ConnectX card found (vendor 0x15b3); port types are set when one is present"]
-    return plan_actions(cfg, root), []
+    actions, notes = plan_cards(cfg, root)
+    actions, merged = one_modprobe_file(actions)
+    return actions, notes + merged
+
+
+def plan_cards(cfg, root: SysRoot) -> tuple[list[Action], list[str]]:
+    """Read each configured card (runs mstconfig query) and plan its port
+    types and virtual functions."""
+    present = find_cards(root)
+    actions, notes = [], []
+    for card_cfg in configured(cfg):
+        card_actions, card_notes = plan_one(card_cfg, read_state(root, select_card(card_cfg, present)))
+        actions += card_actions
+        notes += card_notes
+    return actions, notes
+
+
+def configured(cfg) -> list:
+    """The card sections that ask for something: port types or VFs."""
+    return [c for c in cfg.cards if has_port_types(c) or sriov.wants_vfs(c)]
+
+
+def plan_one(card_cfg, state: PortTypeState) -> tuple[list[Action], list[str]]:
+    actions = plan_port_types(card_cfg, state) if has_port_types(card_cfg) else []
+    vf_actions, notes = sriov.plan_vfs(card_cfg, state)
+    return actions + vf_actions, notes
+
+
+def plan_actions(cfg, root: SysRoot) -> list[Action]:
+    return plan_cards(cfg, root)[0]
 
 
 # ---------------------------------------------------------------- applying
@@ -115,16 +151,20 @@ class ApplyResult:
 
 def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
     result = ApplyResult()
-    firmware_failed = False
-    want = None
-    pci = None
+    firmware_failed: set[str] = set()
+    wants: dict[str, dict] = {}  # each card's wanted types, in the order of its actions
     for a in actions:
-        if not a.kind.startswith("porttype."):
+        if not a.kind.startswith(("porttype.", "sriov.")):
             continue
-        want, pci = a.params.get("want", want), a.target
+        pci = a.target
+        wants[pci] = a.params.get("want", wants.get(pci))
+        if a.kind.startswith("sriov."):
+            result.messages.append(_apply_vfs(root, a, result))
+            continue
         if a.kind == "porttype.firmware":
             ok, msg = _apply_firmware(a)
-            firmware_failed |= not ok
+            if not ok:
+                firmware_failed.add(pci)
             result.failed |= not ok
             result.messages.append(msg)
         elif a.kind == "porttype.runtime":
@@ -150,11 +190,15 @@ def apply_port_actions(actions: list[Action], root: SysRoot) -> ApplyResult:
                     result.messages.append(f"modprobe {module} failed" + (f": {detail[-1]}" if detail else ""))
                 else:
                     result.messages.append(f"loaded {module}")
-    if firmware_failed and want and not any(a.kind == "porttype.persist" for a in actions):
-        # mstconfig could query but not set: persist through the module option.
-        result.messages.append(_apply_persist(root, MODPROBE_CONF, modprobe_conf_text(want)))
-    if pci is not None:
-        cards = {c.pci: c for c in find_cards(root)}
+    # mstconfig could query but not set: persist through the module option,
+    # which every mlx4 card shares.
+    fallback = [Action("porttype.persist", pci, (), params={"content": modprobe_conf_text(wants[pci])})
+                for pci in sorted(firmware_failed) if wants.get(pci)]
+    if fallback and not any(a.kind == "porttype.persist" for a in actions):
+        fallback, notes = one_modprobe_file(fallback)
+        result.messages += notes + [_apply_persist(root, MODPROBE_CONF, a.params["content"]) for a in fallback]
+    cards = {c.pci: c for c in find_cards(root)}
+    for pci, want in wants.items():
         if pci in cards:
             write_state(root, read_state(root, cards[pci]), want, result.reapply_links)
     return result
@@ -175,8 +219,30 @@ def _apply_firmware(a: Action) -> tuple[bool, str]:
     return True, f"{pci}: port{port} set to {change.new} at next boot (mstconfig; was {change.old})"
 
 
+def _apply_vfs(root: SysRoot, a: Action, result: ApplyResult) -> str:
+    pci, want = a.target, a.changes[0].new
+    if a.kind == "sriov.modprobe":
+        line = a.params["line"]
+        text = sriov.merge_modprobe_text(root.read(a.params["path"]), sriov.MODPROBE_COMMENT, line,
+                                         owns=lambda old: sriov.MODPROBE_LINE_PREFIX in old)
+        root.write_atomic(a.params["path"], text)
+        return (f"{pci}: wrote `{line}` into {a.params['path']}: mlx4 makes the virtual functions when "
+                "mlx4_core next loads (reboot, or reload the mlx4 modules)")
+    try:
+        if a.params["reset_first"]:
+            root.write_sysfs(a.params["path"], "0\n")  # the kernel changes a non-zero count only from 0
+        root.write_sysfs(a.params["path"], f"{want}\n")
+    except OSError as e:
+        result.failed = True
+        return f"{pci}: sriov_numvfs {want} refused ({e.strerror or e})"
+    return f"{pci}: {want} virtual functions (sriov_numvfs)"
+
+
 def _apply_persist(root: SysRoot, path: str, content: str) -> str:
     options = [line for line in content.splitlines() if line.startswith("options")][0]
+    comment = "\n".join(line for line in content.splitlines() if line.startswith("#"))
+    content = sriov.merge_modprobe_text(root.read(path), comment, options,
+                                        owns=lambda old: "port_type_array=" in old)
     if not root.write_atomic(path, content):
         return f"{path} already holds `{options}`"
     return (f"wrote {path} (`{options}`): used when mlx4_core next loads; "
@@ -186,29 +252,41 @@ def _apply_persist(root: SysRoot, path: str, content: str) -> str:
 # ---------------------------------------------------------------- state for status
 
 
+def read_states(root: SysRoot) -> dict[str, dict]:
+    try:
+        return card_states(json.loads(root.read(STATE_FILE) or ""))
+    except ValueError:
+        return {}
+
+
 def write_state(root: SysRoot, state: PortTypeState, want: dict | None, reapply_links: bool) -> None:
+    """Record STATE as its card's entry, keeping the other cards'."""
     doc = state.to_json()
     doc["want"] = {str(k): v for k, v in (want or {}).items()}
     doc["reapply_links"] = reapply_links
     doc["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    root.write_atomic(STATE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    cards = dict(read_states(root), **{state.pci: doc})
+    root.write_atomic(STATE_FILE, json.dumps({"cards": cards}, indent=1, sort_keys=True) + "\n")
 
 
-def status_json(root: SysRoot) -> dict:
-    """The last state written, with the running types re-read from sysfs
-    (cheap) so a reboot or a switch since then shows at once. {} when
-    `porttype` never ran."""
-    try:
-        state = json.loads(root.read(STATE_FILE) or "")
-    except ValueError:
-        return {}
-    running, auto = read_runtime(root, state.get("pci", ""))
-    if running:
-        state["running"] = {str(k): v for k, v in running.items()}
-        state["running_auto"] = {str(k): v for k, v in auto.items()}
-    state["reboot_pending"] = pending_reboot(state)
-    return state
+def status_json(root: SysRoot) -> list[dict]:
+    """Each card's last state written, with the running types re-read
+    from sysfs (cheap) so a reboot or a switch since then shows at once.
+    [] when `porttype` never ran."""
+    out = []
+    for pci, state in sorted(read_states(root).items()):
+        running, auto = read_runtime(root, pci)
+        if running:
+            state["running"] = {str(k): v for k, v in running.items()}
+            state["running_auto"] = {str(k): v for k, v in auto.items()}
+        state["reboot_pending"] = pending_reboot(state)
+        state["numvfs"] = root.read_int(f"/sys/bus/pci/devices/{pci}/sriov_numvfs")
+        state["vfs_modprobe"] = sriov.parse_modprobe_line(root.read(MODPROBE_CONF))
+        out.append(state)
+    return out
 
 
-def status_lines(root: SysRoot) -> list[str]:
-    return status_lines_from(status_json(root))
+def status_lines(root: SysRoot, pci: str | None = None) -> list[str]:
+    """status's lines of each card, or of the card at PCI."""
+    return [line for state in status_json(root) if pci in (None, state.get("pci"))
+            for line in status_lines_from(state)]

@@ -30,7 +30,7 @@ def test_ib_card_already_ib_plans_nothing_and_status_shows_ports(tmp_path, monke
     assert tools.set_calls() == []
     run_ib40d("porttype", "--root", root, env=tools_env(tools), check_rc=0)
     status = json.loads(run_ib40d("status", "--root", root, "--json", env=tools_env(tools), check_rc=0).stdout)
-    assert status["port_types"]["reboot_pending"] == []
+    assert status["port_types"][0]["reboot_pending"] == []
     ports = {p["port"]: p for p in status["ib_ports"]}
     assert ports[1]["state"] == "ACTIVE" and ports[1]["link_layer"] == "InfiniBand" and ports[1]["rate_gbps"] == 56
     human = run_ib40d("status", "--root", root, env=tools_env(tools), check_rc=0).stdout
@@ -83,7 +83,7 @@ def test_mixed_card_to_eth_without_runtime_switch_says_reboot_pending(tmp_path, 
     assert apply_card(root, capsys)[0] == 0
     assert tools.next_boot()["LINK_TYPE_P1"] == "ETH(2)"
     status = json.loads(run_ib40d("status", "--root", root, "--json", env=tools_env(tools), check_rc=0).stdout)
-    assert status["port_types"]["next_boot"] == {"1": "eth", "2": "eth"}
+    assert status["port_types"][0]["next_boot"] == {"1": "eth", "2": "eth"}
 
 
 def test_check_several_cards_without_pci_lists_them(tmp_path, monkeypatch):
@@ -93,7 +93,7 @@ def test_check_several_cards_without_pci_lists_them(tmp_path, monkeypatch):
     proc = run_ib40d("check", "--root", str(tmp_path / "root"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert ":2: [card] pci: 2 ConnectX cards are present; choose one: pci = 0000:05:00.0 (ConnectX-3), " \
-           "0000:81:00.0 (ConnectX-3)" in proc.stderr
+           "0000:81:00.0 (ConnectX-3), or write one [card PCI] section for each" in proc.stderr
 
 
 def test_plan_without_any_card_is_a_note(tmp_path):

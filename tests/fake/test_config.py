@@ -26,7 +26,7 @@ MALFORMED = [
     ("not key=value", "[link eth0]\nmtu 9000\n", 2, ["key = value"]),
     ("malformed header", "[link eth0\n", 1, ["malformed section header"]),
     ("link without name", "[link]\nmtu = 9000\n", 1, ["needs a link name"]),
-    ("card with name", "[card x]\n", 1, ["takes no name"]),
+    ("card named by no PCI address", "[card x]\n", 1, ["is not a PCI address"]),
     ("empty value", "[link eth0]\nmtu =\n", 2, ["empty value"]),
     ("bad mac", "[link eth0]\nmac = 00:02:c9:3e:ca\n", 2, ["mac", "not a MAC"]),
     ("multicast mac", "[link eth0]\nmac = 01:00:5e:00:00:01\n", 2, ["multicast"]),

@@ -104,7 +104,7 @@ def test_pending_reboot_from_state_json():
 
 def test_status_before_porttype_ever_ran(tmp_path):
     cx3_eth_mode(tmp_path)
-    assert porttype_system.status_json(SysRoot(tmp_path)) == {}
+    assert porttype_system.status_json(SysRoot(tmp_path)) == []
     assert porttype_system.status_lines(SysRoot(tmp_path)) == []
 
 
@@ -192,7 +192,7 @@ def test_runtime_switch_eth_to_ib_then_nothing_pending(tmp_path, monkeypatch):
     assert m.mlx4_port(BDF, 1) == "ib\n" and m.mlx4_port(BDF, 2) == "ib\n"
     assert sorted(tools.modprobed()) == ["ib_ipoib", "ib_umad"]
     assert any("links are re-applied" in msg for msg in result.messages)
-    state = porttype_system.status_json(root)
+    [state] = porttype_system.status_json(root)
     assert state["reapply_links"] is True and state["reboot_pending"] == []
     assert porttype_system.status_lines(root) == ["card 0000:05:00.0 (ConnectX-3): port1 ib, port2 ib"]
     # A second run finds nothing to do.

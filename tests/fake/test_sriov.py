@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""SR-IOV virtual functions ([card] vfs, vfs_port1/2, probe_vfs) on fake
+cards: a ConnectX-3 on mlx4 (module options in ib40's modprobe.d file, the
+firmware's SRIOV_EN/NUM_OF_VFS from real `mstconfig query` samples) and a
+ConnectX-4 on mlx5 (sriov_numvfs), through check, plan, apply and status."""
+
+import json
+
+import pytest
+
+from fake_ib import BDF, FakeTools, cx3_ib_mode
+from test_card_cli import apply_card, tools_env
+from test_cards import mlx5_ib_card
+
+from ib40d.core.config import ConfigError, parse_text
+from helpers import run_ib40d
+
+CONF = "/etc/modprobe.d/ib40-mlx4.conf"
+
+
+def mlx4_card(tmp_path, monkeypatch, rel=None, missing=False):
+    m = cx3_ib_mode(tmp_path / "root")
+    m.add_sriov(BDF, total=16)
+    tools = FakeTools(tmp_path, monkeypatch, missing=missing, root=tmp_path / "root")
+    if not missing:
+        tools.add_card(**({"rel": rel} if rel else {}), link_types={1: "ib", 2: "ib"})
+    return m, tools
+
+
+def test_mlx4_vfs_go_to_the_module_options_and_wait_for_a_reload(tmp_path, monkeypatch, capsys):
+    m, tools = mlx4_card(tmp_path, monkeypatch)
+    m.write_config("[card]\nport1 = ib\nport2 = ib\nvfs = 8\nprobe_vfs = 1\n")
+    root, env = str(tmp_path / "root"), tools_env(tools)
+    run_ib40d("check", "--root", root, env=env, check_rc=0)
+    plan = json.loads(run_ib40d("plan", "--root", root, "--json", env=env, check_rc=1).stdout)
+    assert [(a["kind"], a["changes"][0]["new"]) for a in plan["actions"]] == [
+        ("sriov.modprobe", "options mlx4_core num_vfs=8 probe_vf=1")]
+    assert any("mlx4 makes virtual functions only when mlx4_core loads: reboot, or reload the mlx4 modules"
+               in n for n in plan["notes"])
+    assert not any("SRIOV_EN" in n for n in plan["notes"])  # the sample's firmware: True(1), 16 VFs
+
+    rc, out = apply_card(root, capsys)
+    assert rc == 0, out
+    assert "options mlx4_core num_vfs=8 probe_vf=1\n" in (tmp_path / "root" / CONF.lstrip("/")).read_text()
+    again = json.loads(run_ib40d("plan", "--root", root, "--json", env=env, check_rc=0).stdout)
+    assert again["actions"] == []
+    assert any("(sriov_numvfs is 0 now)" in n for n in again["notes"])  # still waiting for the reload
+    human = run_ib40d("status", "--root", root, env=env, check_rc=0).stdout
+    assert f"virtual functions: 0 now (sriov_totalvfs 16); `num_vfs=8 probe_vf=1` in {CONF}: reboot or " \
+           "reload the mlx4 modules to apply it" in human
+    # after the reload, mlx4 has made them: nothing pending
+    (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").write_text("8\n")
+    status = json.loads(run_ib40d("status", "--root", root, "--json", env=env, check_rc=0).stdout)
+    assert status["port_types"][0]["numvfs"] == 8
+    assert "reload" not in run_ib40d("status", "--root", root, env=env, check_rc=0).stdout
+
+
+def test_single_port_vfs_take_mlx4s_three_value_form():
+    from ib40d.core import sriov
+
+    cfg = parse_text("[card]\nvfs = 4\nvfs_port1 = 2\nvfs_port2 = 3\nprobe_vfs = 1\n").card
+    assert sriov.modprobe_line(cfg) == "options mlx4_core num_vfs=2,3,4 probe_vf=0,0,1"
+    assert sriov.modprobe_total(sriov.modprobe_line(cfg)) == 9
+
+
+@pytest.mark.parametrize("rel, vfs, says", [
+    ("mstconfig/cx3_nextboot_vpi_vpi_sysfs_device.txt", 4,
+     f"{BDF}: the firmware has SR-IOV off (SRIOV_EN False(0)): `mstconfig -d {BDF} set SRIOV_EN=1 NUM_OF_VFS=4`"),
+    (None, 20, f"{BDF}: the firmware offers 16 virtual functions (NUM_OF_VFS), 20 asked for"),
+])
+def test_the_firmware_must_allow_the_vfs(tmp_path, monkeypatch, rel, vfs, says):
+    m, tools = mlx4_card(tmp_path, monkeypatch, rel=rel)
+    m.write_config(f"[card]\nvfs = {vfs}\n")
+    plan = json.loads(run_ib40d("plan", "--root", str(tmp_path / "root"), "--json", env=tools_env(tools),
+                                check_rc=1).stdout)
+    assert any(says in n for n in plan["notes"]), plan["notes"]
+
+
+def test_port_types_and_vfs_share_ibs_modprobe_file(tmp_path, monkeypatch, capsys):
+    """Without mstconfig the port types persist through port_type_array in
+    the same file: each writer keeps the other's line."""
+    m, tools = mlx4_card(tmp_path, monkeypatch, missing=True)
+    m.write_config("[card]\nport1 = ib\nport2 = ib\nvfs = 4\n")
+    root = str(tmp_path / "root")
+    rc, out = apply_card(root, capsys)
+    assert rc == 0, out
+    text = (tmp_path / "root" / CONF.lstrip("/")).read_text()
+    assert "options mlx4_core port_type_array=1,1\n" in text and "options mlx4_core num_vfs=4 probe_vf=0\n" in text
+    m.write_config("[card]\nport1 = ib\nport2 = ib\nvfs = 2\n")
+    assert apply_card(root, capsys)[0] == 0
+    text = (tmp_path / "root" / CONF.lstrip("/")).read_text()
+    assert "port_type_array=1,1\n" in text and "num_vfs=2 probe_vf=0\n" in text and "num_vfs=4" not in text
+    plan = json.loads(run_ib40d("plan", "--root", root, "--json", env=tools_env(tools), check_rc=0).stdout)
+    assert plan["actions"] == []
+
+
+def test_mlx5_vfs_through_sriov_numvfs_up_to_totalvfs(tmp_path, monkeypatch, capsys):
+    m = mlx5_ib_card(tmp_path / "root")
+    m.add_sriov(BDF, total=8, num=2)
+    tools = FakeTools(tmp_path, monkeypatch, missing=True, root=tmp_path / "root")
+    root, env = str(tmp_path / "root"), tools_env(tools)
+    m.write_config("[card]\nvfs = 16\n")
+    plan = json.loads(run_ib40d("plan", "--root", root, "--json", env=env, check_rc=0).stdout)
+    assert plan["actions"] == [] and any("16 virtual functions asked for, sriov_totalvfs is 8: none set" in n
+                                         for n in plan["notes"])
+    m.write_config("[card]\nvfs = 4\n")
+    plan = json.loads(run_ib40d("plan", "--root", root, "--json", env=env, check_rc=1).stdout)
+    assert [(a["kind"], a["changes"][0]) for a in plan["actions"]] == [
+        ("sriov.numvfs", {"attr": "sriov_numvfs", "old": 2, "new": 4})]
+    rc, out = apply_card(root, capsys)
+    assert rc == 0 and f"{BDF}: 4 virtual functions (sriov_numvfs)" in out
+    assert (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").read_text() == "4\n"
+    assert not (tmp_path / "root" / CONF.lstrip("/")).exists()
+    assert json.loads(run_ib40d("plan", "--root", root, "--json", env=env, check_rc=0).stdout)["actions"] == []
+    assert "virtual functions: 4 now (sriov_totalvfs 8)" in run_ib40d("status", "--root", root, env=env).stdout
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[card]\nvfs = 2\nprobe_vfs = 3\n", ":3: [card] probe_vfs: 3 is more than vfs = 2"),
+    ("[card]\nvfs = 100\nvfs_port1 = 30\n", ":1: [card]: 130 virtual functions in all; mlx4 has at most 126"),
+    ("[card]\nvfs_port1 = 65\n", ":2: [card] vfs_port1: 65 is out of range 0..64"),
+])
+def test_vf_counts_the_driver_cannot_take(text, message):
+    with pytest.raises(ConfigError) as e:
+        parse_text(text, "/etc/ib40.conf")
+    assert any(message in str(p) for p in e.value.problems), [str(p) for p in e.value.problems]
+
+
+def test_porttype_at_boot_gives_mlx5_its_vfs_again(tmp_path, monkeypatch):
+    """sriov_numvfs does not survive a reboot: ib40-porttype.service's
+    `ib40d porttype` sets it again, and a second run changes nothing."""
+    m = mlx5_ib_card(tmp_path / "root")
+    m.add_sriov(BDF, total=8, num=0)
+    tools = FakeTools(tmp_path, monkeypatch, missing=True, root=tmp_path / "root")
+    m.write_config("[card]\nvfs = 4\n")
+    root, env = str(tmp_path / "root"), tools_env(tools)
+    first = run_ib40d("porttype", "--root", root, env=env, check_rc=0)
+    assert f"{BDF}: 4 virtual functions (sriov_numvfs)" in first.stdout
+    assert (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").read_text() == "4\n"
+    again = run_ib40d("porttype", "--root", root, "--dry-run", env=env, check_rc=0)
+    assert "sriov" not in again.stdout and "already as configured" in again.stdout
