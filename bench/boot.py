@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lab import guestconf, scenario  # noqa: E402
 from lab.image import DEFAULT_SUITE, build_image  # noqa: E402
-from lab.vm import RUN, Lab  # noqa: E402
+from lab.vm import RUN, Lab, LabError  # noqa: E402
 
 WAYS = ("networkd", "ifupdown", "ib40")
 TARGETS = {"networkd": 1.0, "ifupdown": 0.8}  # bond0 ready, ib40 / other
@@ -81,12 +81,21 @@ def teardown(way, vm):
 
 
 def measure(vm):
-    scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
-                      "bond0 ready")
+    """-> (uptime bond0 was ready, or None if not within 120 s of the
+    agent's start; uptime the boot finished)."""
+    try:
+        scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
+                          "bond0 ready")
+    except LabError as e:
+        print("  %s" % e, flush=True)  # seen with ifupdown's hotplug stanzas: a failed boot, not the end
     ready = vm.bondready()["ready_at"]
     scenario.wait_running(vm)
     finished = int(vm.run("systemctl show -P FinishTimestampMonotonic").out.strip()) / 1e6
     return ready, finished
+
+
+def seconds(value):
+    return "%.1f s" % value if value is not None else "NOT READY"
 
 
 def rss_mb(vm, unit):
@@ -159,8 +168,8 @@ def run_way(lab, way, deb, runs):
                 records[-2]["rss"] or -1, records[-1]["rss"] or -1)
         elif way == "networkd":
             extra = " | networkd RSS A %.1f MB  B %.1f MB" % (records[-2]["rss"] or -1, records[-1]["rss"] or -1)
-        print("%-12s run %d: bond0 ready A %.1f s  B %.1f s | boot finished A %.1f s  B %.1f s%s"
-              % (way, run + 1, ra, rb, fa, fb, extra), flush=True)
+        print("%-12s run %d: bond0 ready A %s  B %s | boot finished A %.1f s  B %.1f s%s"
+              % (way, run + 1, seconds(ra), seconds(rb), fa, fb, extra), flush=True)
     return records
 
 
@@ -169,10 +178,16 @@ def report(results, reference, suite, runs):
           % (suite, runs))
     med = {}
     for way, rows in results.items():
-        ready = [r["ready"] for r in rows]
+        ready = [r["ready"] for r in rows if r["ready"] is not None]
+        failed = len(rows) - len(ready)
+        if not ready:
+            print("  %-12s bond0 never ready" % way)
+            continue
         med[way] = statistics.median(ready)
-        print("  %-12s ready %5.1f s (min %.1f, max %.1f)   finished %5.1f s"
-              % (way, med[way], min(ready), max(ready), statistics.median(r["finished"] for r in rows)))
+        print("  %-12s ready %5.1f s (min %.1f, max %.1f)   finished %5.1f s%s"
+              % (way, med[way], min(ready), max(ready), statistics.median(r["finished"] for r in rows),
+                 "   (%d of %d boots: bond0 not ready within 120 s, left out)" % (failed, len(rows))
+                 if failed else ""))
     for ib40 in [w for w in results if w.startswith("ib40")]:
         for other, target in TARGETS.items():
             if other in med:
