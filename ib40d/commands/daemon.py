@@ -283,6 +283,7 @@ class Daemon:
         if not_yet - self.not_yet:
             log(f"waiting for udev to finish with {', '.join(sorted(not_yet - self.not_yet))}")
         self.not_yet = not_yet
+
         def work():
             result = converge(self.cfg, self.nl, self.root, only, not_yet)
             return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok
