@@ -52,6 +52,11 @@ from ib40d.system.observe import observe
 from ib40d.core.errors import ConfigError, UserError
 from ib40d.core.plan import missing_slaves
 
+# One file per link the daemon has configured as it appeared, holding the
+# device's ifindex: ib40-link@NAME.service, which starts right after (at
+# boot, on hotplug), finds it, removes it and ends without starting Python
+# to ask for what is already done. Any other start of the unit asks.
+CONFIGURED_DIR = "/run/ib40/configured"
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
 # A control client has this long to send its request, and again to take the
 # answer; then it is dropped. Requests are one short line ("apply NAME").
@@ -297,12 +302,41 @@ class Daemon:
             log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
             return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
         lines = [Line(kind, text) for kind, text in kinds_texts]
+        if only is None:
+            self.mark_configured(ok, not_yet)
         seen = self.last_report.get(only, set())
         for line in lines:
             if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
                 log(f"{only or 'all'}: {line}")
         self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
         return lines, ok
+
+    def mark_configured(self, ok: bool, not_yet: frozenset[str]) -> None:
+        """After an apply of the whole file: CONFIGURED_DIR names the links
+        that exist and are done, by ifindex; after a refusal, none (their
+        units then ask, and fail with the refusal as before)."""
+        where = self.root.path(CONFIGURED_DIR)
+        done = {}
+        if ok:
+            for name in self.cfg.links:
+                with contextlib.suppress(OSError):
+                    if name not in not_yet:
+                        done[name] = self.root.path(f"/sys/class/net/{name}/ifindex").read_text().strip()
+        try:
+            where.mkdir(mode=0o755, parents=True, exist_ok=True)
+            for old in os.listdir(where):
+                if old not in done:
+                    self.unmark_configured(old)
+            for name, index in done.items():
+                tmp = where / f".{name}.tmp"
+                tmp.write_text(index + "\n")
+                os.replace(tmp, where / name)
+        except OSError as e:  # the units ask the daemon instead, as without it
+            log(f"warning: cannot record the configured links in {where}: {describe(e)}")
+
+    def unmark_configured(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            self.root.path(CONFIGURED_DIR).joinpath(name).unlink()
 
     def check_ready(self) -> None:
         if self.ready_sent:
@@ -379,6 +413,7 @@ class Daemon:
             return protocol.error(str(e))
         if name not in self.cfg.names():
             return protocol.error(f"{name} is not configured in {self.cfg.files[0]}")
+        self.unmark_configured(name)  # asked: the answer says it, not the mark
         lines, ok = self.converge(name)
         return protocol.answer(lines, protocol.OK if ok else protocol.REFUSED)
 
@@ -500,6 +535,8 @@ class Daemon:
             if self.args.exit_when_ready and self.ready_sent:
                 break
         notify.stopping()
+        for name in self.cfg.links:  # no one left to keep them true
+            self.unmark_configured(name)
         control.close()
         monitor.close()
         self.nl.close()
