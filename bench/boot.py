@@ -157,6 +157,11 @@ def run_way(lab, way, deb, runs):
             if way.startswith("ib40"):
                 rec["units"] = ib40_units(vm)
                 rec["rss"] = rss_mb(vm, "ib40d.service")
+                if run == 0:
+                    # What each link unit did this boot: took the daemon's mark, or asked.
+                    print(vm.run("journalctl -b -o short-monotonic --no-pager -u ib40d.service "
+                                 "-u 'ib40-link@*' | tail -n 30; ls -l /run/ib40 /run/ib40/configured",
+                                 check=False).out, flush=True)
             elif way == "networkd":
                 rec["rss"] = rss_mb(vm, "systemd-networkd.service")
             records.append(rec)

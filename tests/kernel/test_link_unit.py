@@ -78,6 +78,13 @@ def test_a_link_the_daemon_configured_costs_its_unit_a_shell_and_a_restart_asks(
         assert again.returncode == 0, again.stderr
         assert "configured by ib40d.service" not in again.stdout
         assert again.stdout.startswith("nothing to do"), again.stdout  # the daemon's answer
+        # the unit started before the daemon's mark (as the lab saw at boot): it waits for it
+        late = subprocess.Popen(["nsenter", "-t", str(d.proc.pid), "-m", "-n", *unit_command("v1")],
+                                stdout=subprocess.PIPE, text=True, cwd=REPO,
+                                env=dict(os.environ, PYTHONPATH=str(REPO)))
+        d.run("sh", "-c", f"sleep 1; echo {d.ifindex('v1')} > /run/ib40/configured/v1")
+        assert late.communicate(timeout=60)[0].startswith("v1: configured by ib40d.service"), "late mark not taken"
+        assert d.mark("v1") is None
         # a mark for another device under the name (an unplugged port's): ask
         d.run("sh", "-c", "echo 99999 > /run/ib40/configured/v2")
         stale = d.run(*unit_command("v2"))
