@@ -274,6 +274,7 @@ class Daemon:
         # alone until it has, as systemd-networkd does (udevdb.py says why).
         self.udev = udevdb.Watcher()
         self.not_yet: frozenset[str] = frozenset()
+        self.marked: dict[str, str] = {}  # name -> the ifindex its CONFIGURED_DIR mark was made for
 
     # ------------------------------------------------------------ applying
 
@@ -317,6 +318,8 @@ class Daemon:
         units then ask, and fail with the refusal as before)."""
         where = self.root.path(CONFIGURED_DIR)
         done = {}
+        if not ok:
+            self.marked.clear()
         if ok:
             for name in self.cfg.links:
                 with contextlib.suppress(OSError):
@@ -327,7 +330,11 @@ class Daemon:
             for old in os.listdir(where):
                 if old not in done:
                     self.unmark_configured(old)
+                    self.marked.pop(old, None)
             for name, index in done.items():
+                if self.marked.get(name) == index:
+                    continue  # marked once per device: a unit that took it must not find it again
+                self.marked[name] = index
                 tmp = where / f".{name}.tmp"
                 tmp.write_text(index + "\n")
                 os.replace(tmp, where / name)
