@@ -1,17 +1,27 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Boot-to-ready-bond in the lab: the same image and topology with bond0
-made three ways, and the failover loss window against its floor.
+"""Boot-to-ready-bond in the lab: the same image, topology and pair of
+machines with bond0 made three ways, what ib40's boot costs in CPU and what
+its daemon keeps resident, and the failover loss window against its floor.
 
-    python3 bench/boot.py [--runs N] [--only ib40,networkd,ifupdown]
+    python3 bench/boot.py [--runs N] [--only networkd,ifupdown,ib40-before,ib40]
+                          [--deb-before OLD.deb] [--no-failover]
 
-For each way: boot both machines, set it up (ib40: apt install ./ib40.deb +
-/etc/ib40.conf + enable; networkd: .link/.netdev/.network + enable
-systemd-networkd; ifupdown: the HOWTO's udev rules and /etc/network/
-interfaces stanzas), then reboot N times. Each reboot is one measurement on
-each machine: the uptime at which bond0 was first ready (address, both
-slaves, operstate up; polled every 50 ms by the guest agent from early in
-boot) and systemd's FinishTimestampMonotonic (boot finished). Figures, not
-a test: under software emulation they move with the host's load.
+One pair of machines is booted once; each way is set up on both (networkd:
+.link/.netdev/.network + enable systemd-networkd; ifupdown: the HOWTO's udev
+rules and /etc/network/interfaces stanzas; ib40: apt install ./ib40.deb +
+/etc/ib40.conf + enable), measured over N reboots, then taken away before
+the next. With --deb-before, "ib40-before" (that .deb) is measured first and
+ib40 then installed over it: before and after in one run.
+
+Each reboot is one measurement on each machine: the uptime at which bond0
+was first ready (address, both slaves, operstate up; polled every 50 ms by
+the guest agent from early in boot), systemd's FinishTimestampMonotonic,
+and for ib40 the CPU of each of its units (systemd's CPUUsageNSec: the
+daemon, its forked children and every Python process a unit started) and
+the daemon's VmRSS once the boot is over; for networkd, its VmRSS. The
+reference, one `python3 -c 'import pyroute2'` (CPU of the process), is
+measured in the same guests. Figures, not a test: under software emulation
+they move with the host's load.
 """
 import argparse
 import os
@@ -22,36 +32,100 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lab import guestconf, scenario  # noqa: E402
-from lab.image import build_image  # noqa: E402
-from lab.vm import RUN, Lab  # noqa: E402
+from lab.image import DEFAULT_SUITE, build_image  # noqa: E402
+from lab.vm import RUN, Lab, LabError  # noqa: E402
 
-WAYS = ("ib40", "networkd", "ifupdown")
+WAYS = ("networkd", "ifupdown", "ib40")
+TARGETS = {"networkd": 1.0, "ifupdown": 0.8}  # bond0 ready, ib40 / other
+CPU_TARGET = 1.5  # a boot's ib40 units / one `import pyroute2`
+RSS_TARGET_MB = 20.0
+# The CPU of one Python process running CODE, as its parent sees it.
+CHILD_CPU = ("import resource, subprocess, sys; subprocess.run([sys.executable, '-c', %r]);"
+             "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)")
 
 
-def setup(way, vm, deb):
-    if way == "ib40":
-        scenario.install_deb(vm, deb)
-        scenario.configure(vm, scenario.bond_conf(vm))
-        return
-    if way == "networkd":
-        files = guestconf.networkd_files(vm.macs, vm.address)
-        enable = "systemctl enable systemd-networkd.service"
-    else:
-        files = guestconf.ifupdown_files(vm.macs, vm.address)
-        enable = "true"
+def put_files(vm, files):
     for path, text in files.items():
         vm.run("mkdir -p %s" % os.path.dirname(path))
         vm.put(path, text)
-    vm.run(enable)
+
+
+def setup(way, vm, deb):
+    if way.startswith("ib40"):
+        if vm.run("dpkg -s ib40", check=False).rc == 0:
+            # the same version over the one measured before: dpkg reinstalls
+            with open(deb, "rb") as f:
+                vm.put("/root/ib40.deb", f.read())
+            vm.run("DEBIAN_FRONTEND=noninteractive dpkg -i /root/ib40.deb", timeout=300)
+        else:
+            scenario.install_deb(vm, deb)
+        scenario.configure(vm, scenario.bond_conf(vm))
+        return
+    if way == "networkd":
+        put_files(vm, guestconf.networkd_files(vm.macs, vm.address))
+        vm.run("systemctl enable systemd-networkd.service")
+    else:
+        vm.run("cp -n /etc/network/interfaces /root/interfaces.image 2>/dev/null || : > /root/interfaces.image")
+        put_files(vm, guestconf.ifupdown_files(vm.macs, vm.address))
+
+
+def teardown(way, vm):
+    """Takes a way's configuration away before the next way's."""
+    if way == "networkd":
+        vm.run("systemctl disable systemd-networkd.service systemd-networkd.socket")
+        vm.run(["rm", "-f", *guestconf.networkd_files(vm.macs, vm.address)])
+    elif way == "ifupdown":
+        files = guestconf.ifupdown_files(vm.macs, vm.address)
+        vm.run(["rm", "-f", *[p for p in files if p != "/etc/network/interfaces"]])
+        vm.run("cp /root/interfaces.image /etc/network/interfaces")
 
 
 def measure(vm):
-    scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
-                      "bond0 ready")
+    """-> (uptime bond0 was ready, or None if not within 120 s of the
+    agent's start; uptime the boot finished)."""
+    try:
+        scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
+                          "bond0 ready")
+    except LabError as e:
+        print("  %s" % e, flush=True)  # seen with ifupdown's hotplug stanzas: a failed boot, not the end
     ready = vm.bondready()["ready_at"]
     scenario.wait_running(vm)
     finished = int(vm.run("systemctl show -P FinishTimestampMonotonic").out.strip()) / 1e6
     return ready, finished
+
+
+def seconds(value):
+    return "%.1f s" % value if value is not None else "NOT READY"
+
+
+def rss_mb(vm, unit):
+    pid = vm.run(["systemctl", "show", "-P", "MainPID", unit]).out.strip()
+    if pid in ("", "0"):
+        return None
+    for line in vm.run(["cat", "/proc/%s/status" % pid], check=False).out.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def ib40_units(vm):
+    """{unit: (CPU seconds, whether its main process ran)} for every ib40
+    service of this boot."""
+    names = vm.run("systemctl list-units --all --plain --no-legend 'ib40*' | awk '{print $1}'").out.split()
+    out = {}
+    for unit in names:
+        if not unit.endswith(".service"):
+            continue
+        ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
+        started = vm.run(["systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", unit]).out
+        cpu = int(ns) / 1e9 if ns.isdigit() and int(ns) < 2**63 else 0.0
+        out[unit] = (cpu, started.strip() not in ("", "0"))
+    return out
+
+
+def child_cpu(vm, code, runs=3):
+    return statistics.median(float(vm.run(["python3", "-c", CHILD_CPU % code]).out.strip())
+                             for _ in range(runs))
 
 
 def failover(lab, pulls=3):
@@ -71,55 +145,138 @@ def failover(lab, pulls=3):
     return out
 
 
+def run_way(lab, way, deb, runs):
+    """-> list of per-boot records, one per machine and reboot."""
+    lab.parallel(lambda vm: setup(way, vm, deb))
+    records = []
+    for run in range(runs):
+        lab.reboot()
+        (ra, fa), (rb, fb) = lab.parallel(measure)
+        for vm, ready, fin in ((lab.a, ra, fa), (lab.b, rb, fb)):
+            rec = {"ready": ready, "finished": fin}
+            if way.startswith("ib40"):
+                rec["units"] = ib40_units(vm)
+                rec["rss"] = rss_mb(vm, "ib40d.service")
+                if run == 0:
+                    # What each link unit did this boot: took the daemon's mark, or asked.
+                    print(vm.run("journalctl -b -o short-monotonic --no-pager -u ib40d.service "
+                                 "-u 'ib40-link@*' | tail -n 30; ls -l /run/ib40 /run/ib40/configured",
+                                 check=False).out, flush=True)
+            elif way == "networkd":
+                rec["rss"] = rss_mb(vm, "systemd-networkd.service")
+            records.append(rec)
+        extra = ""
+        if way.startswith("ib40"):
+            extra = " | CPU A %.2f s  B %.2f s | ib40d RSS A %.1f MB  B %.1f MB" % (
+                sum(c for c, _ in records[-2]["units"].values()),
+                sum(c for c, _ in records[-1]["units"].values()),
+                records[-2]["rss"] or -1, records[-1]["rss"] or -1)
+        elif way == "networkd":
+            extra = " | networkd RSS A %.1f MB  B %.1f MB" % (records[-2]["rss"] or -1, records[-1]["rss"] or -1)
+        print("%-12s run %d: bond0 ready A %s  B %s | boot finished A %.1f s  B %.1f s%s"
+              % (way, run + 1, seconds(ra), seconds(rb), fa, fb, extra), flush=True)
+    return records
+
+
+def report(results, reference, suite, runs):
+    print("\n%s: uptime at which bond0 is ready / boot finished (median of %d boots x 2 machines)"
+          % (suite, runs))
+    med = {}
+    for way, rows in results.items():
+        ready = [r["ready"] for r in rows if r["ready"] is not None]
+        failed = len(rows) - len(ready)
+        if not ready:
+            print("  %-12s bond0 never ready" % way)
+            continue
+        med[way] = statistics.median(ready)
+        print("  %-12s ready %5.1f s (min %.1f, max %.1f)   finished %5.1f s%s"
+              % (way, med[way], min(ready), max(ready), statistics.median(r["finished"] for r in rows),
+                 "   (%d of %d boots: bond0 not ready within 120 s, left out)" % (failed, len(rows))
+                 if failed else ""))
+    for ib40 in [w for w in results if w.startswith("ib40")]:
+        for other, target in TARGETS.items():
+            if other in med:
+                ratio = med[ib40] / med[other]
+                print("  %s / %-9s = %.2f (target <= %.1f: %s)"
+                      % (ib40, other, ratio, target, "met" if ratio <= target else "NOT met"))
+    if reference:
+        print("\nCPU in the same guests (median over machines and runs of each):")
+        for name, value in reference.items():
+            print("  %-40s %.2f s" % (name, value))
+        ref = reference["python3 -c 'import pyroute2'"]
+        for ib40 in [w for w in results if w.startswith("ib40")]:
+            rows = results[ib40]
+            total = statistics.median(sum(c for c, _ in r["units"].values()) for r in rows)
+            print("  %s: ib40 units %.2f s CPU per boot = %.2fx one `import pyroute2` (target <= %.1fx: %s)"
+                  % (ib40, total, total / ref, CPU_TARGET, "met" if total / ref <= CPU_TARGET else "NOT met"))
+            units = sorted({u for r in rows for u in r["units"]})
+            started = [u for u in units if all(r["units"].get(u, (0, False))[1] for r in rows)]
+            # ib40d.service runs Python; a link unit that took the daemon's mark ran
+            # only its shell (its journal says "configured by ib40d.service").
+            print("    units whose main process ran in every boot: %d (%s)" % (len(started), ", ".join(started)))
+            for unit in units:
+                cpu = statistics.median(r["units"].get(unit, (0.0, False))[0] for r in rows)
+                ran = sum(r["units"].get(unit, (0, False))[1] for r in rows)
+                print("    %-32s %.2f s  (main process ran in %d of %d boots)" % (unit, cpu, ran, len(rows)))
+    print("\nresident memory after boot (VmRSS, median):")
+    for way, rows in results.items():
+        values = [r["rss"] for r in rows if r.get("rss")]
+        if values:
+            rss = statistics.median(values)
+            who = "systemd-networkd" if way == "networkd" else "%s daemon (ib40d)" % way
+            verdict = "" if way == "networkd" else " (target <= %.0f MB: %s)" % (
+                RSS_TARGET_MB, "met" if rss <= RSS_TARGET_MB else "NOT met")
+            print("  %-28s %5.1f MB%s" % (who, rss, verdict))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default=",".join(WAYS))
     ap.add_argument("--deb", default=None, help="ib40.deb to install (default: make deb)")
+    ap.add_argument("--deb-before", default=None,
+                    help="an older ib40.deb, measured as 'ib40-before' before --deb is installed over it")
+    ap.add_argument("--no-failover", action="store_true", help="skip the failover loss window")
     args = ap.parse_args()
     ways = args.only.split(",")
-    deb = args.deb or (scenario.ensure_deb() if "ib40" in ways else None)
+    debs = {"ib40": args.deb or scenario.ensure_deb()} if "ib40" in ways else {}
+    if args.deb_before:
+        debs["ib40-before"] = args.deb_before
+        if "ib40-before" not in ways:
+            ways.insert(ways.index("ib40") if "ib40" in ways else len(ways), "ib40-before")
+    elif "ib40-before" in ways:
+        ap.error("ib40-before needs --deb-before")
     image = build_image()
-    results = {}
+    results, reference = {}, {}
     loss_windows = []
-    for way in ways:
-        lab = Lab(image, os.path.join(RUN, "bench"))
-        try:
-            lab.start()
-            lab.parallel(lambda vm: setup(way, vm, deb))
-            rows = []
-            for run in range(args.runs):
-                lab.reboot()
-                (ra, fa), (rb, fb) = lab.parallel(measure)
-                rows.append((ra, fa, rb, fb))
-                print("%-9s run %d: bond0 ready A %.1f s  B %.1f s | boot finished A %.1f s  B %.1f s"
-                      % (way, run + 1, ra, rb, fa, fb), flush=True)
-            results[way] = rows
-            if way == "ib40":
-                loss_windows = failover(lab)
-        finally:
-            lab.stop()
-            for vm in lab:
-                vm.kill()
+    t0 = time.monotonic()
+    lab = Lab(image, os.path.join(RUN, "bench"))
+    try:
+        lab.start()
+        for way in ways:
+            results[way] = run_way(lab, way, debs.get(way), args.runs)
+            if way.startswith("ib40") and way == [w for w in ways if w.startswith("ib40")][-1]:
+                # The reference, in the same guests (both machines).
+                reference["python3 -c 'import pyroute2'"] = statistics.median(
+                    lab.parallel(lambda vm: child_cpu(vm, "import pyroute2")))
+                reference["python3 -c pass"] = statistics.median(lab.parallel(lambda vm: child_cpu(vm, "pass")))
+                if way == "ib40":
+                    reference["python3 -c 'import ib40d.system.pyroute2_lean'"] = statistics.median(
+                        lab.parallel(lambda vm: child_cpu(vm, "import ib40d.system.pyroute2_lean")))
+            lab.parallel(lambda vm: teardown(way, vm))
+        if "ib40" in ways and not args.no_failover:
+            loss_windows = failover(lab)
+    finally:
+        lab.stop()
+        for vm in lab:
+            vm.kill()
 
-    print("\nuptime at which bond0 is ready / boot finished (median of %d runs x 2 machines)" % args.runs)
-    med = {}
-    for way, rows in results.items():
-        ready = [r[0] for r in rows] + [r[2] for r in rows]
-        fin = [r[1] for r in rows] + [r[3] for r in rows]
-        med[way] = statistics.median(ready)
-        print("  %-9s ready %5.1f s (min %.1f, max %.1f)   finished %5.1f s"
-              % (way, med[way], min(ready), max(ready), statistics.median(fin)))
-    if "ib40" in med:
-        for other, target in (("networkd", 1.0), ("ifupdown", 0.8)):
-            if other in med:
-                ratio = med["ib40"] / med[other]
-                print("  ib40 / %-9s = %.2f (target <= %.1f: %s)"
-                      % (other, ratio, target, "met" if ratio <= target else "NOT met"))
+    report(results, reference, DEFAULT_SUITE, args.runs)
     if loss_windows:
         print("\nfailover (cable 1 off at both ends, ping every 20 ms): floor miimon 100 + downdelay 200 = 300 ms")
         for loss in loss_windows:
             print("  %s -> %.1fx the floor" % (loss, loss.lost_ms / 300.0))
+    print("\n(%s, %.0f s in all)" % (DEFAULT_SUITE, time.monotonic() - t0))
     return 0
 
 

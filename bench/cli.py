@@ -4,9 +4,10 @@
 
 Medians over N runs of: `ib40d status`, `ib40d check`, `ib40d plan` on a
 converged network namespace, `python3 -c pass` and
-`python3 -c 'import pyroute2'` (the reference), plus the first and second
-`ib40d apply` on a fresh namespace. Targets: status and check <= 0.5x the
-pyroute2 import; a second apply <= 0.3x the first.
+`python3 -c 'import pyroute2'` (the reference), pyroute2 as ib40 imports
+it (pyroute2_lean), plus the first and second `ib40d apply` on a fresh
+namespace. Targets: status, check and a second apply <= 0.5x the pyroute2
+import; a second apply <= 0.3x the first.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def measure(tmp: Path) -> int:
         figures = {
             "python3 -c pass": median([PY, "-c", "pass"]),
             "python3 -c 'import pyroute2'": median([PY, "-c", "import pyroute2"]),
+            # what a write imports (pyroute2_lean.py): the first apply pays it
+            "pyroute2 as ib40 imports it": median([PY, "-c", "import ib40d.system.pyroute2_lean"]),
             "ib40d check": median([*ib40d, "check", "-c", str(conf)]),
             "ib40d status (netns)": median([*ib40d, "status", "-c", str(conf)], ns),
             "ib40d plan (converged netns)": median([*ib40d, "plan", "-c", str(conf)], ns),
@@ -127,6 +130,10 @@ def measure(tmp: Path) -> int:
         ("status <= 0.5x import pyroute2", figures["ib40d status (netns)"] / ref, 0.5),
         ("check <= 0.5x import pyroute2", figures["ib40d check"] / ref, 0.5),
         ("second apply <= 0.3x first", figures["ib40d apply, second (converged)"] / figures["ib40d apply, first (fresh netns)"], 0.3),
+        # The first apply pays less since it imports only pyroute2's IPRoute,
+        # so the line above says less than it did; this one holds the second
+        # apply to the reference, as status and check.
+        ("second apply <= 0.5x import pyroute2", figures["ib40d apply, second (converged)"] / ref, 0.5),
     ]
     for label, ratio, target in checks:
         print(f"  {label:<36} {ratio:5.2f}  {'met' if ratio <= target else 'NOT met'}")

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""`ib40d daemon`: ib40d.service, the one process per boot that holds pyroute2.
+"""`ib40d daemon`: ib40d.service, the one Python process a boot needs.
 
-Importing pyroute2 costs ~0.25 s of CPU and 35 MB; paying it once per unit
-would cost a boot several times that. So one Type=notify service does all
-link work, and imports pyroute2 once, on its first write (it watches and
-reads the kernel with stdlib sockets, rtnl.py):
+Importing pyroute2 costs CPU and memory (pyroute2_lean.py imports only its
+IPRoute); paying it once per unit would cost a boot several times that. So
+one Type=notify service does all link work. It reads and watches the kernel
+with stdlib sockets (netlink.py) and applies in a forked child (in_child()),
+which imports pyroute2 on its first write and takes it away when it exits:
+the daemon that stays resident for hotplug holds only what it reads with.
 
 - at start, applies the whole configuration;
 - watches rtnetlink link events and re-applies when a configured link appears
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import marshal
 import os
 import selectors
 import signal
@@ -49,6 +52,11 @@ from ib40d.system.observe import observe
 from ib40d.core.errors import ConfigError, UserError
 from ib40d.core.plan import missing_slaves
 
+# One file per link the daemon has configured as it appeared, holding the
+# device's ifindex: ib40-link@NAME.service, which starts right after (at
+# boot, on hotplug), finds it, removes it and ends without starting Python
+# to ask for what is already done. Any other start of the unit asks.
+CONFIGURED_DIR = "/run/ib40/configured"
 DEBOUNCE_S = 0.2  # link events come in bursts (rename, up, carrier): apply once per burst
 # A control client has this long to send its request, and again to take the
 # answer; then it is dropped. Requests are one short line ("apply NAME").
@@ -266,6 +274,7 @@ class Daemon:
         # alone until it has, as systemd-networkd does (udevdb.py says why).
         self.udev = udevdb.Watcher()
         self.not_yet: frozenset[str] = frozenset()
+        self.marked: dict[str, str] = {}  # name -> the ifindex its CONFIGURED_DIR mark was made for
 
     # ------------------------------------------------------------ applying
 
@@ -280,24 +289,64 @@ class Daemon:
         if not_yet - self.not_yet:
             log(f"waiting for udev to finish with {', '.join(sorted(not_yet - self.not_yet))}")
         self.not_yet = not_yet
+
+        def work():
+            result = converge(self.cfg, self.nl, self.root, only, not_yet)
+            return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok
+
         try:
             with apply_lock(self.root):
                 if held := trial.held_by_trial(self.root):  # `ib40d try` owns the links for now
                     log(f"{only or 'all'}: {held}")
                     return [Line(protocol.NOTE, held)], True
-                result = converge(self.cfg, self.nl, self.root, only, not_yet)
+                kinds_texts, ok = in_child(work)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
             log(f"{only or 'all'}: could not read the kernel's links: {e}; will retry")
             return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
-        lines = protocol.result_lines(result)
+        lines = [Line(kind, text) for kind, text in kinds_texts]
+        if only is None:
+            self.mark_configured(ok, not_yet)
         seen = self.last_report.get(only, set())
         for line in lines:
             if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
                 log(f"{only or 'all'}: {line}")
         self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
-        return lines, result.ok
+        return lines, ok
+
+    def mark_configured(self, ok: bool, not_yet: frozenset[str]) -> None:
+        """After an apply of the whole file: CONFIGURED_DIR names the links
+        that exist and are done, by ifindex; after a refusal, none (their
+        units then ask, and fail with the refusal as before)."""
+        where = self.root.path(CONFIGURED_DIR)
+        done = {}
+        if not ok:
+            self.marked.clear()
+        if ok:
+            for name in self.cfg.links:
+                with contextlib.suppress(OSError):
+                    if name not in not_yet:
+                        done[name] = self.root.path(f"/sys/class/net/{name}/ifindex").read_text().strip()
+        try:
+            where.mkdir(mode=0o755, parents=True, exist_ok=True)
+            for old in os.listdir(where):
+                if old not in done:
+                    self.unmark_configured(old)
+                    self.marked.pop(old, None)
+            for name, index in done.items():
+                if self.marked.get(name) == index:
+                    continue  # marked once per device: a unit that took it must not find it again
+                self.marked[name] = index
+                tmp = where / f".{name}.tmp"
+                tmp.write_text(index + "\n")
+                os.replace(tmp, where / name)
+        except OSError as e:  # the units ask the daemon instead, as without it
+            log(f"warning: cannot record the configured links in {where}: {describe(e)}")
+
+    def unmark_configured(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            self.root.path(CONFIGURED_DIR).joinpath(name).unlink()
 
     def check_ready(self) -> None:
         if self.ready_sent:
@@ -374,6 +423,7 @@ class Daemon:
             return protocol.error(str(e))
         if name not in self.cfg.names():
             return protocol.error(f"{name} is not configured in {self.cfg.files[0]}")
+        self.unmark_configured(name)  # asked: the answer says it, not the mark
         lines, ok = self.converge(name)
         return protocol.answer(lines, protocol.OK if ok else protocol.REFUSED)
 
@@ -406,28 +456,33 @@ class Daemon:
         if notifying:
             notify.ready("configuration reloaded" if reloaded else None)
 
+    def record_synced(self) -> None:
+        """Record the files read at start as synced, for ib40-sync.service's
+        ExecCondition (the record is in /run, gone after a reboot): else
+        the first write to /etc of each boot costs a Python start for
+        nothing. Done before the first apply, as /etc is written during
+        boot; check_rules() then makes it true, or takes it back."""
+        if self.root.is_live:
+            with contextlib.suppress(OSError):  # no record: one more sync, later
+                sync.record_seen(self.root, self.cfg_bytes)
+
     def check_rules(self) -> None:
         """The udev naming rules are written by `ib40d sync` when the config
         is saved; if that did not happen (the file was written while the
         system was down, or ib40-sync.path was stopped), the ports keep their
         kernel names. Write them now and say so: the names take effect when
-        the devices are next added."""
+        the devices are next added, so this comes after the first apply."""
         if not self.root.is_live:
             return
-        path = config_path(self.args)
         try:
-            result = sync.sync(self.root, self.cfg, reload=True, sources=path)
-            # Record these files as synced for ib40-sync.service's ExecCondition
-            # (the record is in /run, gone after a reboot), or the first write
-            # to /etc of each boot costs a Python start for nothing.
-            # Unless the file was saved since we read it: then sync must run.
-            if sync.seen_bytes(path) == self.cfg_bytes:
-                sync.record_seen(self.root, self.cfg_bytes)
+            result = sync.sync(self.root, self.cfg, reload=True, sources=config_path(self.args))
         except OSError as e:
             # /etc read-only (a rescue boot, an immutable image) or full: the
-            # links matter more than their names. Not recorded as synced.
+            # links matter more than their names. Not synced: take the record back.
+            with contextlib.suppress(OSError):
+                self.root.path(sync.SEEN_COPY).unlink()
             log(f"warning: could not write the generated files for {self.cfg.files[0]} ({describe(e)}); "
-                "applying the links anyway")
+                "the links are applied anyway")
             return
         if result.rules_changed:
             log(f"warning: the udev rules did not match {self.cfg.files[0]}; "
@@ -457,9 +512,12 @@ class Daemon:
         signal.signal(signal.SIGINT, on_signal)
 
         notify.status("applying configuration")
-        self.check_rules()
+        # The bonds first: everything else at start waits until they are
+        # made and have the slaves present (or have been tried).
+        self.record_synced()
         self.converge()
         self.check_ready()
+        self.check_rules()
         if self.args.exit_when_ready and self.ready_sent:
             self.stop = True
         while not self.stop:
@@ -490,10 +548,58 @@ class Daemon:
             if self.args.exit_when_ready and self.ready_sent:
                 break
         notify.stopping()
+        for name in self.cfg.links:  # no one left to keep them true
+            self.unmark_configured(name)
         control.close()
         monitor.close()
         self.nl.close()
         return 0
+
+
+def in_child(work):
+    """work() in a forked child -> what it returned (marshal's types).
+
+    The daemon stays up for as long as the machine runs, and what it imports
+    stays resident: pyroute2 (imported on the first write, netlink.py)
+    doubled it. So every apply runs in a child that inherits everything
+    else imported at start, writes, and exits with its pyroute2; the daemon
+    itself only reads (stdlib sockets). A child costs a fork, not a Python
+    start; a converged machine's apply imports nothing. An OSError in the
+    child is raised here again; anything else it raised is a RuntimeError
+    here (its traceback is in the log), as it would have crashed the daemon."""
+    sys.stdout.flush()  # or the child, which flushes as it exits, prints it again
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        try:
+            os.close(read_end)
+            try:
+                payload = ("ok", work())
+            except OSError as e:
+                payload = ("oserror", e.errno, e.strerror or str(e))
+            except BaseException as e:
+                traceback.print_exc()
+                payload = ("crash", f"{type(e).__name__}: {e}")
+            data = marshal.dumps(payload)
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError(f"the apply's child process ended without an answer (wait status {status})")
+    payload = marshal.loads(data)
+    if payload[0] == "oserror":
+        raise OSError(payload[1], payload[2]) if payload[1] else OSError(payload[2])
+    if payload[0] == "crash":
+        raise RuntimeError(f"the apply's child process failed: {payload[1]}")
+    return payload[1]
 
 
 def describe(e: OSError) -> str:

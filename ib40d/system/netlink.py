@@ -296,7 +296,7 @@ class Netlink:
     @property
     def ipr(self):
         if self._ipr is None:
-            from pyroute2 import IPRoute
+            from ib40d.system.pyroute2_lean import IPRoute
 
             self._ipr = IPRoute()
         return self._ipr
@@ -329,7 +329,7 @@ class Netlink:
     # ---------------------------------------------------------------- writes
 
     def _write(self, what: str, fn, *args, **kwargs):
-        from pyroute2.netlink.exceptions import NetlinkError
+        from ib40d.system.pyroute2_lean import NetlinkError
 
         self.writes += 1
         try:

@@ -139,7 +139,7 @@ def test_plan_and_a_converged_apply_do_not_import_pyroute2(netns, tmp_path):
 
     first = run("apply")
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "import 'pyroute2'" in first.stderr  # the first apply writes, through pyroute2
+    assert "import 'pyroute2.iproute.linux'" in first.stderr  # the first apply writes, through pyroute2's IPRoute
     for args in (("plan",), ("apply",)):
         proc = run(*args)
         assert proc.returncode == 0, proc.stderr[-2000:]

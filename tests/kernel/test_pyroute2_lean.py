@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Real kernel: ib40's writes go through pyroute2 imported lean (its
+IPRoute module only, pyroute2_lean.py) and, when that is refused or fails,
+through the plain `import pyroute2`, with the same result in a network
+namespace either way."""
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from helpers import REPO, run_ib40d, run_ib40d_private_run
+
+pytestmark = pytest.mark.netns
+
+# Each write Netlink offers that a veth takes, then what the process loaded.
+WRITES = textwrap.dedent("""
+    import importlib.abc, json, os, sys
+    if os.environ.get("LAYOUT") == "other":
+        class NoSuchModule(importlib.abc.MetaPathFinder):
+            # pyroute2 laid out otherwise: its IPRoute module is not where
+            # the lean import looks, the first time it is asked for.
+            refused = False
+            def find_spec(self, name, path, target=None):
+                if name == "pyroute2.iproute.linux" and not self.refused:
+                    self.refused = True
+                    raise ModuleNotFoundError("No module named 'pyroute2.iproute.linux'")
+        sys.meta_path.insert(0, NoSuchModule())
+    import logging
+    logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    from ib40d.core.netlink_errors import NetlinkRefused
+    from ib40d.system.netlink import Netlink
+    nl = Netlink()
+    index = {l.name: l.index for l in nl.dump_links()}["v1"]
+    nl.set_mtu(index, "v1", 9000)
+    nl.set_txqueuelen(index, "v1", 4242)
+    nl.set_state(index, "v1", True)
+    nl.add_address(index, "v1", "10.98.0.1/24", "10.98.0.255")
+    nl.add_address(index, "v1", "10.98.1.1/24", None)
+    nl.del_address(index, "v1", "10.98.1.1/24")
+    try:
+        nl.set_mtu(index, "v1", 10)   # below the minimum: the kernel refuses
+        refused = None
+    except NetlinkRefused as e:
+        refused = str(e)
+    from ib40d.system import pyroute2_lean
+    print(json.dumps({"how": pyroute2_lean.how, "writes": nl.writes, "refused": refused,
+                      "whole_package": "pyroute2.ndb" in sys.modules,
+                      "mock": "unittest.mock" in sys.modules}))
+""")
+
+
+@pytest.mark.parametrize("way", ["lean", "forced full", "other layout"])
+def test_writes_reach_the_kernel_lean_or_through_the_whole_package(netns, way):
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    env = {"PYTHONPATH": str(REPO)}
+    if way == "forced full":
+        env["IB40_PYROUTE2"] = "full"
+    if way == "other layout":
+        env["LAYOUT"] = "other"
+    proc = netns.exec(sys.executable, "-c", WRITES, env=env)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    assert loaded["writes"] == 7
+    assert loaded["refused"].startswith("set mtu 10 on v1"), loaded["refused"]
+    link = json.loads(netns.ip("-j", "address", "show", "v1"))[0]
+    assert (link["mtu"], link["txqlen"], "UP" in link["flags"]) == (9000, 4242, True)
+    assert [(a["local"], a["prefixlen"], a["broadcast"]) for a in link["addr_info"] if a["family"] == "inet"] == \
+        [("10.98.0.1", 24, "10.98.0.255")]
+    if way == "lean":
+        assert loaded["how"] == "lean", proc.stderr
+        # not the package's entry points, nor pyroute2.lab's unittest.mock
+        assert not loaded["whole_package"] and not loaded["mock"]
+        assert "ib40d.system.pyroute2_lean: pyroute2 imported lean" in proc.stderr
+    elif way == "forced full":
+        assert loaded["how"] == "full (IB40_PYROUTE2=full)" and loaded["whole_package"]
+    else:
+        assert loaded["how"].startswith("full (ModuleNotFoundError"), loaded["how"]
+        assert loaded["whole_package"]
+        assert "importing only pyroute2.iproute.linux failed (ModuleNotFoundError: " \
+               "No module named 'pyroute2.iproute.linux'); importing the whole package" in proc.stderr
+
+
+@pytest.mark.parametrize("pyroute2", ["lean", "full"])
+def test_apply_converges_and_a_second_apply_writes_nothing_either_way(netns, tmp_path, pyroute2):
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    conf = tmp_path / "ib40.conf"
+    conf.write_text("[link v1]\nmtu = 9000\ntxqueuelen = 10000\naddress = 10.98.0.1/24\n")
+    import os
+    os.environ["IB40_PYROUTE2"] = pyroute2
+    try:
+        first = json.loads(run_ib40d_private_run("apply", "-c", str(conf), "--json", netns=netns.name,
+                                                 check_rc=0).stdout)
+        second = json.loads(run_ib40d_private_run("apply", "-c", str(conf), "--json", netns=netns.name,
+                                                  check_rc=0).stdout)
+    finally:
+        del os.environ["IB40_PYROUTE2"]
+    assert first["writes"] > 0 and first["not_converged"] == []
+    assert second["writes"] == 0
+    assert run_ib40d("plan", "-c", str(conf), netns=netns.name).returncode == 0
+
+
+def test_the_whole_package_is_still_there_for_whoever_asks_after_a_lean_import():
+    # The lean import leaves `pyroute2` unexecuted in sys.modules; a caller
+    # that then asks the package for something else gets its __init__ run.
+    script = textwrap.dedent("""
+        import sys
+        from ib40d.system import pyroute2_lean
+        assert pyroute2_lean.how == "lean", pyroute2_lean.how
+        assert "pyroute2.ndb" not in sys.modules
+        import pyroute2
+        from pyroute2 import NDB, IPRoute
+        import pyroute2.lab
+        print(IPRoute is pyroute2_lean.IPRoute, NDB.__module__, hasattr(pyroute2.lab, "use_mock"))
+    """)
+    import subprocess
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "pyroute2.ndb.main", "True"]
