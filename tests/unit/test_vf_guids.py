@@ -50,3 +50,55 @@ def test_the_vf_guid_request_encodes_as_the_kernel_reads_it():
     # (the kernel's ivt->guid), e.g. 0x0202c98003a4e721
     wanted = struct.pack("=I4xQ", 3, int.from_bytes(sriov.guid_bytes(port), "big"))
     assert wanted in data
+
+
+def _link_with_vfs(vfs, guids: bool) -> bytes:
+    """An RTM_NEWLINK body for an IPoIB PF, encoded by pyroute2, as the
+    kernel dumps it with RTEXT_FILTER_VF: IFLA_NUM_VF, then one IFLA_VF_INFO
+    per VF with its IFLA_VF_MAC (always) and the GUIDs (5.5+, ndo_get_vf_guid)."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    infos = []
+    for vf, node, port in vfs:
+        attrs = [("IFLA_VF_MAC", {"vf": vf, "mac": "00:00:00:00:00:00"})]
+        if guids:
+            attrs += [("IFLA_VF_IB_NODE_GUID", {"vf": vf, "ib_node_guid": node}),
+                      ("IFLA_VF_IB_PORT_GUID", {"vf": vf, "ib_port_guid": port})]
+        infos.append(("IFLA_VF_INFO", {"attrs": attrs}))
+    msg = ifinfmsg()
+    msg["index"], msg["ifi_type"] = 7, 32
+    msg["attrs"] = [("IFLA_IFNAME", "ib0"), ("IFLA_NUM_VF", len(vfs)), ("IFLA_VFINFO_LIST", {"attrs": infos})]
+    msg.encode()
+    return bytes(msg.data[16:])  # the body after struct nlmsghdr
+
+
+def test_the_dump_reads_each_vfs_guids_back():
+    from ib40d.system.netlink import _link_obs, parse_link
+
+    vfs = [(n, sriov.vf_guid(PORT1, n, node=True), sriov.vf_guid(PORT1, n)) for n in range(3)]
+    vfs[1] = (1, "00:00:00:00:00:00:00:00", "00:00:00:00:00:00:00:00")  # as a new VF starts
+    raw = parse_link(_link_with_vfs(vfs, guids=True))
+    assert raw["name"] == "ib0"
+    assert raw["vfs"] == vfs
+    assert [(v.vf, v.node_guid, v.port_guid) for v in _link_obs(raw, {}).vfs] == vfs
+
+
+def test_a_kernel_that_does_not_show_vf_guids_gives_none_not_zero():
+    from ib40d.system.netlink import parse_link
+
+    raw = parse_link(_link_with_vfs([(0, None, None), (1, None, None)], guids=False))
+    assert raw["vfs"] == [(0, None, None), (1, None, None)]
+
+
+def test_a_link_without_vfs_has_none():
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from ib40d.system.netlink import LINK_DUMP_REQUEST, parse_link
+
+    msg = ifinfmsg()
+    msg["index"] = 2
+    msg["attrs"] = [("IFLA_IFNAME", "eth0")]
+    msg.encode()
+    assert parse_link(bytes(msg.data[16:]))["vfs"] is None
+    # the dump asks for the VF list: IFLA_EXT_MASK (29) = RTEXT_FILTER_VF (1)
+    assert LINK_DUMP_REQUEST[16:] == struct.pack("=HHI", 8, 29, 1)
