@@ -19,7 +19,7 @@ import copy
 import errno
 
 from ib40d.core.netlink_errors import NetlinkRefused
-from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs, VfObs
 from ib40d.system.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044
@@ -34,6 +34,7 @@ class FakeNetlink:
         self.calls: list[tuple] = []
         self.writes = 0
         self.fail: dict[tuple[str, str], int] = {}  # (method, name) -> errno to raise
+        self.shows_vf_guids = True  # False: a kernel before 5.5, or mlx4 (no ndo_get_vf_guid)
 
     # reads
     def dump_links(self) -> list[LinkObs]:
@@ -183,6 +184,14 @@ class FakeNetlink:
         self._write("del_address", name, cidr)
         link = self._by_index(index)
         link.addresses = [a for a in link.addresses if a.cidr != cidr]
+
+    def set_vf_guids(self, index, name, vf, node_guid, port_guid):
+        self._write("set_vf_guids", name, (vf, node_guid, port_guid))
+        link = self._by_index(index)
+        if not any(v.vf == vf for v in link.vfs or []):
+            raise NetlinkRefused(errno.EINVAL, f"set VF {vf} GUIDs on {name}")  # vf >= the PF's num_vf
+        if self.shows_vf_guids:  # else like a kernel without ndo_get_vf_guid: the dump keeps None
+            link.vfs = [VfObs(vf, node_guid, port_guid) if v.vf == vf else v for v in link.vfs]
 
     # the sysfs side of IPoIB, wired through FakeRoot below
     def write_ipoib_mode(self, name, mode):

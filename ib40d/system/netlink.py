@@ -426,6 +426,9 @@ class Netlink:
         self._write(f"add route {dest} to {name}", self.ipr.route, "replace",
                     **_route_kwargs(index, dest, gateway, metric), proto=RTPROT_STATIC)
 
+    def set_vf_guids(self, index: int, name: str, vf: int, node_guid: str, port_guid: str) -> None:
+        set_vf_guids(self, index, name, vf, node_guid, port_guid)
+
     def del_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
         self._write(f"remove route {dest} from {name}", self.ipr.route, "del",
                     **_route_kwargs(index, dest, gateway, metric))
@@ -538,6 +541,7 @@ def vf_guid_request(vf: int, node_guid: str, port_guid: str) -> dict:
 
 def set_vf_guids(nl: Netlink, index: int, name: str, vf: int, node_guid: str, port_guid: str) -> None:
     """mlx5 takes them (ndo_set_vf_guid); mlx4 has none: its VFs' GUIDs
-    come from the SM's alias GUIDs, and the kernel answers EOPNOTSUPP."""
+    come from the SM's alias GUIDs, and the kernel answers EOPNOTSUPP.
+    Netlink.set_vf_guids is this (the fake in tests/fakenl.py has the method)."""
     nl._write(f"set VF {vf} GUIDs on {name}", nl.ipr.link, "set", index=index,
               vf=vf_guid_request(vf, node_guid, port_guid))

@@ -139,3 +139,92 @@ def test_porttype_at_boot_gives_mlx5_its_vfs_again(tmp_path, monkeypatch):
     assert (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").read_text() == "4\n"
     again = run_ib40d("porttype", "--root", root, "--dry-run", env=env, check_rc=0)
     assert "sriov" not in again.stdout and "already as configured" in again.stdout
+
+
+# ---------------------------------------------------------------- IB VFs' GUIDs, on the fake netlink
+
+PF_ADDRESS = "80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:a4:e7:21"  # port GUID 0002:c903:00a4:e721
+ZERO = "00:00:00:00:00:00:00:00"
+VF_CONF = "[card]\nvfs = 4\n[ipoib ib0]\nmode = datagram\n"
+
+
+def pf_with_vfs(shown=True):
+    from fakenl import FakeNetlink
+    from ib40d.core.model import LinkObs, VfObs
+
+    guid = ZERO if shown else None
+    pf = LinkObs(name="ib0", index=5, kind="ipoib", arptype=32, mac=PF_ADDRESS, mtu=2044, txqueuelen=256,
+                 admin_up=True, ipoib_mode="datagram", vfs=[VfObs(n, guid, guid) for n in range(4)])
+    nl = FakeNetlink([pf])
+    nl.shows_vf_guids = shown
+    return nl
+
+
+def test_vf_guids_plan_apply_and_a_second_apply_sends_nothing(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    cfg = parse_text(VF_CONF + "vf_guids = 3=0x0202c9ff03a4e7aa\n")
+    nl = pf_with_vfs()
+    lines = [a.describe() for a in make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl))).actions]
+    assert lines[0] == (f"vf.guid ib0: vf 0 node_guid {ZERO} -> 02:02:c9:40:00:a4:e7:21, "
+                        f"vf 0 port_guid {ZERO} -> 02:02:c9:80:00:a4:e7:21")
+    assert lines[3] == f"vf.guid ib0: vf 3 node_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa, " \
+                       f"vf 3 port_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa"
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    assert [c for c in nl.calls if c[0] == "set_vf_guids"] == [
+        ("set_vf_guids", "ib0", (n, f"02:02:c9:40:0{n}:a4:e7:21", f"02:02:c9:80:0{n}:a4:e7:21")) for n in range(3)
+    ] + [("set_vf_guids", "ib0", (3, "02:02:c9:ff:03:a4:e7:aa", "02:02:c9:ff:03:a4:e7:aa"))]
+    before = nl.writes
+    again = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert again.ok and again.done == [] and nl.writes == before
+
+
+def test_a_kernel_that_does_not_show_vf_guids_gets_them_at_every_apply(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core import sriov
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    cfg = parse_text(VF_CONF)
+    nl = pf_with_vfs(shown=False)
+    for _ in range(2):
+        before = nl.writes
+        result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+        assert result.ok, result.to_json()  # planned again, but not "not converged"
+        assert nl.writes - before == 4
+    plan = make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)))
+    assert {a.reason for a in plan.actions} == {sriov.NOT_SHOWN}
+    assert plan.actions[0].describe().endswith(f"({sriov.NOT_SHOWN})")
+
+
+def test_no_vfs_on_the_card_no_vf_guids(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.observe import observe
+
+    nl = pf_with_vfs()
+    assert make_plan(parse_text("[ipoib ib0]\nmode = datagram\n"), observe(nl, FakeRoot(tmp_path, nl))).actions == []
+
+
+@pytest.mark.parametrize("conf, says", [
+    (VF_CONF + "vf_guids = 4=0x0202c98000a4e721\n", "ib40.conf:5: [ipoib ib0] vf_guids: VF 4 does not exist: the "
+                                                    "card has 4, numbered from 0 (vfs)"),
+    ("[ipoib ib0]\nvf_guids = 1=0x0202c98000a4e721\n", "ib40.conf:2: [ipoib ib0] vf_guids: VF 1 does not exist: "
+                                                       "no [card] has vfs"),
+    (VF_CONF + "vf_guids = 1=0x0202c98000a4e721, 2=0202:c980:00a4:e721\n",
+     "ib40.conf:5: [ipoib ib0] vf_guids: VFs 1 and 2 have the same GUID 0202:c980:00a4:e721"),
+    (VF_CONF + "vf_guids = 1=0x0202c98000a4e721\n[ipoib ib1]\nvf_guids = 2=0x0202c98000a4e721\n",
+     "ib40.conf:7: [ipoib ib1] vf_guids: VF 2's GUID is also VF 1 of ib0's"),
+    (VF_CONF + "vf_guids = 1:0x0202c98000a4e721\n", "ib40.conf:5: [ipoib ib0] vf_guids: '1:0x0202c98000a4e721' "
+                                                    "is not VF=GUID"),
+    (VF_CONF + "vf_guids = 1=0x0202c980\n", "ib40.conf:5: [ipoib ib0] vf_guids: '0x0202c980' is not a port GUID"),
+])
+def test_vf_guids_are_checked(conf, says):
+    with pytest.raises(ConfigError) as e:
+        parse_text(conf)
+    assert says in str(e.value), str(e.value)
