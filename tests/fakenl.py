@@ -202,6 +202,26 @@ class FakeNetlink:
         link.mtu = 65520 if mode == "connected" else min(link.mtu, IPOIB_DATAGRAM_MTU)
 
 
+def encode_link_with_vfs(vfs, guids: bool) -> bytes:
+    """An RTM_NEWLINK body for an IPoIB PF, encoded by pyroute2, as the
+    kernel dumps it with RTEXT_FILTER_VF: IFLA_NUM_VF, then one IFLA_VF_INFO
+    per VF with its IFLA_VF_MAC (always) and the GUIDs (5.5+, ndo_get_vf_guid)."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    infos = []
+    for vf, node, port in vfs:
+        attrs = [("IFLA_VF_MAC", {"vf": vf, "mac": "00:00:00:00:00:00"})]
+        if guids:
+            attrs += [("IFLA_VF_IB_NODE_GUID", {"vf": vf, "ib_node_guid": node}),
+                      ("IFLA_VF_IB_PORT_GUID", {"vf": vf, "ib_port_guid": port})]
+        infos.append(("IFLA_VF_INFO", {"attrs": attrs}))
+    msg = ifinfmsg()
+    msg["index"], msg["ifi_type"] = 7, 32
+    msg["attrs"] = [("IFLA_IFNAME", "ib0"), ("IFLA_NUM_VF", len(vfs)), ("IFLA_VFINFO_LIST", {"attrs": infos})]
+    msg.encode()
+    return bytes(msg.data[16:])  # the body after struct nlmsghdr
+
+
 class FakeRoot(SysRoot):
     """A SysRoot whose IPoIB mode writes land in the FakeNetlink model, and
     whose reads of /sys/class/net/X/mode come from it."""

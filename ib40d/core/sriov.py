@@ -213,7 +213,3 @@ def plan_vf_guids(ipoib_cfg, link) -> tuple[list[Action], list[str]]:
                                   {"vf": vf.vf, "node_guid": node_guid, "port_guid": port_guid}))
     return actions, []
 
-
-def vf_guid_lines(link) -> list[dict]:
-    """What status --json says of a PF netdev's VFs."""
-    return [{"vf": v.vf, "node_guid": v.node_guid, "port_guid": v.port_guid} for v in link.vfs or []]

@@ -58,6 +58,17 @@ def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> 
     return Machine(links, bonding)
 
 
+def read_vfs(root: SysRoot, names) -> dict[str, list]:
+    """{name: [VfObs]} of the links NAMES that have virtual functions, from
+    one raw link dump (RTEXT_FILTER_VF; no pyroute2). Empty for a support
+    bundle: it has no such dump."""
+    if not root.is_live:
+        return {}
+    from ib40d.system.netlink import _link_obs, _raw_links
+
+    return {raw["name"]: _link_obs(raw, {}).vfs for raw in _raw_links() if raw["name"] in names and raw["vfs"]}
+
+
 def find_cards(root: SysRoot) -> list[Card]:
     """The Mellanox cards under /sys/bus/pci/devices: physical functions
     (virtual ones have a `physfn` link) of a network or InfiniBand class

@@ -228,3 +228,32 @@ def test_vf_guids_are_checked(conf, says):
     with pytest.raises(ConfigError) as e:
         parse_text(conf)
     assert says in str(e.value), str(e.value)
+
+
+def test_status_lists_each_vfs_guids_from_the_raw_dump(monkeypatch):
+    """status's VF lines from the stdlib dump's parse of pyroute2-encoded
+    link messages (the machine has no PF with VFs): one kernel that shows the
+    GUIDs, and the same VFs as a kernel that does not."""
+    from fakenl import encode_link_with_vfs
+
+    from ib40d.commands import status
+    from ib40d.system import netlink
+    from ib40d.system.sysroot import SysRoot
+
+    cfg = parse_text(VF_CONF)
+    vfs = [(0, "02:02:c9:40:00:a4:e7:21", "02:02:c9:80:00:a4:e7:21"), (1, ZERO, ZERO)]
+    for shown, want in ((True, [{"vf": n, "node_guid": node, "port_guid": port} for n, node, port in vfs]),
+                        (False, [{"vf": n, "node_guid": None, "port_guid": None} for n, _, _ in vfs])):
+        monkeypatch.setattr(netlink, "_raw_links", lambda: [netlink.parse_link(encode_link_with_vfs(vfs, shown))])
+        links = [{"name": "ib0", "kind": "ipoib"}, {"name": "eth0", "kind": None}]
+        status._add_vfs(cfg, SysRoot("/"), links)
+        assert links[0]["vfs"] == want and "vfs" not in links[1]
+    text = status.render({"config": [], "links": [dict(links[0], exists=True, role="ipoib", addresses=[], mac=None,
+                                                        operstate="up", carrier=True, mtu=2044, txqueuelen=256,
+                                                        ipoib_mode="datagram", mismatches=[])],
+                          "bonds": [], "cards": [], "port_types": [], "ib_ports": []})
+    assert "VF 1: GUIDs not shown by this kernel" in text
+    # a support bundle (not the live machine) has no VF dump: no VF lines, no error
+    links = [{"name": "ib0", "kind": "ipoib"}]
+    status._add_vfs(cfg, SysRoot("/nonexistent-bundle"), links)
+    assert "vfs" not in links[0]

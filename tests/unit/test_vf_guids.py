@@ -11,6 +11,7 @@ import pytest
 
 from ib40d.core import sriov
 from ib40d.system.netlink import vf_guid_request
+from fakenl import encode_link_with_vfs
 
 PORT1 = "0002:c903:00a4:e721"  # the ibstat sample's port GUIDs (fixtures/ibstat)
 PORT2 = "0x0002c90300a4e722"
@@ -52,32 +53,12 @@ def test_the_vf_guid_request_encodes_as_the_kernel_reads_it():
     assert wanted in data
 
 
-def _link_with_vfs(vfs, guids: bool) -> bytes:
-    """An RTM_NEWLINK body for an IPoIB PF, encoded by pyroute2, as the
-    kernel dumps it with RTEXT_FILTER_VF: IFLA_NUM_VF, then one IFLA_VF_INFO
-    per VF with its IFLA_VF_MAC (always) and the GUIDs (5.5+, ndo_get_vf_guid)."""
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-    infos = []
-    for vf, node, port in vfs:
-        attrs = [("IFLA_VF_MAC", {"vf": vf, "mac": "00:00:00:00:00:00"})]
-        if guids:
-            attrs += [("IFLA_VF_IB_NODE_GUID", {"vf": vf, "ib_node_guid": node}),
-                      ("IFLA_VF_IB_PORT_GUID", {"vf": vf, "ib_port_guid": port})]
-        infos.append(("IFLA_VF_INFO", {"attrs": attrs}))
-    msg = ifinfmsg()
-    msg["index"], msg["ifi_type"] = 7, 32
-    msg["attrs"] = [("IFLA_IFNAME", "ib0"), ("IFLA_NUM_VF", len(vfs)), ("IFLA_VFINFO_LIST", {"attrs": infos})]
-    msg.encode()
-    return bytes(msg.data[16:])  # the body after struct nlmsghdr
-
-
 def test_the_dump_reads_each_vfs_guids_back():
     from ib40d.system.netlink import _link_obs, parse_link
 
     vfs = [(n, sriov.vf_guid(PORT1, n, node=True), sriov.vf_guid(PORT1, n)) for n in range(3)]
     vfs[1] = (1, "00:00:00:00:00:00:00:00", "00:00:00:00:00:00:00:00")  # as a new VF starts
-    raw = parse_link(_link_with_vfs(vfs, guids=True))
+    raw = parse_link(encode_link_with_vfs(vfs, guids=True))
     assert raw["name"] == "ib0"
     assert raw["vfs"] == vfs
     assert [(v.vf, v.node_guid, v.port_guid) for v in _link_obs(raw, {}).vfs] == vfs
@@ -86,7 +67,7 @@ def test_the_dump_reads_each_vfs_guids_back():
 def test_a_kernel_that_does_not_show_vf_guids_gives_none_not_zero():
     from ib40d.system.netlink import parse_link
 
-    raw = parse_link(_link_with_vfs([(0, None, None), (1, None, None)], guids=False))
+    raw = parse_link(encode_link_with_vfs([(0, None, None), (1, None, None)], guids=False))
     assert raw["vfs"] == [(0, None, None), (1, None, None)]
 
 
