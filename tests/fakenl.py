@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import re
 
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs, VfObs
@@ -220,6 +221,20 @@ def encode_link_with_vfs(vfs, guids: bool) -> bytes:
     msg["attrs"] = [("IFLA_IFNAME", "ib0"), ("IFLA_NUM_VF", len(vfs)), ("IFLA_VFINFO_LIST", {"attrs": infos})]
     msg.encode()
     return bytes(msg.data[16:])  # the body after struct nlmsghdr
+
+
+def pf_from_ip_link(text: str, index: int = 5) -> LinkObs:
+    """An IPoIB PF as `ip link show` prints it with its VFs (the
+    tests/fixtures/ip_link samples): the name, the 20-byte address, and each
+    `vf N ... NODE_GUID x, PORT_GUID y` (None where iproute2 printed no GUIDs)."""
+    vfs = []
+    for m in re.finditer(r"\bvf (\d+)\b(.*?)(?=\bvf \d+\b|\Z)", text, re.S):
+        guids = [re.search(rf"{key} ([0-9a-f:]{{23}})", m.group(2)) for key in ("NODE_GUID", "PORT_GUID")]
+        vfs.append(VfObs(int(m.group(1)), *(g.group(1) if g else None for g in guids)))
+    words = text.split()
+    return LinkObs(name=words[0].rstrip(":"), index=index, kind="ipoib", arptype=32,
+                   mac=words[words.index("link/infiniband") + 1], mtu=int(words[words.index("mtu") + 1]),
+                   txqueuelen=256, admin_up="UP" in words[1].strip("<>").split(","), ipoib_mode="datagram", vfs=vfs)
 
 
 class FakeRoot(SysRoot):

@@ -13,7 +13,7 @@ from test_card_cli import apply_card, tools_env
 from test_cards import mlx5_ib_card
 
 from ib40d.core.config import ConfigError, parse_text
-from helpers import run_ib40d
+from helpers import fixture_output, run_ib40d
 
 CONF = "/etc/modprobe.d/ib40-mlx4.conf"
 
@@ -143,21 +143,47 @@ def test_porttype_at_boot_gives_mlx5_its_vfs_again(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- IB VFs' GUIDs, on the fake netlink
 
-PF_ADDRESS = "80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:a4:e7:21"  # port GUID 0002:c903:00a4:e721
 ZERO = "00:00:00:00:00:00:00:00"
 VF_CONF = "[card]\nvfs = 4\n[ipoib ib0]\nmode = datagram\n"
+# `ip link show` of an mlx5 PF with one VF, before and after its GUIDs were set
+IP_LINK_BEFORE = fixture_output("ip_link/ib0_vf0_guids_mlx5_before.txt")
+IP_LINK_AFTER = fixture_output("ip_link/ib0_vf0_guids_mlx5_after.txt")
+PF_GUID = "52:54:00:c0:fe:12:34:55"  # the last 8 bytes of the sample's link/infiniband address
 
 
-def pf_with_vfs(shown=True):
-    from fakenl import FakeNetlink
-    from ib40d.core.model import LinkObs, VfObs
+def pf_with_vfs(shown=True, count=4, text=IP_LINK_BEFORE):
+    """The sample's PF, with COUNT VFs like its VF 0; SHOWN False: as a
+    kernel that prints (and dumps) no VF GUIDs."""
+    from fakenl import FakeNetlink, pf_from_ip_link
+    from ib40d.core.model import VfObs
 
-    guid = ZERO if shown else None
-    pf = LinkObs(name="ib0", index=5, kind="ipoib", arptype=32, mac=PF_ADDRESS, mtu=2044, txqueuelen=256,
-                 admin_up=True, ipoib_mode="datagram", vfs=[VfObs(n, guid, guid) for n in range(4)])
+    pf = pf_from_ip_link(text)
+    first = pf.vfs[0]
+    pf.vfs = [VfObs(n, first.node_guid if shown else None, first.port_guid if shown else None) for n in range(count)]
     nl = FakeNetlink([pf])
     nl.shows_vf_guids = shown
     return nl
+
+
+def test_the_fake_pf_is_the_samples():
+    from fakenl import pf_from_ip_link
+
+    before, after = pf_from_ip_link(IP_LINK_BEFORE), pf_from_ip_link(IP_LINK_AFTER)
+    assert before.name == "ib0" and before.mac.endswith(PF_GUID) and before.mtu == 4092
+    assert [(v.vf, v.node_guid, v.port_guid) for v in before.vfs] == [(0, ZERO, ZERO)]
+    assert [(v.vf, v.node_guid, v.port_guid) for v in after.vfs] == [
+        (0, "11:00:af:21:cb:05:11:00", "22:11:af:21:cb:05:11:00")]
+
+
+def test_guids_someone_else_set_are_put_back_to_ours(tmp_path):
+    from fakenl import FakeNetlink, FakeRoot, pf_from_ip_link
+    from ib40d.core.plan import make_plan
+    from ib40d.system.observe import observe
+
+    nl = FakeNetlink([pf_from_ip_link(IP_LINK_AFTER)])
+    [action] = make_plan(parse_text(VF_CONF), observe(nl, FakeRoot(tmp_path, nl))).actions
+    assert action.describe() == ("vf.guid ib0: vf 0 node_guid 11:00:af:21:cb:05:11:00 -> 52:54:00:40:00:12:34:55, "
+                                 "vf 0 port_guid 22:11:af:21:cb:05:11:00 -> 52:54:00:80:00:12:34:55")
 
 
 def test_vf_guids_plan_apply_and_a_second_apply_sends_nothing(tmp_path):
@@ -169,14 +195,14 @@ def test_vf_guids_plan_apply_and_a_second_apply_sends_nothing(tmp_path):
     cfg = parse_text(VF_CONF + "vf_guids = 3=0x0202c9ff03a4e7aa\n")
     nl = pf_with_vfs()
     lines = [a.describe() for a in make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl))).actions]
-    assert lines[0] == (f"vf.guid ib0: vf 0 node_guid {ZERO} -> 02:02:c9:40:00:a4:e7:21, "
-                        f"vf 0 port_guid {ZERO} -> 02:02:c9:80:00:a4:e7:21")
+    assert lines[0] == (f"vf.guid ib0: vf 0 node_guid {ZERO} -> 52:54:00:40:00:12:34:55, "
+                        f"vf 0 port_guid {ZERO} -> 52:54:00:80:00:12:34:55")
     assert lines[3] == f"vf.guid ib0: vf 3 node_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa, " \
                        f"vf 3 port_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa"
     result = converge(cfg, nl, FakeRoot(tmp_path, nl))
     assert result.ok, result.to_json()
     assert [c for c in nl.calls if c[0] == "set_vf_guids"] == [
-        ("set_vf_guids", "ib0", (n, f"02:02:c9:40:0{n}:a4:e7:21", f"02:02:c9:80:0{n}:a4:e7:21")) for n in range(3)
+        ("set_vf_guids", "ib0", (n, f"52:54:00:40:0{n}:12:34:55", f"52:54:00:80:0{n}:12:34:55")) for n in range(3)
     ] + [("set_vf_guids", "ib0", (3, "02:02:c9:ff:03:a4:e7:aa", "02:02:c9:ff:03:a4:e7:aa"))]
     before = nl.writes
     again = converge(cfg, nl, FakeRoot(tmp_path, nl))
