@@ -164,6 +164,7 @@ class LinkObs:
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link
     vfs: list[VfObs] | None = None  # a PF's virtual functions; None: not read (sysfs, bundles)
+    vf_driver: str | None = None  # the PCI driver of a PF with VFs ("mlx4_core"), read only for those
 
 
 # ---------------------------------------------------------------- cards

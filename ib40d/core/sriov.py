@@ -198,6 +198,9 @@ def plan_vf_guids(ipoib_cfg, link) -> tuple[list[Action], list[str]]:
     every time: nothing can tell whether they are still set."""
     if link is None or not link.vfs:
         return [], []
+    if link.vf_driver == "mlx4_core":
+        return [], [f"{link.name}: mlx4 cannot set its virtual functions' GUIDs (no set_vf_guid; the subnet "
+                    "manager gives them alias GUIDs): left to the SM"]
     port = port_guid_of(link.mac)
     if port is None:
         return [], [f"{link.name}: no port GUID in its address {link.mac}: VF GUIDs left alone"]

@@ -178,7 +178,8 @@ def _dump_once(request_type: int, family_msg: bytes) -> list[tuple[int, bytes]]:
         out = []
         interrupted = False
         while True:
-            for mtype, flags, body in _messages(s.recv(1 << 16)):
+            # a PF's link message with its VFs' IFLA_VFINFO_LIST nears 64 KiB
+            for mtype, flags, body in _messages(s.recv(1 << 18)):
                 interrupted |= bool(flags & NLM_F_DUMP_INTR)
                 if mtype == NLMSG_DONE:
                     if interrupted:

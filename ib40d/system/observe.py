@@ -30,6 +30,9 @@ def observe(nl, root: SysRoot) -> Machine:
         mode = root.read(f"/sys/class/net/{link.name}/mode")
         if link.kind == "ipoib" or (mode in ("connected", "datagram")):
             link.ipoib_mode = mode
+        if link.vfs:
+            driver = root.realpath(f"/sys/class/net/{link.name}/device/driver")
+            link.vf_driver = driver.rsplit("/", 1)[-1] if driver else None
     children = root.read(CHILDREN_FILE)
     return Machine(links, created_children=set(children.split()) if children else set())
 

@@ -283,3 +283,22 @@ def test_status_lists_each_vfs_guids_from_the_raw_dump(monkeypatch):
     links = [{"name": "ib0", "kind": "ipoib"}]
     status._add_vfs(cfg, SysRoot("/nonexistent-bundle"), links)
     assert "vfs" not in links[0]
+
+
+def test_mlx4_vfs_get_a_note_not_a_request_it_would_refuse(tmp_path):
+    """mlx4_ib has no set_vf_guid (the kernel answers EOPNOTSUPP) nor
+    get_vf_guid: every apply would fail on ib0."""
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    nl = pf_with_vfs(shown=False)
+    (tmp_path / "sys/bus/pci/drivers/mlx4_core").mkdir(parents=True)
+    (tmp_path / "sys/class/net/ib0/device").mkdir(parents=True)
+    (tmp_path / "sys/class/net/ib0/device/driver").symlink_to(tmp_path / "sys/bus/pci/drivers/mlx4_core")
+    result = converge(parse_text(VF_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.writes == 0, result.to_json()
+    plan = make_plan(parse_text(VF_CONF), observe(nl, FakeRoot(tmp_path, nl)))
+    assert plan.actions == [] and any(n.startswith("ib0: mlx4 cannot set its virtual functions' GUIDs")
+                                      for n in plan.notes)
