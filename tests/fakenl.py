@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import copy
 import errno
+import re
 
 from ib40d.core.netlink_errors import NetlinkRefused
-from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs, VfObs
 from ib40d.system.sysroot import SysRoot
 
 IPOIB_DATAGRAM_MTU = 2044
@@ -34,6 +35,7 @@ class FakeNetlink:
         self.calls: list[tuple] = []
         self.writes = 0
         self.fail: dict[tuple[str, str], int] = {}  # (method, name) -> errno to raise
+        self.shows_vf_guids = True  # False: a kernel before 5.5, or mlx4 (no ndo_get_vf_guid)
 
     # reads
     def dump_links(self) -> list[LinkObs]:
@@ -184,6 +186,14 @@ class FakeNetlink:
         link = self._by_index(index)
         link.addresses = [a for a in link.addresses if a.cidr != cidr]
 
+    def set_vf_guids(self, index, name, vf, node_guid, port_guid):
+        self._write("set_vf_guids", name, (vf, node_guid, port_guid))
+        link = self._by_index(index)
+        if not any(v.vf == vf for v in link.vfs or []):
+            raise NetlinkRefused(errno.EINVAL, f"set VF {vf} GUIDs on {name}")  # vf >= the PF's num_vf
+        if self.shows_vf_guids:  # else like a kernel without ndo_get_vf_guid: the dump keeps None
+            link.vfs = [VfObs(vf, node_guid, port_guid) if v.vf == vf else v for v in link.vfs]
+
     # the sysfs side of IPoIB, wired through FakeRoot below
     def write_ipoib_mode(self, name, mode):
         self.writes += 1
@@ -191,6 +201,40 @@ class FakeNetlink:
         link = self.links[name]
         link.ipoib_mode = mode
         link.mtu = 65520 if mode == "connected" else min(link.mtu, IPOIB_DATAGRAM_MTU)
+
+
+def encode_link_with_vfs(vfs, guids: bool) -> bytes:
+    """An RTM_NEWLINK body for an IPoIB PF, encoded by pyroute2, as the
+    kernel dumps it with RTEXT_FILTER_VF: IFLA_NUM_VF, then one IFLA_VF_INFO
+    per VF with its IFLA_VF_MAC (always) and the GUIDs (5.5+, ndo_get_vf_guid)."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    infos = []
+    for vf, node, port in vfs:
+        attrs = [("IFLA_VF_MAC", {"vf": vf, "mac": "00:00:00:00:00:00"})]
+        if guids:
+            attrs += [("IFLA_VF_IB_NODE_GUID", {"vf": vf, "ib_node_guid": node}),
+                      ("IFLA_VF_IB_PORT_GUID", {"vf": vf, "ib_port_guid": port})]
+        infos.append(("IFLA_VF_INFO", {"attrs": attrs}))
+    msg = ifinfmsg()
+    msg["index"], msg["ifi_type"] = 7, 32
+    msg["attrs"] = [("IFLA_IFNAME", "ib0"), ("IFLA_NUM_VF", len(vfs)), ("IFLA_VFINFO_LIST", {"attrs": infos})]
+    msg.encode()
+    return bytes(msg.data[16:])  # the body after struct nlmsghdr
+
+
+def pf_from_ip_link(text: str, index: int = 5) -> LinkObs:
+    """An IPoIB PF as `ip link show` prints it with its VFs (the
+    tests/fixtures/ip_link samples): the name, the 20-byte address, and each
+    `vf N ... NODE_GUID x, PORT_GUID y` (None where iproute2 printed no GUIDs)."""
+    vfs = []
+    for m in re.finditer(r"\bvf (\d+)\b(.*?)(?=\bvf \d+\b|\Z)", text, re.S):
+        guids = [re.search(rf"{key} ([0-9a-f:]{{23}})", m.group(2)) for key in ("NODE_GUID", "PORT_GUID")]
+        vfs.append(VfObs(int(m.group(1)), *(g.group(1) if g else None for g in guids)))
+    words = text.split()
+    return LinkObs(name=words[0].rstrip(":"), index=index, kind="ipoib", arptype=32,
+                   mac=words[words.index("link/infiniband") + 1], mtu=int(words[words.index("mtu") + 1]),
+                   txqueuelen=256, admin_up="UP" in words[1].strip("<>").split(","), ipoib_mode="datagram", vfs=vfs)
 
 
 class FakeRoot(SysRoot):

@@ -14,7 +14,7 @@ from ib40d.system.cliargs import load_config, sysroot
 from ib40d.core.diff import LinkDiff, diff, route_text
 from ib40d.system.linkstate import ARPHRD_ETHER
 from ib40d.core.model import LinkObs
-from ib40d.system.observe import find_cards, observe_sysfs
+from ib40d.system.observe import find_cards, observe_sysfs, read_vfs
 
 
 PORTTYPE_STATE = "/run/ib40/porttype.json"  # porttype_plan.STATE_FILE (a test keeps them equal)
@@ -101,6 +101,19 @@ def _link_json(name: str, link: LinkObs | None) -> dict:
     }
 
 
+def _add_vfs(cfg, root, links: list[dict]) -> None:
+    """Each [ipoib] port's virtual functions and their GUIDs (None: the
+    kernel does not show them), where a card has vfs."""
+    from ib40d.core import sriov
+
+    if not any(sriov.wants_vfs(c) for c in cfg.cards):
+        return
+    vfs = read_vfs(root, {l["name"] for l in links if l.get("kind") == "ipoib"})
+    for entry in links:
+        if entry["name"] in vfs:
+            entry["vfs"] = [{"vf": v.vf, "node_guid": v.node_guid, "port_guid": v.port_guid} for v in vfs[entry["name"]]]
+
+
 def collect(cfg, root) -> dict:
     names = [*cfg.bonds, *cfg.links, *cfg.vlans]
     machine = observe_sysfs(root, names, bonds=cfg.bonds)
@@ -113,6 +126,7 @@ def collect(cfg, root) -> dict:
                      addresses=[{"cidr": a.cidr, "broadcast": a.broadcast} for a in link.addresses] if link else [],
                      mismatches=_mismatches(diffs[name]))
         links.append(entry)
+    _add_vfs(cfg, root, links)
     bonds = []
     for name in cfg.bonds:
         info = machine.bonding.get(name)
@@ -167,6 +181,10 @@ def render(status: dict) -> str:
                      f"{mac:<17} {l['mtu'] or '-':>6} {l['txqueuelen'] if l['txqueuelen'] is not None else '-':>7}  {addrs}")
         if l.get("kind") == "ipoib":
             lines.append(f"{'':<10} IPoIB mode {l['ipoib_mode'] or '-'}")
+        for v in l.get("vfs", []):
+            guids = (f"node {v['node_guid']} port {v['port_guid']}" if v["port_guid"] is not None
+                     else "GUIDs not shown by this kernel")
+            lines.append(f"{'':<10} VF {v['vf']}: {guids}")
         for m in l["mismatches"]:
             lines.append(f"{'':<10} ! {m}")
     for b in status["bonds"]:

@@ -87,6 +87,7 @@ class IPoIBConfig(LinkConfig):
     guid: str | None = None  # port GUID "0002:c903:003f:02f1" (last 8 bytes of the address)
     parent: str | None = None  # a P_Key child of this [ipoib]
     pkey: int | None = None  # with the full-membership bit, 0x8001
+    vf_guids: tuple[tuple[int, str], ...] | None = None  # ((VF, "02:02:c9:80:03:a4:e7:21"), ...): overrides
     kind: str = "ipoib"
 
 
@@ -569,8 +570,35 @@ def _build(sections: list[_Section], files: tuple[str, ...], problems: list[Prob
     _check_children(chk, links, name_sections)
     _check_partitions(chk, partitions, links, opensm, name_sections)
     _check_routes(chk, [*links.values(), *bonds.values(), *vlans.values()], name_sections)
+    _check_vf_guids(chk, links, cards, name_sections)
     return Config(files=files, cards=tuple(cards.values()), links=links, bonds=bonds, vlans=vlans, partitions=partitions,
                   opensm=opensm, sysctl=sysctl, origins=origins)
+
+
+def _check_vf_guids(chk: _Checker, links, cards, name_sections) -> None:
+    """vf_guids: on a port's own [ipoib] (not a P_Key child), VF numbers
+    below the card's count (the most any card section has: which card a
+    port is on is known only on the machine), no GUID given twice."""
+    from ib40d.core.sriov import total_vfs
+
+    most = max((total_vfs(c) for c in cards.values()), default=0)
+    owner: dict[str, str] = {}
+    for link in links.values():
+        if not isinstance(link, IPoIBConfig) or link.vf_guids is None:
+            continue
+        s = name_sections[link.name]
+        where = s.keys["vf_guids"].where
+        if link.parent is not None:
+            chk.err(where, s, "vf_guids", "a P_Key child has no virtual functions; set them on its parent's [ipoib]")
+            continue
+        over = [n for n, _ in link.vf_guids if n >= most]
+        if over:
+            chk.err(where, s, "vf_guids", f"VF {over[0]} does not exist: " + (
+                f"the card has {most}, numbered from 0 (vfs)" if most else "no [card] has vfs"))
+        for n, guid in link.vf_guids:
+            if guid in owner:
+                chk.err(where, s, "vf_guids", f"VF {n}'s GUID is also {owner[guid]}'s")
+            owner[guid] = f"VF {n} of {link.name}"
 
 
 def _card_pci(chk: _Checker, s: _Section, values: dict, cards: dict) -> str | None | bool:

@@ -128,6 +128,17 @@ class RouteObs:
 
 
 @dataclass
+class VfObs:
+    """A virtual function of a PF netdev, from IFLA_VFINFO_LIST. The GUIDs
+    are None where the kernel does not show them (before Linux 5.5, or a
+    driver without ndo_get_vf_guid, as mlx4): then nobody can tell whether
+    they are set."""
+    vf: int
+    node_guid: str | None = None  # "02:02:c9:40:03:a4:e7:21"
+    port_guid: str | None = None
+
+
+@dataclass
 class LinkObs:
     """A link as the kernel shows it (None: not shown)."""
     name: str
@@ -152,6 +163,8 @@ class LinkObs:
     parent: str | None = None  # the link a VLAN or an IPoIB P_Key child is on (IFLA_LINK)
     ipoib_mode: str | None = None
     speed_mbps: int | None = None  # sysfs only; None without link
+    vfs: list[VfObs] | None = None  # a PF's virtual functions; None: not read (sysfs, bundles)
+    vf_driver: str | None = None  # the PCI driver of a PF with VFs ("mlx4_core"), read only for those
 
 
 # ---------------------------------------------------------------- cards

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action, Change
 from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
-from ib40d.core.diff import LinkDiff, default_metric, diff, diff_link, route_text, wanted_bond_options
+from ib40d.core.diff import ARPHRD_INFINIBAND, LinkDiff, default_metric, diff, diff_link, route_text, wanted_bond_options
+from ib40d.core import sriov
 from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine
 
 BEST_EFFORT = tuple(o.name for o in BOND_OPTIONS if o.best_effort)
@@ -283,6 +284,21 @@ def _child_to_create(cfg: Config, link_cfg: LinkConfig, machine: Machine) -> Lin
     return LinkObs(name=link_cfg.name, index=0, kind="ipoib", arptype=32, admin_up=False, routes=[])
 
 
+def _plan_vf_guids(cfg: Config, machine: Machine, plan: Plan) -> None:
+    """IB virtual functions' GUIDs on the PF's [ipoib] interfaces, once a
+    card has vfs (they start as zero); last, as nothing else depends on them."""
+    if not any(sriov.wants_vfs(c) for c in cfg.cards):
+        return
+    for link_cfg in cfg.links.values():
+        link = machine.get(link_cfg.name)
+        if (isinstance(link_cfg, IPoIBConfig) and link_cfg.parent is None and link is not None
+                and link.arptype == ARPHRD_INFINIBAND):
+            actions, notes = sriov.plan_vf_guids(link_cfg, link)
+            bond = cfg.bond_of(link_cfg.name)
+            plan.actions += [dataclasses.replace(a, group=bond.name if bond else link_cfg.name) for a in actions]
+            plan.notes += notes
+
+
 def related_names(cfg: Config, name: str) -> set[str]:
     """What `apply --link NAME` may touch: the link, and its bond (for a slave)
     or its slaves (for a bond)."""
@@ -309,6 +325,7 @@ def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
                                        "left the config; ib40 created it", group=name))
     for vlan in cfg.vlans.values():
         _plan_group(diffs, plan, [vlan.name], lambda: _plan_vlan(vlan, diffs[vlan.name], diffs, plan))
+    _plan_vf_guids(cfg, machine, plan)
     if only is not None:
         keep = related_names(cfg, only)
         for bond in cfg.bonds.values():

@@ -156,6 +156,32 @@ class Guid(Type):
         return ":".join(digits[i:i + 4] for i in range(0, 16, 4)), []
 
 
+class VfGuids(Type):
+    """`N=GUID, N=GUID`: virtual function N's GUID (ibstat's or sysfs's form,
+    as Guid); its value is ((N, "02:02:c9:80:03:a4:e7:21"), ...) by N, the
+    GUIDs in the form `ip link` takes."""
+
+    SYNTAX, HINT = "VF=GUID pairs like 0=0x0202c98000a4e721, 3=0202:c980:03a4:e721", " (VF=GUID, ...)"
+
+    def parse(self, text: str):
+        pairs, seen = [], {}
+        for item in (i.strip() for i in text.split(",")):
+            vf, eq, guid_text = item.partition("=")
+            if not eq or not re.fullmatch(r"[0-9]{1,3}", vf.strip()):
+                return None, [f"{item!r} is not VF=GUID, like 3=0x0202c98003a4e721"]
+            guid, errors = Guid().parse(guid_text.strip())
+            if errors:
+                return None, errors
+            n, wire = int(vf), ":".join(guid.replace(":", "")[i:i + 2] for i in range(0, 16, 2))
+            if n in dict(pairs):
+                return None, [f"VF {n} is given twice"]
+            if wire in seen:
+                return None, [f"VFs {seen[wire]} and {n} have the same GUID {guid_text.strip()}"]
+            seen[wire] = n
+            pairs.append((n, wire))
+        return tuple(sorted(pairs)), []
+
+
 class Pci(Type):
     """A PCI address, the domain optional; its value is "0000:05:00.0"."""
 
@@ -438,6 +464,9 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("parent", Name(), "Makes NAME a P_Key child of this [ipoib] interface, named as the kernel names "
             "it: PARENT.PKEY in four hex digits (ib0.8001); created by ib40, and removed only if ib40 created it."),
         Key("pkey", PKey(), "The child's partition key; the full-membership bit is set for you."),
+        Key("vf_guids", VfGuids(), "On the IPoIB interface of a port whose card has vfs: the GUID of these "
+            "virtual functions (node and port GUID alike) instead of the one derived from the port's GUID. "
+            "A VF number must be below the card's VF count."),
         Key("txqueuelen", _QUEUE, "The transmit queue length."),
         *_ADDRESS_KEYS,
         _ROUTES,

@@ -175,3 +175,44 @@ def vf_guid(port_guid: str, vf: int, node: bool = False) -> str:
     b[0] |= 0x02
     b[3], b[4] = (0x40 if node else 0x80), vf
     return ":".join(f"{x:02x}" for x in b)
+
+
+NOT_SHOWN = "VF GUIDs not shown by this kernel; set each boot"
+
+
+def port_guid_of(address: str | None) -> str | None:
+    """The port GUID in an IPoIB hardware address (its last 8 of 20 bytes)."""
+    octets = (address or "").split(":")
+    return ":".join(octets[-8:]) if len(octets) == 20 else None
+
+
+def wanted_vf_guids(port_guid: str, vf: int, overrides) -> tuple[str, str]:
+    """(node GUID, port GUID) of VF VF: the override for both, or derived."""
+    given = dict(overrides or ()).get(vf)
+    return (given, given) if given else (vf_guid(port_guid, vf, node=True), vf_guid(port_guid, vf))
+
+
+def plan_vf_guids(ipoib_cfg, link) -> tuple[list[Action], list[str]]:
+    """One `vf.guid` action per VF of the PF netdev LINK whose GUIDs differ
+    from the wanted ones. A kernel that does not show them (None) gets them
+    every time: nothing can tell whether they are still set."""
+    if link is None or not link.vfs:
+        return [], []
+    if link.vf_driver == "mlx4_core":
+        return [], [f"{link.name}: mlx4 cannot set its virtual functions' GUIDs (no set_vf_guid; the subnet "
+                    "manager gives them alias GUIDs): left to the SM"]
+    port = port_guid_of(link.mac)
+    if port is None:
+        return [], [f"{link.name}: no port GUID in its address {link.mac}: VF GUIDs left alone"]
+    actions = []
+    for vf in link.vfs:
+        node_guid, port_guid = wanted_vf_guids(port, vf.vf, ipoib_cfg.vf_guids)
+        shown = vf.node_guid is not None and vf.port_guid is not None
+        changes = tuple(Change(f"vf {vf.vf} {attr}", old, new)
+                        for attr, old, new in (("node_guid", vf.node_guid, node_guid),
+                                               ("port_guid", vf.port_guid, port_guid)) if old != new)
+        if changes:
+            actions.append(Action("vf.guid", link.name, changes, "" if shown else NOT_SHOWN,
+                                  {"vf": vf.vf, "node_guid": node_guid, "port_guid": port_guid}))
+    return actions, []
+

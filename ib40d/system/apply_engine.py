@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ib40d.core import sriov
 from ib40d.core.actions import Action
 from ib40d.core.config import Config
 from ib40d.core.netlink_errors import NetlinkRefused
@@ -159,6 +160,9 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
     elif kind == "ipoib.mode":
         index(name)  # ENODEV early if it went away
         _ipoib_mode(root, name, action.changes[0].new)
+    elif kind == "vf.guid":
+        p = action.params
+        nl.set_vf_guids(index(name), name, p["vf"], p["node_guid"], p["port_guid"])
     elif kind == "addr.add":
         nl.add_address(index(name), name, action.params["cidr"], action.params["broadcast"])
     elif kind == "addr.del":
@@ -297,6 +301,7 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
         # in groups that failed, which already have their error.
         failed = {a.group for a in result.not_done}
         again = make_plan(cfg, current(), only)
-        result.not_converged = [a for a in again.actions if a.group not in failed]
+        # VF GUIDs a kernel does not show are planned every time, not unkept
+        result.not_converged = [a for a in again.actions if a.group not in failed and a.reason != sriov.NOT_SHOWN]
     result.writes = nl.writes - writes_before
     return result

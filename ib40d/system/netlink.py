@@ -29,7 +29,8 @@ import struct
 from ib40d.core.schema import AD_SELECTS, BOND_MODES, LACP_RATES, XMIT_HASH_POLICIES
 from ib40d.core.netlink_errors import NetlinkRefused
 from ib40d.system.observe import AddrObs, BondObs, LinkObs
-from ib40d.core.model import RouteObs
+from ib40d.core.model import RouteObs, VfObs
+from ib40d.core.rtnl_constants import IFLA_EXT_MASK, IFLA_NUM_VF, IFLA_VF_IB_NODE_GUID, IFLA_VF_IB_PORT_GUID, IFLA_VF_INFO, IFLA_VF_MAC, IFLA_VFINFO_LIST, RTEXT_FILTER_VF
 from ib40d.core.rtnl_constants import IFA_ADDRESS, IFA_BROADCAST, IFA_F_PERMANENT, IFA_FLAGS, IFA_LOCAL, IFF_UP, IFLA_ADDRESS, IFLA_BOND_ARP_INTERVAL, IFLA_BOND_ARP_IP_TARGET, IFLA_BOND_DOWNDELAY, IFLA_BOND_MIIMON, IFLA_BOND_MODE, IFLA_BOND_UPDELAY, IFLA_BOND_USE_CARRIER, IFLA_BOND_XMIT_HASH_POLICY, IFLA_BOND_AD_LACP_RATE, IFLA_BOND_AD_SELECT, IFLA_BOND_MIN_LINKS, IFLA_BOND_PRIMARY, IFLA_CARRIER, IFLA_IFNAME, IFLA_LINK, IFLA_VLAN_ID, IFLA_IPOIB_PKEY, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PERM_ADDRESS, IFLA_TXQLEN, NETLINK_ROUTE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTN_UNICAST, RTPROT_STATIC, RT_TABLE_MAIN, NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, OPERSTATES, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTMGRP_LINK
 
 # The bond options ib40 sets: option -> (IFLA_BOND_* attribute, how the
@@ -113,6 +114,35 @@ def _ipv4_list(raw: bytes | None) -> tuple[str, ...]:
 
 _DECODE = {"u8": _u8, "u32": _u32, "ipv4 list": _ipv4_list}
 
+_VF_GUID = struct.Struct("=I4xQ")  # struct ifla_vf_guid: the u64 in host order, as ipoib passes it
+
+
+def _guid(raw: bytes | None) -> str | None:
+    if raw is None or len(raw) < _VF_GUID.size:
+        return None
+    return ":".join(f"{b:02x}" for b in _VF_GUID.unpack_from(raw)[1].to_bytes(8, "big"))
+
+
+def parse_vfs(raw: bytes | None, count: int | None) -> list[tuple[int, str | None, str | None]] | None:
+    """IFLA_VFINFO_LIST -> [(vf, node GUID, port GUID)], the GUIDs None where
+    the kernel did not put them (it does only through ndo_get_vf_guid). None
+    when the link has no VFs (IFLA_NUM_VF absent or 0)."""
+    if not count:
+        return None
+    out = []
+    pos = 0
+    while raw and pos + _RTATTR.size <= len(raw):
+        alen, atype = _RTATTR.unpack_from(raw, pos)
+        if alen < _RTATTR.size or pos + alen > len(raw):
+            break
+        if atype & NLA_TYPE_MASK == IFLA_VF_INFO:
+            info = _attrs(raw, pos + _RTATTR.size, pos + alen)
+            vf = _u32(info.get(IFLA_VF_MAC))
+            if vf is not None:
+                out.append((vf, _guid(info.get(IFLA_VF_IB_NODE_GUID)), _guid(info.get(IFLA_VF_IB_PORT_GUID))))
+        pos += _align(alen)
+    return out
+
 
 class DumpInterrupted(Exception):
     """The kernel flagged the dump NLM_F_DUMP_INTR: links or addresses
@@ -148,7 +178,8 @@ def _dump_once(request_type: int, family_msg: bytes) -> list[tuple[int, bytes]]:
         out = []
         interrupted = False
         while True:
-            for mtype, flags, body in _messages(s.recv(1 << 16)):
+            # a PF's link message with its VFs' IFLA_VFINFO_LIST nears 64 KiB
+            for mtype, flags, body in _messages(s.recv(1 << 18)):
                 interrupted |= bool(flags & NLM_F_DUMP_INTR)
                 if mtype == NLMSG_DONE:
                     if interrupted:
@@ -204,6 +235,7 @@ def parse_link(body: bytes) -> dict:
         "vlan_id": vlan_id,
         "pkey": pkey,
         "link": _u32(a.get(IFLA_LINK)),
+        "vfs": parse_vfs(a.get(IFLA_VFINFO_LIST), _u32(a.get(IFLA_NUM_VF))),
     }
 
 
@@ -251,9 +283,13 @@ def dump_routes() -> list[tuple[int, RouteObs]]:
     return out
 
 
+# Without IFLA_EXT_MASK RTEXT_FILTER_VF a link dump leaves IFLA_VFINFO_LIST out.
+LINK_DUMP_REQUEST = (_IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+                     + _RTATTR.pack(_RTATTR.size + 4, IFLA_EXT_MASK) + struct.pack("=I", RTEXT_FILTER_VF))
+
+
 def _raw_links() -> list[dict]:
-    return [parse_link(body) for mtype, body in _dump(RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
-            if mtype == RTM_NEWLINK]
+    return [parse_link(body) for mtype, body in _dump(RTM_GETLINK, LINK_DUMP_REQUEST) if mtype == RTM_NEWLINK]
 
 
 def _raw_link(index: int) -> dict | None:
@@ -391,6 +427,9 @@ class Netlink:
         self._write(f"add route {dest} to {name}", self.ipr.route, "replace",
                     **_route_kwargs(index, dest, gateway, metric), proto=RTPROT_STATIC)
 
+    def set_vf_guids(self, index: int, name: str, vf: int, node_guid: str, port_guid: str) -> None:
+        set_vf_guids(self, index, name, vf, node_guid, port_guid)
+
     def del_route(self, index: int, name: str, dest: str, gateway: str | None, metric: int | None) -> None:
         self._write(f"remove route {dest} from {name}", self.ipr.route, "del",
                     **_route_kwargs(index, dest, gateway, metric))
@@ -452,6 +491,7 @@ def _link_obs(raw: dict, names: dict[int, str]) -> LinkObs:
         vlan_id=raw["vlan_id"],
         pkey=raw["pkey"],
         parent=names.get(raw["link"]) if raw["kind"] in ("vlan", "ipoib") and raw["link"] else None,
+        vfs=None if raw["vfs"] is None else [VfObs(*vf) for vf in raw["vfs"]],
     )
 
 
@@ -502,6 +542,7 @@ def vf_guid_request(vf: int, node_guid: str, port_guid: str) -> dict:
 
 def set_vf_guids(nl: Netlink, index: int, name: str, vf: int, node_guid: str, port_guid: str) -> None:
     """mlx5 takes them (ndo_set_vf_guid); mlx4 has none: its VFs' GUIDs
-    come from the SM's alias GUIDs, and the kernel answers EOPNOTSUPP."""
+    come from the SM's alias GUIDs, and the kernel answers EOPNOTSUPP.
+    Netlink.set_vf_guids is this (the fake in tests/fakenl.py has the method)."""
     nl._write(f"set VF {vf} GUIDs on {name}", nl.ipr.link, "set", index=index,
               vf=vf_guid_request(vf, node_guid, port_guid))

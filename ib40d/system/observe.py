@@ -30,6 +30,9 @@ def observe(nl, root: SysRoot) -> Machine:
         mode = root.read(f"/sys/class/net/{link.name}/mode")
         if link.kind == "ipoib" or (mode in ("connected", "datagram")):
             link.ipoib_mode = mode
+        if link.vfs:
+            driver = root.realpath(f"/sys/class/net/{link.name}/device/driver")
+            link.vf_driver = driver.rsplit("/", 1)[-1] if driver else None
     children = root.read(CHILDREN_FILE)
     return Machine(links, created_children=set(children.split()) if children else set())
 
@@ -56,6 +59,17 @@ def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> 
         text = root.read(f"/proc/net/bonding/{name}")
         bonding[name] = parse_proc_bonding(text) if text is not None else None
     return Machine(links, bonding)
+
+
+def read_vfs(root: SysRoot, names) -> dict[str, list]:
+    """{name: [VfObs]} of the links NAMES that have virtual functions, from
+    one raw link dump (RTEXT_FILTER_VF; no pyroute2). Empty for a support
+    bundle: it has no such dump."""
+    if not root.is_live:
+        return {}
+    from ib40d.system.netlink import _link_obs, _raw_links
+
+    return {raw["name"]: _link_obs(raw, {}).vfs for raw in _raw_links() if raw["name"] in names and raw["vfs"]}
 
 
 def find_cards(root: SysRoot) -> list[Card]:

@@ -13,7 +13,7 @@ from test_card_cli import apply_card, tools_env
 from test_cards import mlx5_ib_card
 
 from ib40d.core.config import ConfigError, parse_text
-from helpers import run_ib40d
+from helpers import fixture_output, run_ib40d
 
 CONF = "/etc/modprobe.d/ib40-mlx4.conf"
 
@@ -139,3 +139,166 @@ def test_porttype_at_boot_gives_mlx5_its_vfs_again(tmp_path, monkeypatch):
     assert (tmp_path / f"root/sys/bus/pci/devices/{BDF}/sriov_numvfs").read_text() == "4\n"
     again = run_ib40d("porttype", "--root", root, "--dry-run", env=env, check_rc=0)
     assert "sriov" not in again.stdout and "already as configured" in again.stdout
+
+
+# ---------------------------------------------------------------- IB VFs' GUIDs, on the fake netlink
+
+ZERO = "00:00:00:00:00:00:00:00"
+VF_CONF = "[card]\nvfs = 4\n[ipoib ib0]\nmode = datagram\n"
+# `ip link show` of an mlx5 PF with one VF, before and after its GUIDs were set
+IP_LINK_BEFORE = fixture_output("ip_link/ib0_vf0_guids_mlx5_before.txt")
+IP_LINK_AFTER = fixture_output("ip_link/ib0_vf0_guids_mlx5_after.txt")
+PF_GUID = "52:54:00:c0:fe:12:34:55"  # the last 8 bytes of the sample's link/infiniband address
+
+
+def pf_with_vfs(shown=True, count=4, text=IP_LINK_BEFORE):
+    """The sample's PF, with COUNT VFs like its VF 0; SHOWN False: as a
+    kernel that prints (and dumps) no VF GUIDs."""
+    from fakenl import FakeNetlink, pf_from_ip_link
+    from ib40d.core.model import VfObs
+
+    pf = pf_from_ip_link(text)
+    first = pf.vfs[0]
+    pf.vfs = [VfObs(n, first.node_guid if shown else None, first.port_guid if shown else None) for n in range(count)]
+    nl = FakeNetlink([pf])
+    nl.shows_vf_guids = shown
+    return nl
+
+
+def test_the_fake_pf_is_the_samples():
+    from fakenl import pf_from_ip_link
+
+    before, after = pf_from_ip_link(IP_LINK_BEFORE), pf_from_ip_link(IP_LINK_AFTER)
+    assert before.name == "ib0" and before.mac.endswith(PF_GUID) and before.mtu == 4092
+    assert [(v.vf, v.node_guid, v.port_guid) for v in before.vfs] == [(0, ZERO, ZERO)]
+    assert [(v.vf, v.node_guid, v.port_guid) for v in after.vfs] == [
+        (0, "11:00:af:21:cb:05:11:00", "22:11:af:21:cb:05:11:00")]
+
+
+def test_guids_someone_else_set_are_put_back_to_ours(tmp_path):
+    from fakenl import FakeNetlink, FakeRoot, pf_from_ip_link
+    from ib40d.core.plan import make_plan
+    from ib40d.system.observe import observe
+
+    nl = FakeNetlink([pf_from_ip_link(IP_LINK_AFTER)])
+    [action] = make_plan(parse_text(VF_CONF), observe(nl, FakeRoot(tmp_path, nl))).actions
+    assert action.describe() == ("vf.guid ib0: vf 0 node_guid 11:00:af:21:cb:05:11:00 -> 52:54:00:40:00:12:34:55, "
+                                 "vf 0 port_guid 22:11:af:21:cb:05:11:00 -> 52:54:00:80:00:12:34:55")
+
+
+def test_vf_guids_plan_apply_and_a_second_apply_sends_nothing(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    cfg = parse_text(VF_CONF + "vf_guids = 3=0x0202c9ff03a4e7aa\n")
+    nl = pf_with_vfs()
+    lines = [a.describe() for a in make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl))).actions]
+    assert lines[0] == (f"vf.guid ib0: vf 0 node_guid {ZERO} -> 52:54:00:40:00:12:34:55, "
+                        f"vf 0 port_guid {ZERO} -> 52:54:00:80:00:12:34:55")
+    assert lines[3] == f"vf.guid ib0: vf 3 node_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa, " \
+                       f"vf 3 port_guid {ZERO} -> 02:02:c9:ff:03:a4:e7:aa"
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok, result.to_json()
+    assert [c for c in nl.calls if c[0] == "set_vf_guids"] == [
+        ("set_vf_guids", "ib0", (n, f"52:54:00:40:0{n}:12:34:55", f"52:54:00:80:0{n}:12:34:55")) for n in range(3)
+    ] + [("set_vf_guids", "ib0", (3, "02:02:c9:ff:03:a4:e7:aa", "02:02:c9:ff:03:a4:e7:aa"))]
+    before = nl.writes
+    again = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert again.ok and again.done == [] and nl.writes == before
+
+
+def test_a_kernel_that_does_not_show_vf_guids_gets_them_at_every_apply(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core import sriov
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    cfg = parse_text(VF_CONF)
+    nl = pf_with_vfs(shown=False)
+    for _ in range(2):
+        before = nl.writes
+        result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+        assert result.ok, result.to_json()  # planned again, but not "not converged"
+        assert nl.writes - before == 4
+    plan = make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)))
+    assert {a.reason for a in plan.actions} == {sriov.NOT_SHOWN}
+    assert plan.actions[0].describe().endswith(f"({sriov.NOT_SHOWN})")
+
+
+def test_no_vfs_on_the_card_no_vf_guids(tmp_path):
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.observe import observe
+
+    nl = pf_with_vfs()
+    assert make_plan(parse_text("[ipoib ib0]\nmode = datagram\n"), observe(nl, FakeRoot(tmp_path, nl))).actions == []
+
+
+@pytest.mark.parametrize("conf, says", [
+    (VF_CONF + "vf_guids = 4=0x0202c98000a4e721\n", "ib40.conf:5: [ipoib ib0] vf_guids: VF 4 does not exist: the "
+                                                    "card has 4, numbered from 0 (vfs)"),
+    ("[ipoib ib0]\nvf_guids = 1=0x0202c98000a4e721\n", "ib40.conf:2: [ipoib ib0] vf_guids: VF 1 does not exist: "
+                                                       "no [card] has vfs"),
+    (VF_CONF + "vf_guids = 1=0x0202c98000a4e721, 2=0202:c980:00a4:e721\n",
+     "ib40.conf:5: [ipoib ib0] vf_guids: VFs 1 and 2 have the same GUID 0202:c980:00a4:e721"),
+    (VF_CONF + "vf_guids = 1=0x0202c98000a4e721\n[ipoib ib1]\nvf_guids = 2=0x0202c98000a4e721\n",
+     "ib40.conf:7: [ipoib ib1] vf_guids: VF 2's GUID is also VF 1 of ib0's"),
+    (VF_CONF + "vf_guids = 1:0x0202c98000a4e721\n", "ib40.conf:5: [ipoib ib0] vf_guids: '1:0x0202c98000a4e721' "
+                                                    "is not VF=GUID"),
+    (VF_CONF + "vf_guids = 1=0x0202c980\n", "ib40.conf:5: [ipoib ib0] vf_guids: '0x0202c980' is not a port GUID"),
+])
+def test_vf_guids_are_checked(conf, says):
+    with pytest.raises(ConfigError) as e:
+        parse_text(conf)
+    assert says in str(e.value), str(e.value)
+
+
+def test_status_lists_each_vfs_guids_from_the_raw_dump(monkeypatch):
+    """status's VF lines from the stdlib dump's parse of pyroute2-encoded
+    link messages (the machine has no PF with VFs): one kernel that shows the
+    GUIDs, and the same VFs as a kernel that does not."""
+    from fakenl import encode_link_with_vfs
+
+    from ib40d.commands import status
+    from ib40d.system import netlink
+    from ib40d.system.sysroot import SysRoot
+
+    cfg = parse_text(VF_CONF)
+    vfs = [(0, "02:02:c9:40:00:a4:e7:21", "02:02:c9:80:00:a4:e7:21"), (1, ZERO, ZERO)]
+    for shown, want in ((True, [{"vf": n, "node_guid": node, "port_guid": port} for n, node, port in vfs]),
+                        (False, [{"vf": n, "node_guid": None, "port_guid": None} for n, _, _ in vfs])):
+        monkeypatch.setattr(netlink, "_raw_links", lambda: [netlink.parse_link(encode_link_with_vfs(vfs, shown))])
+        links = [{"name": "ib0", "kind": "ipoib"}, {"name": "eth0", "kind": None}]
+        status._add_vfs(cfg, SysRoot("/"), links)
+        assert links[0]["vfs"] == want and "vfs" not in links[1]
+    text = status.render({"config": [], "links": [dict(links[0], exists=True, role="ipoib", addresses=[], mac=None,
+                                                        operstate="up", carrier=True, mtu=2044, txqueuelen=256,
+                                                        ipoib_mode="datagram", mismatches=[])],
+                          "bonds": [], "cards": [], "port_types": [], "ib_ports": []})
+    assert "VF 1: GUIDs not shown by this kernel" in text
+    # a support bundle (not the live machine) has no VF dump: no VF lines, no error
+    links = [{"name": "ib0", "kind": "ipoib"}]
+    status._add_vfs(cfg, SysRoot("/nonexistent-bundle"), links)
+    assert "vfs" not in links[0]
+
+
+def test_mlx4_vfs_get_a_note_not_a_request_it_would_refuse(tmp_path):
+    """mlx4_ib has no set_vf_guid (the kernel answers EOPNOTSUPP) nor
+    get_vf_guid: every apply would fail on ib0."""
+    from fakenl import FakeRoot
+    from ib40d.core.plan import make_plan
+    from ib40d.system.apply_engine import converge
+    from ib40d.system.observe import observe
+
+    nl = pf_with_vfs(shown=False)
+    (tmp_path / "sys/bus/pci/drivers/mlx4_core").mkdir(parents=True)
+    (tmp_path / "sys/class/net/ib0/device").mkdir(parents=True)
+    (tmp_path / "sys/class/net/ib0/device/driver").symlink_to(tmp_path / "sys/bus/pci/drivers/mlx4_core")
+    result = converge(parse_text(VF_CONF), nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.writes == 0, result.to_json()
+    plan = make_plan(parse_text(VF_CONF), observe(nl, FakeRoot(tmp_path, nl)))
+    assert plan.actions == [] and any(n.startswith("ib0: mlx4 cannot set its virtual functions' GUIDs")
+                                      for n in plan.notes)

@@ -40,7 +40,8 @@ def pyroute2_numbers() -> dict[str, int]:
     numbers = {}
     for module in (nl, rtnl, ifinfmsg, ifaddrmsg, arp):
         numbers.update({k: v for k, v in vars(module).items() if k.isupper() and isinstance(v, int)})
-    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, bond, vlan, ipoib, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
+    for cls in (ifinfmsg.ifinfmsg, ifinfmsg.ifinfmsg.ifinfo, ifinfmsg.ifinfmsg.vflist,
+                ifinfmsg.ifinfmsg.vflist.vfinfo, bond, vlan, ipoib, ifaddrmsg.ifaddrmsg, rtmsg.rtmsg):
         numbers.update(_nla_numbers(cls.nla_map))
     numbers.update(rtnl.rtprotos)
     numbers.update(rtnl.rtypes)
@@ -53,6 +54,8 @@ def test_every_constant_is_the_number_pyroute2_uses():
     # pyroute2 has no name for the main table: the number its route() fills in
     # when given no table (rtmsg's encoder) and a dump of the namespace show it
     ours.pop("RT_TABLE_MAIN")
+    # nor for ext_mask's bits (pyroute2's iproute/linux.py: "1 << 0 => RTEXT_FILTER_VF")
+    assert ours.pop("RTEXT_FILTER_VF") == 1 << 0
     theirs = pyroute2_numbers()
     assert {"RTM_GETLINK", "IFLA_MTU", "IFLA_BOND_MODE", "IFA_F_PERMANENT", "IFF_UP", "ARPHRD_INFINIBAND"} <= ours.keys()
     assert {k: theirs.get(k) for k in ours} == ours

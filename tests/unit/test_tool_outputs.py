@@ -15,6 +15,7 @@ import re
 import pytest
 import support_parsers
 from fake_ib import parse_ibv_devinfo
+from fakenl import pf_from_ip_link
 from helpers import FIXTURES, fixture_output
 from test_partitions import grammar_problems
 
@@ -72,7 +73,7 @@ READERS = {
     "bonding": _bonding, "ibstat": _ibstat, "ibstatus": lambda t: sum(support_parsers.parse_ibstatus(t), []),
     "iperf3": _iperf, "lspci": pcie.parse_lspci, "mstconfig": _mstconfig, "opensm": _opensm,
     "ipoib_mode": _kernel_message, "ethtool": linkrate.parse_ethtool, "ibv_devinfo": _ibv_devinfo,
-    "partitions": _partitions,
+    "partitions": _partitions, "ip_link": lambda t: pf_from_ip_link(t).vfs,
 }
 ALL = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.suffix in (".txt", ".conf"))
 

@@ -11,6 +11,7 @@ import pytest
 
 from ib40d.core import sriov
 from ib40d.system.netlink import vf_guid_request
+from fakenl import encode_link_with_vfs
 
 PORT1 = "0002:c903:00a4:e721"  # the ibstat sample's port GUIDs (fixtures/ibstat)
 PORT2 = "0x0002c90300a4e722"
@@ -50,3 +51,35 @@ def test_the_vf_guid_request_encodes_as_the_kernel_reads_it():
     # (the kernel's ivt->guid), e.g. 0x0202c98003a4e721
     wanted = struct.pack("=I4xQ", 3, int.from_bytes(sriov.guid_bytes(port), "big"))
     assert wanted in data
+
+
+def test_the_dump_reads_each_vfs_guids_back():
+    from ib40d.system.netlink import _link_obs, parse_link
+
+    vfs = [(n, sriov.vf_guid(PORT1, n, node=True), sriov.vf_guid(PORT1, n)) for n in range(3)]
+    vfs[1] = (1, "00:00:00:00:00:00:00:00", "00:00:00:00:00:00:00:00")  # as a new VF starts
+    raw = parse_link(encode_link_with_vfs(vfs, guids=True))
+    assert raw["name"] == "ib0"
+    assert raw["vfs"] == vfs
+    assert [(v.vf, v.node_guid, v.port_guid) for v in _link_obs(raw, {}).vfs] == vfs
+
+
+def test_a_kernel_that_does_not_show_vf_guids_gives_none_not_zero():
+    from ib40d.system.netlink import parse_link
+
+    raw = parse_link(encode_link_with_vfs([(0, None, None), (1, None, None)], guids=False))
+    assert raw["vfs"] == [(0, None, None), (1, None, None)]
+
+
+def test_a_link_without_vfs_has_none():
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from ib40d.system.netlink import LINK_DUMP_REQUEST, parse_link
+
+    msg = ifinfmsg()
+    msg["index"] = 2
+    msg["attrs"] = [("IFLA_IFNAME", "eth0")]
+    msg.encode()
+    assert parse_link(bytes(msg.data[16:]))["vfs"] is None
+    # the dump asks for the VF list: IFLA_EXT_MASK (29) = RTEXT_FILTER_VF (1)
+    assert LINK_DUMP_REQUEST[16:] == struct.pack("=HHI", 8, 29, 1)
