@@ -23,7 +23,8 @@ from helpers import REPO
 UNITS = REPO / "units"
 # The package's own programs the units run besides /usr/bin/ib40d, from the
 # tree (debian/ib40.install puts them there).
-SHIPPED_PROGRAMS = {"/usr/lib/ib40/config-changed": REPO / "libexec/config-changed"}
+SHIPPED_PROGRAMS = {"/usr/lib/ib40/config-changed": REPO / "libexec/config-changed",
+                    "/usr/lib/ib40/link-configured": REPO / "libexec/link-configured"}
 UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".path", ".socket", ".timer"))
 HOST_UNITS = Path("/usr/lib/systemd/system")
 # Keys that describe rather than decide: no "why" comment needed.
@@ -193,8 +194,9 @@ def test_link_unit_follows_its_device_and_asks_the_daemon():
     assert cp["Service"]["Type"] == "oneshot" and cp["Service"]["RemainAfterExit"] == "yes"
     # %I: the unescaped interface name for the program, %i for the unit name
     # a shell test first (the daemon's mark, tests/kernel/test_link_unit.py), then the client
-    assert cp["Service"]["ExecStart"].startswith("/bin/sh -c ")
-    assert cp["Service"]["ExecStart"].endswith("""exec /usr/bin/ib40d link-ready "$$1"' ib40-link %I""")
+    assert cp["Service"]["ExecStart"] == "/usr/lib/ib40/link-configured %I"
+    assert (REPO / "libexec/link-configured").read_text().rstrip().endswith(
+        'exec ${IB40D:-/usr/bin/ib40d} link-ready "$name"')
     assert cp["Install"]["WantedBy"] == dev
 
 
@@ -228,7 +230,7 @@ def test_a_save_while_sync_runs_is_checked_once_systemd_watches_again():
     # syncs run in ib40-sync.service only, and the check is over before one ends
     assert parse(check_unit)["Service"]["ExecStart"] == "/bin/systemctl --no-block start ib40-sync.service"
     # one comparison for both, and no sleep in either
-    assert all_values(sync_unit, "ExecCondition") == all_values(check_unit, "ExecCondition") == list(SHIPPED_PROGRAMS)
+    assert all_values(sync_unit, "ExecCondition") == all_values(check_unit, "ExecCondition") == ["/usr/lib/ib40/config-changed"]
     assert os.access(SHIPPED_PROGRAMS["/usr/lib/ib40/config-changed"], os.X_OK)
     # started at every write to /etc: no start limit that a burst would hit
     for unit in (sync_unit, check_unit):

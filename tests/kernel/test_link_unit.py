@@ -19,18 +19,13 @@ CONF = "[link v1]\nmtu = 9000\naddress = 10.95.0.1/24\n[link v2]\n"
 
 
 def unit_command(name: str) -> list[str]:
-    """The unit's ExecStart for instance NAME, as systemd hands it to the
-    shell ($$ is $, %I the name); the client run from this checkout."""
+    """The unit's ExecStart for instance NAME (%I is the name): its shipped
+    script, asking with the client run from this checkout."""
     cp = configparser.ConfigParser(interpolation=None, strict=False)
     cp.read(REPO / "units" / "ib40-link@.service")
-    line = cp["Service"]["ExecStart"]
-    prefix = "/bin/sh -c '"
-    assert line.startswith(prefix)
-    script, _, rest = line[len(prefix):].rpartition("' ")
-    argv0, instance = rest.split()
-    assert instance == "%I"
-    script = script.replace("$$", "$").replace("/usr/bin/ib40d", f"{sys.executable} -m ib40d")
-    return ["/bin/sh", "-c", script, argv0, name]
+    program, instance = cp["Service"]["ExecStart"].split()
+    assert (program, instance) == ("/usr/lib/ib40/link-configured", "%I")
+    return ["env", f"IB40D={sys.executable} -m ib40d", str(REPO / "libexec/link-configured"), name]
 
 
 class LiveDaemon:

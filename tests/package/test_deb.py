@@ -76,6 +76,8 @@ def test_ships_units_sysctl_entry_point_docs(contents):
     assert "/usr/lib/sysctl.d/60-ib40.conf" in contents
     assert "/lib/udev/rules.d/60-ib40-mlx4.rules" in contents
     assert "/usr/bin/ib40d" in contents
+    for program in ("config-changed", "link-configured"):  # the units' ExecCondition= and ExecStart=
+        assert f"/usr/lib/ib40/{program}" in contents
     assert "/usr/lib/python3/dist-packages/ib40d/commands/cli.py" in contents
     assert "/usr/share/doc/ib40/README.Debian" in contents  # the units' Documentation=
     assert "/usr/share/doc/ib40/examples/ib40.conf" in contents
