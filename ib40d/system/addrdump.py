@@ -49,9 +49,11 @@ def addresses_by_name(root: SysRoot) -> dict[str, list[dict]]:
 
 def read_routes(root: SysRoot) -> dict[str, list] | None:
     """{ifname: [RouteObs]} of the main table from one RTM_GETROUTE dump;
-    None on a captured tree (a bundle has no routes): not compared then."""
+    on a bundle, as it recorded them; None on another tree: not compared."""
     if not root.is_live:
-        return None
+        from ib40d.system.bundle import recorded_routes
+
+        return recorded_routes(root)
     from ib40d.system.netlink import dump_routes
 
     names = {root.read_int(f"/sys/class/net/{name}/ifindex"): name for name in root.listdir("/sys/class/net")}

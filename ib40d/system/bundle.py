@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict
 from pathlib import PurePosixPath
 
-from ib40d.core.model import AddrObs, BondObs, LinkObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs, VfObs
 from ib40d.core.errors import UserError
 from ib40d.system.sysroot import SysRoot
 
@@ -265,6 +265,8 @@ def _link_json(link: LinkObs) -> dict:
 def _link_from_json(d: dict) -> LinkObs:
     d = dict(d)
     d["addresses"] = None if d.get("addresses") is None else [AddrObs(**a) for a in d["addresses"]]
+    d["routes"] = None if d.get("routes") is None else [RouteObs(**r) for r in d["routes"]]
+    d["vfs"] = None if d.get("vfs") is None else [VfObs(**v) for v in d["vfs"]]
     if d.get("bond") is not None:
         bond = dict(d["bond"])
         if bond.get("arp_ip_target") is not None:
@@ -425,6 +427,14 @@ class RecordedLinks:
 
     def close(self) -> None:
         pass
+
+
+def recorded_routes(root: SysRoot) -> dict[str, list[RouteObs]] | None:
+    """{ifname: [RouteObs]} as the bundle recorded them with its links;
+    None where nothing was recorded (a fake tree): not compared then."""
+    if not root.exists(LINKS_FILE):
+        return None
+    return {link.name: link.routes or [] for link in RecordedLinks(root).dump_links()}
 
 
 def link_source(root: SysRoot):

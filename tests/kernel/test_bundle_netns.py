@@ -20,6 +20,7 @@ address = 10.97.0.1/24 fd00:97::1/64
 txqueuelen = 10000
 [link w1]
 address = 10.97.5.1/24
+routes = 10.98.0.0/24 via 10.97.5.2, 10.99.0.0/24 via 10.97.5.2 metric 7
 [link absent0]
 """
 
@@ -49,11 +50,14 @@ def test_status_and_plan_on_a_bundle_are_what_they_are_live(netns, tmp_path):
     netns.ip("link", "set", "v2", "mtu", "1400")
     netns.ip("address", "add", "10.97.9.9/24", "dev", "w1")
     netns.ip("address", "del", "10.97.0.1/24", "dev", "v1")
-    netns.ip("link", "set", "w1", "down")
+    netns.ip("route", "add", "10.96.0.0/24", "via", "10.97.5.2", "dev", "w1", "proto", "static")
+    netns.ip("route", "del", "10.99.0.0/24", "dev", "w1")
 
     live = _outputs(("-c", str(conf)), netns.name, str(conf))
     plan = json.loads(live[("plan", "--json")][1])
-    assert {(a["kind"], a["target"]) for a in plan["actions"]} >= {("addr.add", "v1"), ("link.up", "w1")}
+    assert {(a["kind"], a["target"]) for a in plan["actions"]} >= {
+        ("addr.add", "v1"), ("route.del", "w1"), ("route.add", "w1")}
+    assert "route 10.96.0.0/24" in live[("status",)][1]
 
     bundle = tmp_path / "b.tar.gz"
     made = run_ib40d("bundle", "-c", str(conf), "-o", str(bundle), netns=netns.name, check_rc=0)
