@@ -117,3 +117,11 @@ def only_problem(text: str) -> str:
         [problem] = [p.render() for p in e.problems]
         return problem
     raise AssertionError(f"no problem found in {text!r}")
+
+
+def assert_refused_at(text: str, line: int, words) -> None:
+    """`check` finds one problem in TEXT, at LINE, saying each of WORDS."""
+    problem = only_problem(text)
+    assert problem.startswith(f"ib40.conf:{line}: "), problem
+    for word in words:
+        assert word in problem, problem

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from fakenl import FakeRoot
-from helpers import only_problem, run_ib40d
+from helpers import assert_refused_at, run_ib40d
 from ib40d.core.config import parse_text
 from ib40d.core.plan import make_plan
 from ib40d.system.apply_engine import converge
@@ -41,10 +41,7 @@ ACTIVE_BACKUP = ("[link eth40a]\n[link eth40b]\n[bond bond0]\nslaves = eth40a et
     ("[link a]\n[bond b]\nslaves = a\nmode = active-backup\nprimary = a c\n", 5, ["not one link name"]),
 ])
 def test_check_refuses_an_option_outside_its_modes(text, line, words):
-    problem = only_problem(text)
-    assert problem.startswith(f"ib40.conf:{line}: ")
-    for word in words:
-        assert word in problem
+    assert_refused_at(text, line, words)
 
 
 def test_options_are_accepted_in_their_modes():

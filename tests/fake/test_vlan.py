@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fakenl import FakeRoot
-from helpers import only_problem, HOWTO_BOND, run_ib40d
+from helpers import HOWTO_BOND, assert_refused_at, run_ib40d
 from ib40d.core.config import parse_text
 from ib40d.core.model import LinkObs
 from ib40d.core.plan import make_plan
@@ -30,10 +30,7 @@ VLAN = HOWTO_BOND + "[vlan bond0.30]\nlink = bond0\nid = 30\naddress = 10.31.0.2
     ("[link a]\n[vlan v]\nlink = a\nid = 5\nmac = 00:02:c9:3e:ca:b1\n", 5, ["unknown key"]),
 ])
 def test_check_refuses(text, line, words):
-    problem = only_problem(text)
-    assert problem.startswith(f"ib40.conf:{line}: ")
-    for word in words:
-        assert word in problem
+    assert_refused_at(text, line, words)
 
 
 def test_vlan_on_a_new_bond_is_created_after_it_then_addressed_up_routed_and_idempotent(tmp_path):
