@@ -77,6 +77,10 @@ def test_lacp_bond_with_a_vlan_and_a_route(ib40_lab, figures):
         assert {"dst": "10.32.0.0/24", "gateway": "10.31.0.%s" % _last(b)} in [
             {k: r.get(k) for k in ("dst", "gateway")} for r in routes], routes
         for target in ("10.31.0.%s" % _last(b), "10.32.0.%s" % _last(b)):
+            # "Partnered" can be read before both ports distribute, and the
+            # VLAN's first packet waits for ARP: the window starts at the first answer.
+            scenario.wait_for(a, lambda vm: vm.run("ping -n -c 1 -W 1 %s" % target, check=False).rc == 0
+                              or "no answer yet", 30, "a first answer from %s over %s" % (target, vlan))
             loss = scenario.ping(a, target, 3, 50)
             figures("lacp", "ping A -> %s over %s: %s" % (target, vlan, loss))
             assert loss.received > 0 and loss.lost <= 1, str(loss)
