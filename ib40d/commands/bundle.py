@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from ib40d.core.errors import UserError
 from ib40d.system.cliargs import config_path, sysroot
 
 
@@ -43,6 +44,8 @@ def run(args) -> int:
     try:
         bundle.capture(root, tmp, config, claims)
         os.replace(tmp, out)
+    except OSError as e:  # -o in a missing or read-only directory
+        raise UserError(f"{e.filename or out}: {e.strerror or e}; no bundle written", status=1) from None
     finally:
         os.umask(old_umask)
         if os.path.exists(tmp):

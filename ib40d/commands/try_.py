@@ -24,6 +24,7 @@ from ib40d.system.cliargs import DEFAULT_CONFIG, config_path, load_config, sysro
 from ib40d.system.config_reader import config_files
 
 DEFAULT_TIMEOUT_S = 120.0
+MAX_TIMEOUT_S = 86400  # a day: a trial is a safety net, not a state to live in
 LOCK_WAIT_S = 30.0
 
 
@@ -63,8 +64,8 @@ def run(args) -> int:
         for line in lines:
             print(line, file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
-    if not args.timeout > 0:
-        raise UserError("--timeout must be more than 0 seconds", status=2)
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:  # selectors refuse a wait of years (OverflowError)
+        raise UserError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT_S} seconds", status=2)
     path = config_path(args)
     cfg = load_config(args)  # before anything: an invalid FILE touches nothing
     target = str(root.path(DEFAULT_CONFIG))
@@ -139,13 +140,16 @@ class Trial:
             if self.cfg.cards:
                 self.out.say("note: port types ([card]) are not part of a trial; `ib40d porttype` sets them")
             conn = None
-            if failure is None:
-                trial.write_marker(self.root, time.time() + self.timeout, self.path)
-                failure, conn = self.wait(sock, wake_r)
-            if failure is None:
-                failure = self.commit(apply_lock, conn)
+            try:
                 if failure is None:
-                    return 0
+                    trial.write_marker(self.root, time.time() + self.timeout, self.path)
+                    failure, conn = self.wait(sock, wake_r)
+                if failure is None:
+                    failure = self.commit(apply_lock, conn)
+                    if failure is None:
+                        return 0
+            except Exception as e:  # whatever went wrong, the links the trial changed go back
+                failure = f"the trial failed ({type(e).__name__}: {e})"
             self.roll_back(snap, nl, apply_lock, failure, conn)
             return 1
         finally:

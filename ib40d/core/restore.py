@@ -40,7 +40,9 @@ def managed_addresses(link: LinkObs) -> list[tuple[str, str | None]]:
 def bond_options(link: LinkObs) -> dict:
     """A bond's settings as it had them, as set_bond/create_bond take them
     (the kernel refuses up/downdelay while miimon is 0)."""
-    opts = {o.name: getattr(link.bond, o.name) for o in BOND_OPTIONS if getattr(link.bond, o.name) is not None}
+    # primary names a slave (sent as its ifindex): its own action, after the enslaves
+    opts = {o.name: getattr(link.bond, o.name) for o in BOND_OPTIONS
+            if getattr(link.bond, o.name) is not None and not o.names_slave}
     if not opts.get("miimon"):
         opts.pop("updelay", None)
         opts.pop("downdelay", None)
@@ -99,6 +101,9 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
         for slave in slaves:
             _enslave(b, slave, bond)
     for name, was in snap.links.items():
+        if was is not None and was.kind == "bond" and was.bond is not None and name in b.up:
+            _restore_primary(b, name, was)
+    for name, was in snap.links.items():
         if was is not None and was.kind == "bond" and name in b.up:
             current = now.links.get(name)
             have = current.mtu if current is not None else NEW_BOND_MTU
@@ -116,6 +121,18 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
         _add_routes(b, name, was)
     b.plan.notes += gone
     return b.plan
+
+
+def _restore_primary(b: _Builder, name: str, was: LinkObs) -> None:
+    now = b.now.links.get(name)
+    have = now.bond.primary if now is not None and now.bond is not None else None
+    if was.bond.primary == have:
+        return
+    if was.bond.primary is None:
+        b.plan.notes.append(f"{name}: primary {have} was set by the trial; left as it is")
+    elif b.master.get(was.bond.primary) == name:
+        b.add("bond.primary", name, [Change("primary", have, was.bond.primary)], "",
+              {"slave": was.bond.primary}, group=name)
 
 
 def _route_key(r: RouteObs) -> tuple:

@@ -179,3 +179,12 @@ def test_other_managers_files_stay_out_but_their_conflicts_come_along(tmp_path):
         assert not any(secret.encode() in tar.extractfile(m).read() for m in members)
     here = run_ib40d("check", "--root", str(out), check_rc=0)
     assert here.stderr == there.stderr
+
+
+def test_a_bundle_that_cannot_be_written_is_one_line(tmp_path):
+    fake = tmp_path / "fake"
+    cx3_ib_mode(fake)
+    out = tmp_path / "no-such-dir" / "b.tar.gz"
+    proc = run_ib40d("bundle", "--root", str(fake), "-o", str(out), check_rc=1)
+    assert proc.stderr.startswith("ib40d bundle: ") and "No such file or directory; no bundle written" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr

@@ -235,3 +235,13 @@ def test_apply_by_hand_during_a_trial_is_refused(netns, tmp_path):
     assert kernel_state(netns) == during
     trial.proc.send_signal(signal.SIGTERM)
     assert trial.finish()[0] == 1
+
+
+@pytest.mark.parametrize("timeout", ["1e7", "inf", "0"])
+def test_a_timeout_the_wait_cannot_take_is_refused_before_anything(netns, tmp_path, timeout):
+    root, new = make_pair(netns, tmp_path)
+    before = kernel_state(netns)
+    proc = run_ib40d("try", "-c", str(new), "--root", str(root), "--timeout", timeout, netns=netns.name)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stdout + proc.stderr
+    assert "--timeout must be more than 0 and at most 86400 seconds" in proc.stderr
+    assert kernel_state(netns) == before and not (root / "run").exists()

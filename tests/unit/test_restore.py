@@ -104,3 +104,21 @@ def test_a_link_set_down_by_the_rollback_gets_all_its_routes_again():
     before = Snapshot({"ib0": port("ib0", 4, kind="ipoib", mtu=65520, ipoib_mode="connected", routes=[route])})
     now = [port("ib0", 4, kind="ipoib", mtu=2044, ipoib_mode="datagram", routes=[route])]
     assert steps(before, now) == ["link.down ib0", "ipoib.mode ib0", "link.mtu ib0", "link.up ib0", "route.add ib0"]
+
+
+def test_a_primary_the_trial_changed_comes_back_as_its_own_step_after_the_enslaves():
+    """primary names a slave (the kernel takes its ifindex): never in the
+    bond's option set, where it would be sent as a name."""
+    def ab(primary):
+        return LinkObs("bond0", 10, kind="bond", mtu=1500, txqueuelen=1000, admin_up=True,
+                       bond=BondObs(mode="active-backup", miimon=100, primary=primary))
+    before = Snapshot({"bond0": ab("eth40a"), "eth40a": port("eth40a", 2, master="bond0"),
+                       "eth40b": port("eth40b", 3, master="bond0")})
+    plan = restore_plan(before, Machine({l.name: l for l in [
+        ab("eth40b"), port("eth40a", 2, master="bond0"), port("eth40b", 3, master="bond0")]}))
+    assert [(a.kind, a.params) for a in plan.actions] == [("bond.primary", {"slave": "eth40a"})]
+    assert all("primary" not in a.params.get("options", {}) for a in plan.actions)
+    gone = restore_plan(Snapshot({"bond0": ab("eth40a"), "eth40a": port("eth40a", 2, master="bond0")}),
+                        Machine({"eth40a": port("eth40a", 2)}))
+    assert "primary" not in gone.actions[0].params["options"]
+    assert [a.kind for a in gone.actions][-2:] == ["bond.primary", "link.up"]
