@@ -84,7 +84,7 @@ def test_lacp_bond_with_a_vlan_and_a_route(ib40_lab, figures):
             loss = scenario.ping(a, target, 3, 50)
             figures("lacp", "ping A -> %s over %s: %s" % (target, vlan, loss))
             # It carries traffic; two emulated ports hashing layer3+4 lose the odd
-            # packet (2 of 59 in three CI runs out of four), which is no fault of ib40.
+            # packet (2 of 59 in two CI runs of three), which is no fault of ib40.
             assert loss.received >= 0.9 * loss.sent, str(loss)
         for vm in lab:
             again = json.loads(vm.run("ib40d apply --json", timeout=120).out)
