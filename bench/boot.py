@@ -3,7 +3,7 @@
 machines with bond0 made three ways, what ib40's boot costs in CPU and what
 its daemon keeps resident, and the failover loss window against its floor.
 
-    python3 bench/boot.py [--runs N] [--only networkd,ifupdown,ib40-before,ib40]
+    python3 bench/boot.py [--runs N] [--only networkd,ifupdown,import-at-boot,ib40-before,ib40]
                           [--deb-before OLD.deb] [--no-failover]
 
 One pair of machines is booted once; each way is set up on both (networkd:
@@ -22,6 +22,16 @@ the daemon's VmRSS once the boot is over; for networkd, its VmRSS. The
 reference, one `python3 -c 'import pyroute2'` (CPU of the process), is
 measured in the same guests. Figures, not a test: under software emulation
 they move with the host's load.
+
+Under emulation a boot's CPU is not an idle guest's: the guest clock runs on
+while QEMU translates code run for the first time and while the other
+machine's boot takes the host's CPU, and the guest charges that time to
+whatever process it was running. So the reference is taken three ways:
+after boot, in an idle guest (as the issue took it); "import-at-boot", its
+own boots in which a oneshot unit runs `python3 -c 'import pyroute2'` at
+ib40d.service's place in the boot (its ordering, both machines booting);
+and ib40d.service's own CPU on a restart after boot with bond0 deleted
+first (the boot's work again, in the idle guest).
 """
 import argparse
 import os
@@ -35,7 +45,26 @@ from lab import guestconf, scenario  # noqa: E402
 from lab.image import DEFAULT_SUITE, build_image  # noqa: E402
 from lab.vm import RUN, Lab, LabError  # noqa: E402
 
-WAYS = ("networkd", "ifupdown", "ib40")
+WAYS = ("networkd", "ifupdown", "import-at-boot", "ib40")
+# The reference taken at boot: where ib40d.service starts (its ordering:
+# ib40d.service says why each line), one Python process importing pyroute2.
+PROBE_UNIT = "lab-import-pyroute2.service"
+PROBE_UNIT_TEXT = """\
+[Unit]
+Description=lab: one import pyroute2 at ib40d.service's place in the boot
+# ib40d.service's own ordering, so it runs at the same point of the boot
+DefaultDependencies=no
+After=systemd-udevd.service systemd-sysctl.service network-pre.target
+Before=network.target multi-user.target shutdown.target
+Conflicts=shutdown.target
+[Service]
+# one process; its CPU is read from CPUUsageNSec once the boot is over
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/python3 -c "import pyroute2"
+[Install]
+WantedBy=multi-user.target
+"""
 TARGETS = {"networkd": 1.0, "ifupdown": 0.8}  # bond0 ready, ib40 / other
 CPU_TARGET = 1.5  # a boot's ib40 units / one `import pyroute2`
 RSS_TARGET_MB = 20.0
@@ -51,6 +80,10 @@ def put_files(vm, files):
 
 
 def setup(way, vm, deb):
+    if way == "import-at-boot":
+        put_files(vm, {"/etc/systemd/system/" + PROBE_UNIT: PROBE_UNIT_TEXT})
+        vm.run(["systemctl", "enable", PROBE_UNIT])
+        return
     if way.startswith("ib40"):
         if vm.run("dpkg -s ib40", check=False).rc == 0:
             # the same version over the one measured before: dpkg reinstalls
@@ -71,7 +104,10 @@ def setup(way, vm, deb):
 
 def teardown(way, vm):
     """Takes a way's configuration away before the next way's."""
-    if way == "networkd":
+    if way == "import-at-boot":
+        vm.run(["systemctl", "disable", PROBE_UNIT])
+        vm.run(["rm", "-f", "/etc/systemd/system/" + PROBE_UNIT])
+    elif way == "networkd":
         vm.run("systemctl disable systemd-networkd.service systemd-networkd.socket")
         vm.run(["rm", "-f", *guestconf.networkd_files(vm.macs, vm.address)])
     elif way == "ifupdown":
@@ -123,6 +159,25 @@ def ib40_units(vm):
     return out
 
 
+def unit_cpu(vm, unit):
+    ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
+    return int(ns) / 1e9 if ns.isdigit() and int(ns) < 2**63 else None
+
+
+def restart_cpu(vm, runs=3):
+    """ib40d.service's CPU when it makes bond0 again after boot: bond0
+    deleted, the daemon restarted (Type=notify: done once READY=1), its
+    CPUUsageNSec read. The boot's work, in an idle guest. -> median s"""
+    samples = []
+    for _ in range(runs):
+        # Stopped first: a running daemon would see bond0 go and make it again.
+        vm.run("systemctl stop ib40d.service && ip link del bond0")
+        vm.run("systemctl start ib40d.service", timeout=120)
+        scenario.wait_for(vm, scenario.bond_complete, 30, "bond0 whole again")
+        samples.append(unit_cpu(vm, "ib40d.service"))
+    return statistics.median(samples)
+
+
 def child_cpu(vm, code, runs=3):
     return statistics.median(float(vm.run(["python3", "-c", CHILD_CPU % code]).out.strip())
                              for _ in range(runs))
@@ -151,6 +206,12 @@ def run_way(lab, way, deb, runs):
     records = []
     for run in range(runs):
         lab.reboot()
+        if way == "import-at-boot":
+            lab.parallel(scenario.wait_running)
+            cpus = [unit_cpu(vm, PROBE_UNIT) for vm in lab]
+            records.extend({"cpu": c} for c in cpus)
+            print("%-14s run %d: CPU A %.2f s  B %.2f s" % (way, run + 1, *cpus), flush=True)
+            continue
         (ra, fa), (rb, fb) = lab.parallel(measure)
         for vm, ready, fin in ((lab.a, ra, fa), (lab.b, rb, fb)):
             rec = {"ready": ready, "finished": fin}
@@ -183,6 +244,8 @@ def report(results, reference, suite, runs):
           % (suite, runs))
     med = {}
     for way, rows in results.items():
+        if way == "import-at-boot":
+            continue
         ready = [r["ready"] for r in rows if r["ready"] is not None]
         failed = len(rows) - len(ready)
         if not ready:
@@ -204,11 +267,20 @@ def report(results, reference, suite, runs):
         for name, value in reference.items():
             print("  %-40s %.2f s" % (name, value))
         ref = reference["python3 -c 'import pyroute2'"]
+        at_boot = reference.get("python3 -c 'import pyroute2' at boot (import-at-boot)")
         for ib40 in [w for w in results if w.startswith("ib40")]:
             rows = results[ib40]
             total = statistics.median(sum(c for c, _ in r["units"].values()) for r in rows)
-            print("  %s: ib40 units %.2f s CPU per boot = %.2fx one `import pyroute2` (target <= %.1fx: %s)"
+            print("  %s: ib40 units %.2f s CPU per boot = %.2fx one `import pyroute2` after boot (target <= %.1fx: %s)"
                   % (ib40, total, total / ref, CPU_TARGET, "met" if total / ref <= CPU_TARGET else "NOT met"))
+            if at_boot:
+                print("  %s: ib40 units %.2f s CPU per boot = %.2fx one `import pyroute2` at the same place of a boot"
+                      " (target <= %.1fx: %s)" % (ib40, total, total / at_boot, CPU_TARGET,
+                                                  "met" if total / at_boot <= CPU_TARGET else "NOT met"))
+            restart = reference.get("%s: ib40d.service restarted after boot, bond0 made again" % ib40)
+            if restart:
+                print("  %s: ib40d.service restarted after boot %.2f s = %.2fx one `import pyroute2` after boot"
+                      % (ib40, restart, restart / ref))
             units = sorted({u for r in rows for u in r["units"]})
             started = [u for u in units if all(r["units"].get(u, (0, False))[1] for r in rows)]
             # ib40d.service runs Python; a link unit that took the daemon's mark ran
@@ -255,6 +327,12 @@ def main():
         lab.start()
         for way in ways:
             results[way] = run_way(lab, way, debs.get(way), args.runs)
+            if way == "import-at-boot":
+                reference["python3 -c 'import pyroute2' at boot (import-at-boot)"] = statistics.median(
+                    r["cpu"] for r in results[way] if r["cpu"] is not None)
+            if way.startswith("ib40"):
+                reference["%s: ib40d.service restarted after boot, bond0 made again" % way] = statistics.median(
+                    lab.parallel(restart_cpu))
             if way.startswith("ib40") and way == [w for w in ways if w.startswith("ib40")][-1]:
                 # The reference, in the same guests (both machines).
                 reference["python3 -c 'import pyroute2'"] = statistics.median(
