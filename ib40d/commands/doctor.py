@@ -445,6 +445,10 @@ def run(args) -> int:
     obs = observe(root, cfg)
     views = observe_cards(root, obs)
     findings = diagnose(obs, cfg, views)
+    if path is not None and args.root != "/":  # a bundle's tarball: named, not its temporary tree
+        from ib40d.system.bundle import shown_path
+
+        path = shown_path(path)
     rep = report(obs, findings, path, views)
     print(json.dumps(rep, indent=2) if args.json else render_text(rep))
     return 1 if rep["problems"] else 0

@@ -69,7 +69,8 @@ What it holds, with the paths they have on the machine:
   /proc/version.
 - etc/: the ib40 configuration and drop-ins, the udev rules ib40 generated,
   ib40's modprobe.d file. run/ib40/: ib40's state files and the addresses
-  (ip-address.json, as `ip -j address` prints them).
+  (ip-address.json, as `ip -j address` prints them), and the P_Key
+  children ib40 made (ipoib-children).
 - bundle/: links.json (every link as rtnetlink showed it, what `plan` reads),
   conflicts.json (lines of ifupdown, systemd-networkd, NetworkManager, netplan
   and cloud-init files naming a link, with file and line: their files are not
@@ -238,6 +239,7 @@ def _capture_files(c: _Capture, config: str) -> None:
     from ib40d.core import tuning
     from ib40d.core.porttype_plan import MODPROBE_CONF
     from ib40d.core.udev import RULE_FILES
+    from ib40d.system.observe import CHILDREN_FILE
 
     from pathlib import Path
 
@@ -256,6 +258,7 @@ def _capture_files(c: _Capture, config: str) -> None:
     for name in c.root.listdir("/run/ib40"):
         if name.endswith((".json", ".conf", ".env")):
             c.file(f"/run/ib40/{name}")
+    c.file(CHILDREN_FILE)  # which P_Key children apply made: plan removes only those
 
 
 def _link_json(link: LinkObs) -> dict:
@@ -522,7 +525,17 @@ def extract(tarball: str, dest: str) -> str:
     return dest
 
 
-_opened: dict[str, str] = {}
+_opened: dict[str, str] = {}  # the tarball's real path -> its extracted tree
+_given: dict[str, str] = {}  # the extracted tree -> the tarball's path as given
+
+
+def shown_path(path: str) -> str:
+    """PATH as the user can find it: a file of an extracted tarball is
+    TARBALL:/etc/ib40.conf, not a temporary directory gone at exit."""
+    for tree, tarball in _given.items():
+        if path.startswith(tree + "/"):
+            return f"{tarball}:{path[len(tree):]}"
+    return path
 
 
 def open_tree(path: str) -> str:
@@ -540,4 +553,5 @@ def open_tree(path: str) -> str:
         dest = tempfile.mkdtemp(prefix="ib40-bundle.")
         atexit.register(shutil.rmtree, dest, True)
         _opened[key] = extract(path, dest)
+        _given[_opened[key]] = path
     return _opened[key]
