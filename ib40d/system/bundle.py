@@ -65,8 +65,8 @@ What it holds, with the paths they have on the machine:
   number) and the PCIe link of the bridges above them; the RDMA devices
   (/sys/class/infiniband: fw_ver, board_id, node_guid, ports with state,
   rate, link layer, GID 0); loaded modules ib40 cares about; NUMA cpulists.
-- proc/: /proc/net/bonding/*, the TCP tuning values doctor compares,
-  /proc/version.
+- proc/: /proc/net/bonding/*, /proc/net/vlan/*, the TCP tuning values
+  doctor compares, /proc/version.
 - etc/: the ib40 configuration and drop-ins, the udev rules ib40 generated,
   ib40's modprobe.d file. run/ib40/: ib40's state files and the addresses
   (ip-address.json, as `ip -j address` prints them), and the P_Key
@@ -209,6 +209,8 @@ def _capture_sysfs(c: _Capture) -> None:
         c.tree(f"/sys/class/net/{name}", subdirs=_NETDEV_SUBDIRS)
     for name in root.listdir("/proc/net/bonding"):
         c.file(f"/proc/net/bonding/{name}")
+    for name in root.listdir("/proc/net/vlan"):  # a VLAN's id and link: sysfs has neither
+        c.file(f"/proc/net/vlan/{name}")
     for bdf in root.listdir("/sys/bus/pci/devices"):
         dev = f"/sys/bus/pci/devices/{bdf}"
         if root.read_int(f"{dev}/vendor") != 0x15B3:
