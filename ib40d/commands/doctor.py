@@ -67,8 +67,11 @@ def _lspci_link(root: SysRoot, bdf: str) -> pcie.PcieLink | None:
 
 def read_cards(root: SysRoot, ib_ports: list[ibports.IBPort], only_pci: str | None = None) -> list[Card]:
     """The cards (observe.find_cards), with lspci where sysfs shows no PCIe
-    link, and the rates of their ports that are up."""
-    cards = [c for c in find_cards(root) if not only_pci or c.pci == only_pci]
+    link, and the rates of their ports that are up. ONLY_PCI: that card
+    alone when it is there; every card when it is not (doctor names them)."""
+    cards = find_cards(root)
+    if any(c.pci == only_pci for c in cards):
+        cards = [c for c in cards if c.pci == only_pci]
     for card in cards:
         card.pcie = card.pcie or _lspci_link(root, card.pci)
         for port in ib_ports:
@@ -217,6 +220,10 @@ def check_links(cfg: Config, machine: Machine) -> list[Finding]:
                 fix = "run `ib40d apply`" + ("; the bonding module must be loadable" if d.section == "bond" else "")
             out.append(Finding("problem", "link-missing", f"{name} (configured) does not exist", fix))
             continue
+        vlan = d.get("vlan")
+        if vlan:
+            out.append(_vlan_mismatch(name, *vlan.old, *vlan.new))
+            continue
         kind = d.get("kind")
         if kind:
             out.append(Finding("problem", "link-kind", f"{name} is of kind {kind.old}, configured as "
@@ -233,6 +240,15 @@ def check_links(cfg: Config, machine: Machine) -> list[Finding]:
                                "the other port type", "check the cable and the far end's port"))
         out += [f for f in (_difference(d, c) for c in d.changes) if f]
     return out
+
+
+def _vlan_mismatch(name: str, on: str | None, vid: int | None, want_on: str, want_vid: int) -> Finding:
+    wrong = [w for w, differs in ((f"on {on}, not {want_on}", on != want_on),
+                                  (f"VLAN id {vid}, not {want_vid}", vid != want_vid)) if differs]
+    return Finding("problem", "vlan-mismatch",
+                   f"{name} is VLAN {vid} on {on}; configured VLAN {want_vid} on {want_on}: {' and '.join(wrong)}",
+                   f"apply leaves it so (the kernel changes neither): `ip link del {name}`, then `ib40d apply` "
+                   "makes it as configured")
 
 
 def _difference(d: LinkDiff, c) -> Finding | None:
@@ -338,9 +354,26 @@ def check_sysctl(current: dict[str, str | None], enabled: bool = True) -> list[F
                     details=tuple(f"{k} = {v} (want {tuning.SYSCTL[k]})" for k, v in wrong.items()))]
 
 
+def check_card_sections(cfg: Config, cards: list[Card]) -> list[Finding]:
+    """[card PCI] sections whose card is not there while another is: a typo,
+    or a card moved to another slot (its address follows the slot)."""
+    out = []
+    for section in cfg.cards:
+        if section.pci is None or not cards or any(c.pci == section.pci for c in cards):
+            continue
+        present = ", ".join(c.describe() for c in cards)
+        key = "[card {}]" if section.section != "card" else "pci = {} in [card]"
+        out.append(Finding("problem", "card-absent",
+                           f"{section.label}: no Mellanox card at {section.pci}; present: {present}",
+                           "a typo, or the card moved to another slot: write "
+                           + " or ".join(key.format(c.pci) for c in cards)
+                           + " for the card meant (`lspci -D -d 15b3:` lists them)"))
+    return out
+
+
 def diagnose(obs: Machine, cfg: Config | None, views: list[CardView] = ()) -> list[Finding]:
     """VIEWS: observe_cards(); the card identity and link rate findings."""
-    findings: list[Finding] = []
+    findings: list[Finding] = check_card_sections(cfg, obs.cards) if cfg else []
     if not obs.cards:
         wanted = cfg.card.pci if cfg and cfg.card and cfg.card.pci else None
         findings.append(Finding("problem" if wanted else "warning", "no-card",
@@ -445,6 +478,10 @@ def run(args) -> int:
     obs = observe(root, cfg)
     views = observe_cards(root, obs)
     findings = diagnose(obs, cfg, views)
+    if path is not None and args.root != "/":  # a bundle's tarball: named, not its temporary tree
+        from ib40d.system.bundle import shown_path
+
+        path = shown_path(path)
     rep = report(obs, findings, path, views)
     print(json.dumps(rep, indent=2) if args.json else render_text(rep))
     return 1 if rep["problems"] else 0

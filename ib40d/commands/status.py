@@ -233,6 +233,10 @@ def render(status: dict) -> str:
 def run(args) -> int:
     cfg = load_config(args)
     status = collect(cfg, sysroot(args))
+    if args.root != "/":  # a bundle's tarball: its files by the tarball's name, not the temporary tree's
+        from ib40d.system.bundle import shown_path
+
+        status["config"] = [shown_path(f) for f in status["config"]]
     if args.json:
         print(json.dumps(status, indent=2))
     else:

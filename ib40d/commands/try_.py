@@ -128,6 +128,7 @@ class Trial:
                         raise UserError(f"could not read the kernel's links: {e}; nothing was changed") from None
                     try:
                         result = converge(self.cfg, nl, self.root)
+                        snap.note_applied(result.done)
                         failure = None if result.ok else "the apply failed"
                     except OSError as e:
                         result, failure = None, f"the apply failed: {e}"

@@ -10,7 +10,10 @@ they are enslaved again; IPoIB down -> mode -> MTU; a bond's MTU after its
 slaves (it gives them its own); addresses in the order they had; admin
 state; then the managed routes (model.RouteObs.managed) the links had: the
 kernel drops a link's routes when it goes down, and a gateway is reached
-through the addresses. Only the snapshot's links get an action.
+through the addresses; last the VF GUIDs, where the kernel showed them.
+An IPoIB P_Key child the trial deleted is made again on its parent, with
+its P_Key, and then gets its mode, MTU and addresses like any other link.
+Only the snapshot's links get an action.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ class Snapshot:
     """The links as a trial found them."""
     links: dict[str, LinkObs | None] = field(default_factory=dict)  # None: absent
     slave_order: dict[str, list[str]] = field(default_factory=dict)  # bond -> slaves as /proc/net/bonding lists them
+    # PF -> the VFs whose GUIDs the trial's apply set (filled after it): where
+    # the kernel shows no VF GUIDs, what they were is unknown, and said so
+    vf_guids_set: dict[str, set[int]] = field(default_factory=dict)
+
+    def note_applied(self, done) -> None:
+        """What the trial's apply did (its actions done) that the links
+        recorded before it cannot tell: the VFs whose GUIDs it set."""
+        for action in done:
+            if action.kind == "vf.guid":
+                self.vf_guids_set.setdefault(action.target, set()).add(action.params["vf"])
 
 
 def managed_addresses(link: LinkObs) -> list[tuple[str, str | None]]:
@@ -58,6 +71,7 @@ class _Builder:
         # what the actions so far leave: master and admin state by name
         self.master = {n: l.master for n, l in now.links.items()}
         self.up = {n: l.admin_up for n, l in now.links.items()}
+        self.made: dict[str, LinkObs] = {}  # P_Key children made again: as the kernel creates them
 
     def add(self, kind, target, changes=(), reason="", params=None, group=None):
         self.plan.actions.append(Action(kind, target, tuple(changes), reason, params or {}, group or target))
@@ -92,7 +106,7 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
     for name, was in snap.links.items():
         if was is not None and was.kind == "bond" and was.bond is not None:
             _restore_bond(b, name, was)
-        elif was is not None and name not in now.links:
+        elif was is not None and name not in now.links and not _make_child_again(b, name, was):
             b.plan.notes.append(f"{name}: gone since the trial began; it cannot be put back")
     for name, was in snap.links.items():
         if was is not None and (name in now.links or name in b.up):
@@ -119,6 +133,9 @@ def restore_plan(snap: Snapshot, now: Machine) -> Plan:
             b.set_state(name, True)
     for name, was in snap.links.items():
         _add_routes(b, name, was)
+    for name, was in snap.links.items():
+        if was is not None and was.vfs:
+            _restore_vf_guids(b, name, was)
     b.plan.notes += gone
     return b.plan
 
@@ -222,8 +239,52 @@ def _norm(value):
     return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _restore_link(b: _Builder, name: str, was: LinkObs) -> None:
+def _make_child_again(b: _Builder, name: str, was: LinkObs) -> bool:
+    """An IPoIB P_Key child gone during the trial: made again on its parent
+    (False: it is not one; a note says why when it cannot be made)."""
+    if was.kind != "ipoib" or not was.parent or was.pkey is None:
+        return False
+    if was.parent not in b.up:
+        b.plan.notes.append(f"{name}: gone since the trial began, and its parent {was.parent} too; "
+                            "it cannot be put back")
+        return True
+    b.add("ipoib.create", name, [Change("pkey", None, f"{was.pkey:#06x} on {was.parent}")], "deleted during the trial",
+          {"parent": was.parent, "pkey": was.pkey})
+    # what the kernel gives a new child is not known here (its parent's mode
+    # or datagram, an MTU from either): mode, MTU and queue length are all set
+    b.made[name] = LinkObs(name, 0, kind="ipoib", admin_up=False, routes=[])
+    b.up[name] = False
+    b.master[name] = None
+    return True
+
+
+def _restore_vf_guids(b: _Builder, name: str, was: LinkObs) -> None:
+    """The GUIDs each VF had, where the kernel showed them before the trial."""
     now = b.now.links.get(name)
+    current = {vf.vf: vf for vf in (now.vfs or [])} if now is not None else {}
+    unknown = []
+    for vf in was.vfs:
+        have = current.get(vf.vf)
+        if have is None:
+            continue  # the VF is gone (the card's VF count is not part of a trial)
+        if vf.node_guid is None or vf.port_guid is None:
+            if vf.vf in b.snap.vf_guids_set.get(name, ()):
+                unknown.append(str(vf.vf))
+            continue
+        changes = [Change(f"vf {vf.vf} {attr}", old, new) for attr, old, new in (
+            ("node_guid", have.node_guid, vf.node_guid), ("port_guid", have.port_guid, vf.port_guid)) if old != new]
+        if changes:
+            b.add("vf.guid", name, changes, "", {"vf": vf.vf, "node_guid": vf.node_guid, "port_guid": vf.port_guid},
+                  group=b.group_of(name))
+    if unknown:
+        b.plan.notes.append(
+            f"{name}: VF {', '.join(unknown)}: GUIDs NOT rolled back: the trial set them, but this kernel does not "
+            "show VF GUIDs (Linux before 5.5, or a driver without get_vf_guid), so what they were is unknown; "
+            f"they keep the trial's values (`ip link set {name} vf N node_guid G port_guid G` sets them)")
+
+
+def _restore_link(b: _Builder, name: str, was: LinkObs) -> None:
+    now = b.now.links.get(name) or b.made.get(name)
     if now is None:
         return  # a bond created just now: its MTU comes after its slaves
     group = b.group_of(name)

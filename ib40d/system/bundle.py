@@ -65,11 +65,12 @@ What it holds, with the paths they have on the machine:
   number) and the PCIe link of the bridges above them; the RDMA devices
   (/sys/class/infiniband: fw_ver, board_id, node_guid, ports with state,
   rate, link layer, GID 0); loaded modules ib40 cares about; NUMA cpulists.
-- proc/: /proc/net/bonding/*, the TCP tuning values doctor compares,
-  /proc/version.
+- proc/: /proc/net/bonding/*, /proc/net/vlan/*, the TCP tuning values
+  doctor compares, /proc/version.
 - etc/: the ib40 configuration and drop-ins, the udev rules ib40 generated,
   ib40's modprobe.d file. run/ib40/: ib40's state files and the addresses
-  (ip-address.json, as `ip -j address` prints them).
+  (ip-address.json, as `ip -j address` prints them), and the P_Key
+  children ib40 made (ipoib-children).
 - bundle/: links.json (every link as rtnetlink showed it, what `plan` reads),
   conflicts.json (lines of ifupdown, systemd-networkd, NetworkManager, netplan
   and cloud-init files naming a link, with file and line: their files are not
@@ -208,6 +209,8 @@ def _capture_sysfs(c: _Capture) -> None:
         c.tree(f"/sys/class/net/{name}", subdirs=_NETDEV_SUBDIRS)
     for name in root.listdir("/proc/net/bonding"):
         c.file(f"/proc/net/bonding/{name}")
+    for name in root.listdir("/proc/net/vlan"):  # a VLAN's id and link: sysfs has neither
+        c.file(f"/proc/net/vlan/{name}")
     for bdf in root.listdir("/sys/bus/pci/devices"):
         dev = f"/sys/bus/pci/devices/{bdf}"
         if root.read_int(f"{dev}/vendor") != 0x15B3:
@@ -238,6 +241,7 @@ def _capture_files(c: _Capture, config: str) -> None:
     from ib40d.core import tuning
     from ib40d.core.porttype_plan import MODPROBE_CONF
     from ib40d.core.udev import RULE_FILES
+    from ib40d.system.observe import CHILDREN_FILE
 
     from pathlib import Path
 
@@ -256,6 +260,7 @@ def _capture_files(c: _Capture, config: str) -> None:
     for name in c.root.listdir("/run/ib40"):
         if name.endswith((".json", ".conf", ".env")):
             c.file(f"/run/ib40/{name}")
+    c.file(CHILDREN_FILE)  # which P_Key children apply made: plan removes only those
 
 
 def _link_json(link: LinkObs) -> dict:
@@ -522,7 +527,17 @@ def extract(tarball: str, dest: str) -> str:
     return dest
 
 
-_opened: dict[str, str] = {}
+_opened: dict[str, str] = {}  # the tarball's real path -> its extracted tree
+_given: dict[str, str] = {}  # the extracted tree -> the tarball's path as given
+
+
+def shown_path(path: str) -> str:
+    """PATH as the user can find it: a file of an extracted tarball is
+    TARBALL:/etc/ib40.conf, not a temporary directory gone at exit."""
+    for tree, tarball in _given.items():
+        if path.startswith(tree + "/"):
+            return f"{tarball}:{path[len(tree):]}"
+    return path
 
 
 def open_tree(path: str) -> str:
@@ -540,4 +555,5 @@ def open_tree(path: str) -> str:
         dest = tempfile.mkdtemp(prefix="ib40-bundle.")
         atexit.register(shutil.rmtree, dest, True)
         _opened[key] = extract(path, dest)
+        _given[_opened[key]] = path
     return _opened[key]

@@ -63,10 +63,14 @@ def observe_sysfs(root: SysRoot, names, *, bonds=(), addresses: bool = True) -> 
 
 def read_vfs(root: SysRoot, names) -> dict[str, list]:
     """{name: [VfObs]} of the links NAMES that have virtual functions, from
-    one raw link dump (RTEXT_FILTER_VF; no pyroute2). Empty for a support
-    bundle: it has no such dump."""
+    one raw link dump (RTEXT_FILTER_VF; no pyroute2), or in a support bundle
+    from the links it recorded (empty for a tree without them)."""
     if not root.is_live:
-        return {}
+        from ib40d.system.bundle import LINKS_FILE, RecordedLinks
+
+        if not root.exists(LINKS_FILE):
+            return {}
+        return {l.name: l.vfs for l in RecordedLinks(root).dump_links() if l.name in names and l.vfs}
     from ib40d.system.netlink import _link_obs, _raw_links
 
     return {raw["name"]: _link_obs(raw, {}).vfs for raw in _raw_links() if raw["name"] in names and raw["vfs"]}

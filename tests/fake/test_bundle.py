@@ -188,3 +188,39 @@ def test_a_bundle_that_cannot_be_written_is_one_line(tmp_path):
     proc = run_ib40d("bundle", "--root", str(fake), "-o", str(out), check_rc=1)
     assert proc.stderr.startswith("ib40d bundle: ") and "No such file or directory; no bundle written" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_a_bundle_keeps_the_p_key_children_ib40_made_and_the_vfs_and_names_its_tarball(tmp_path):
+    """status on a bundle lists the VFs the bundle recorded with the links,
+    and names the tarball, not the temporary tree it is read from; plan on
+    it knows which P_Key children ib40 made (only those it removes)."""
+    from ib40d.core.model import VfObs
+
+    fake = tmp_path / "fake"
+    cx3_ib_mode(fake)
+    (fake / "etc").mkdir()
+    (fake / "etc/ib40.conf").write_text("[card]\nvfs = 2\n[ipoib ib0]\nmode = datagram\n")
+    (fake / "run/ib40").mkdir(parents=True)
+    (fake / "run/ib40/ipoib-children").write_text("ib0.8001\n")
+    guid = "02:02:c9:80:00:a4:e7:21"
+    links = [LinkObs("ib0", 4, kind="ipoib", arptype=32, mtu=2044, admin_up=True,
+                     vfs=[VfObs(0, guid, guid), VfObs(1)]),
+             LinkObs("ib0.8001", 5, kind="ipoib", arptype=32, mtu=2044, parent="ib0", pkey=0x8001)]
+    (fake / "bundle").mkdir()
+    (fake / "bundle/links.json").write_text(json.dumps([bundle._link_json(l) for l in links]))
+    out = tmp_path / "b.tar.gz"
+    run_ib40d("bundle", "--root", str(fake), "-o", str(out), check_rc=0)
+    with tarfile.open(out) as tar:
+        assert tar.extractfile("ib40-bundle/run/ib40/ipoib-children").read() == b"ib0.8001\n"
+
+    status = run_ib40d("status", "--root", str(out), check_rc=0).stdout
+    assert status.splitlines()[0] == f"ib40 status ({out}:/etc/ib40.conf)"
+    assert f"VF 0: node {guid} port {guid}" in status and "VF 1: GUIDs not shown by this kernel" in status
+    as_json = json.loads(run_ib40d("status", "--root", str(out), "--json", check_rc=0).stdout)
+    assert as_json["config"] == [f"{out}:/etc/ib40.conf"]
+    assert [v["vf"] for v in as_json["links"][0]["vfs"]] == [0, 1]
+
+    other = tmp_path / "other.conf"
+    other.write_text("[ipoib ib0]\nmode = datagram\n")
+    plan = json.loads(run_ib40d("plan", "--root", str(out), "-c", str(other), "--json").stdout)
+    assert [(a["kind"], a["target"]) for a in plan["actions"]] == [("ipoib.delete", "ib0.8001")]

@@ -418,3 +418,56 @@ def test_lspci_fallback_when_sysfs_has_no_link(tmp_path, monkeypatch):
     assert obs.cards[0].pcie is None
     assert obs.cards[0].as_dict()["pcie"]["bandwidth_gbit_s"] is None
     assert by_code(doctor.diagnose(obs, None), "pcie-unknown")[0].severity == "warning"
+
+
+# ------------------------------------------------------------------ VLANs and card sections
+
+@pytest.mark.parametrize("vid, device, wrong", [
+    (31, "eth40a", "VLAN id 31, not 30"),
+    (30, "eth40b", "on eth40b, not eth40a"),
+    (31, "eth40b", "on eth40b, not eth40a and VLAN id 31, not 30"),
+])
+def test_a_vlan_on_another_link_or_with_another_id_says_what_and_how_to_fix_it(tmp_path, vid, device, wrong):
+    """apply refuses to rewrite such a VLAN (the kernel changes neither);
+    doctor says which differs and the fix, here and from a bundle of the
+    machine (which keeps /proc/net/vlan, where the id and link are)."""
+    from helpers import run_ib40d
+    from test_status import fake_link, write
+
+    root = tmp_path / "machine"
+    for name in ("eth40a", "eth40b", "eth40a.30"):
+        fake_link(root, name, "00:02:c9:3e:ca:b1")
+    write(root, "/proc/net/vlan/eth40a.30", f"eth40a.30  VID: {vid}\t REORDER_HDR: 1  dev->priv_flags: 1021\n"
+                                            f"Device: {device}\nINGRESS priority mappings: 0:0\n")
+    conf = "[link eth40a]\n[link eth40b]\n[vlan eth40a.30]\nlink = eth40a\nid = 30\n"
+    _, fs = findings(root, conf)
+    (f,) = by_code(fs, "vlan-mismatch")
+    assert (f.severity, f.message) == (
+        "problem", f"eth40a.30 is VLAN {vid} on {device}; configured VLAN 30 on eth40a: {wrong}")
+    assert f.fix.startswith("apply leaves it so (the kernel changes neither): `ip link del eth40a.30`, then "
+                            "`ib40d apply`")
+    write(root, "/etc/ib40.conf", conf)
+    bundle = tmp_path / "b.tar.gz"
+    run_ib40d("bundle", "--root", str(root), "-o", str(bundle), check_rc=0)
+    rep = json.loads(run_ib40d("doctor", "--root", str(bundle), "--json").stdout)
+    assert [x["message"] for x in rep["findings"] if x["code"] == "vlan-mismatch"] == [f.message]
+
+
+@pytest.mark.parametrize("section, fix", [
+    ("[card 0000:06:00.0]\n", "[card 0000:05:00.0]"),
+    ("[card]\npci = 0000:06:00.0\n", "pci = 0000:05:00.0 in [card]"),
+])
+def test_a_card_section_for_an_address_where_no_card_is_names_the_cards_there(tmp_path, section, fix):
+    ib_machine(tmp_path)
+    _, fs = findings(tmp_path, section + "port1 = ib\nport2 = ib\n")
+    (f,) = by_code(fs, "card-absent")
+    label = section.split("\n")[0]
+    assert (f.severity, f.message) == (
+        "problem", f"{label}: no Mellanox card at 0000:06:00.0; present: 0000:05:00.0 (ConnectX-3)")
+    assert f.fix == f"a typo, or the card moved to another slot: write {fix} for the card meant " \
+                    "(`lspci -D -d 15b3:` lists them)"
+    assert not [x for x in fs if x.code == "no-card"]
+    # the card there is still judged; one named rightly gets no such finding
+    assert by_code(fs, "pcie")[0].message.startswith("ConnectX-3 at 0000:05:00.0")
+    _, fs = findings(tmp_path, IB_CONFIG)
+    assert not [x for x in fs if x.code == "card-absent"]

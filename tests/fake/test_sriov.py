@@ -279,7 +279,7 @@ def test_status_lists_each_vfs_guids_from_the_raw_dump(monkeypatch):
                                                         ipoib_mode="datagram", mismatches=[])],
                           "bonds": [], "cards": [], "port_types": [], "ib_ports": []})
     assert "VF 1: GUIDs not shown by this kernel" in text
-    # a support bundle (not the live machine) has no VF dump: no VF lines, no error
+    # a tree that is not the live machine and recorded no links: no VF lines, no error
     links = [{"name": "ib0", "kind": "ipoib"}]
     status._add_vfs(cfg, SysRoot("/nonexistent-bundle"), links)
     assert "vfs" not in links[0]

@@ -2,7 +2,7 @@
 """`ib40d try`'s rollback plan (core/restore.py) for what the netns tests
 can't build here: bonds (created, mode changed, slaves moved) and IPoIB."""
 
-from ib40d.core.model import AddrObs, BondObs, LinkObs, Machine, RouteObs
+from ib40d.core.model import AddrObs, BondObs, LinkObs, Machine, RouteObs, VfObs
 from ib40d.core.restore import Snapshot, restore_plan
 
 
@@ -122,3 +122,63 @@ def test_a_primary_the_trial_changed_comes_back_as_its_own_step_after_the_enslav
                         Machine({"eth40a": port("eth40a", 2)}))
     assert "primary" not in gone.actions[0].params["options"]
     assert [a.kind for a in gone.actions][-2:] == ["bond.primary", "link.up"]
+
+
+def child(up=True, mode="datagram", mtu=2044, addresses=("10.40.0.1/24",), routes=()):
+    return port("ib0.8001", 12, kind="ipoib", up=up, mtu=mtu, parent="ib0", pkey=0x8001, ipoib_mode=mode,
+                addresses=[AddrObs(a, None) for a in addresses], routes=list(routes))
+
+
+def test_a_p_key_child_the_trial_deleted_is_made_again_with_its_mode_mtu_addresses_and_routes():
+    route = RouteObs("10.41.0.0/24", "10.40.0.254")
+    ib0 = port("ib0", 4, kind="ipoib", mtu=65520, ipoib_mode="connected")
+    before = Snapshot({"ib0": ib0, "ib0.8001": child(mode="connected", mtu=65520, routes=[route])})
+    plan = restore_plan(before, Machine({"ib0": ib0}))
+    assert [a.describe() for a in plan.actions] == [
+        "ipoib.create ib0.8001: pkey (none) -> 0x8001 on ib0 (deleted during the trial)",
+        "link.txqueuelen ib0.8001: txqueuelen (none) -> 1000",
+        "ipoib.mode ib0.8001: mode (none) -> connected",
+        "link.mtu ib0.8001: mtu (none) -> 65520",
+        "addr.add ib0.8001: address (none) -> 10.40.0.1/24",
+        "link.up ib0.8001: state down -> up",
+        "route.add ib0.8001: route (none) -> 10.41.0.0/24 via 10.40.0.254 metric 0 (the link had it)"]
+    assert plan.actions[0].params == {"parent": "ib0", "pkey": 0x8001}
+    assert plan.notes == []
+
+
+def test_a_p_key_child_whose_parent_is_gone_too_gets_a_note():
+    plan = restore_plan(Snapshot({"ib0.8001": child()}), Machine({}))
+    assert plan.actions == [] and plan.notes == [
+        "ib0.8001: gone since the trial began, and its parent ib0 too; it cannot be put back"]
+
+
+def pf(*guids):
+    return port("ib0", 4, kind="ipoib", mtu=4092, ipoib_mode="datagram",
+                vfs=[VfObs(n, node, port_guid) for n, (node, port_guid) in enumerate(guids)])
+
+
+ZERO = "00:00:00:00:00:00:00:00"
+OURS = ("52:54:00:40:00:12:34:55", "52:54:00:80:00:12:34:55")
+
+
+def test_vf_guids_the_trial_set_come_back_where_the_kernel_showed_them():
+    before = Snapshot({"ib0": pf((ZERO, ZERO), OURS)})
+    plan = restore_plan(before, Machine({"ib0": pf(("02:02:c9:40:00:a4:e7:21", "02:02:c9:80:00:a4:e7:21"), OURS)}))
+    assert [(a.kind, a.params) for a in plan.actions] == [
+        ("vf.guid", {"vf": 0, "node_guid": ZERO, "port_guid": ZERO})]
+    assert plan.notes == []
+    assert restore_plan(before, Machine({"ib0": pf((ZERO, ZERO), OURS)})).actions == []
+
+
+def test_vf_guids_the_kernel_does_not_show_are_said_to_stay_as_the_trial_set_them():
+    from ib40d.core.actions import Action
+
+    before = Snapshot({"ib0": pf((None, None), (None, None))})
+    before.note_applied([Action("vf.guid", "ib0", (), "", {"vf": 1, "node_guid": OURS[0], "port_guid": OURS[1]}),
+                         Action("link.mtu", "ib0", (), "", {})])
+    plan = restore_plan(before, Machine({"ib0": pf((None, None), (None, None))}))
+    assert plan.actions == []
+    [note] = plan.notes
+    assert note.startswith("ib0: VF 1: GUIDs NOT rolled back: the trial set them, but this kernel does not show")
+    # VFs the trial did not set: nothing to say
+    assert restore_plan(Snapshot({"ib0": pf((None, None))}), Machine({"ib0": pf((None, None))})).notes == []
