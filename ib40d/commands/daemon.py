@@ -275,6 +275,12 @@ class Daemon:
         self.udev = udevdb.Watcher()
         self.not_yet: frozenset[str] = frozenset()
         self.marked: dict[str, str] = {}  # name -> the ifindex its CONFIGURED_DIR mark was made for
+        # Started on a file `ib40d try` rolled back (a restart after the
+        # trial): there is no other to run, so none is applied until the
+        # file changes. The reason, or None.
+        self.rolled_back = trial.rolled_back(self.root, config_path(args))
+        self.last_refusal: str | None = None  # a refused reload is logged once, not at every event
+        self.held_by_trial = False  # an apply was held off by a trial: all is applied again after it
 
     # ------------------------------------------------------------ applying
 
@@ -285,6 +291,8 @@ class Daemon:
             # Edited since we read it (and `ib40d apply` run, whose changes
             # woke us): applying the old file would undo the new one.
             self.load_new_config()
+        if self.rolled_back:
+            return [Line(protocol.NOTE, self.rolled_back)], True
         not_yet = frozenset(self.udev.uninitialized(self.cfg.links))
         if not_yet - self.not_yet:
             log(f"waiting for udev to finish with {', '.join(sorted(not_yet - self.not_yet))}")
@@ -298,6 +306,7 @@ class Daemon:
             with apply_lock(self.root):
                 if held := trial.held_by_trial(self.root):  # `ib40d try` owns the links for now
                     log(f"{only or 'all'}: {held}")
+                    self.held_by_trial = True
                     return [Line(protocol.NOTE, held)], True
                 kinds_texts, ok = in_child(work)
         except OSError as e:
@@ -348,8 +357,23 @@ class Daemon:
         with contextlib.suppress(OSError):
             self.root.path(CONFIGURED_DIR).joinpath(name).unlink()
 
+    def after_trial(self) -> None:
+        """Links that appeared or changed while a trial held the daemon off
+        get their apply once it is over (confirmed, rolled back or killed):
+        the events that asked for it are gone."""
+        if self.held_by_trial and trial.running_trial(self.root) is None:
+            self.held_by_trial = False
+            self.pending |= set(self.cfg.names())
+            if self.pending_since is None:
+                self.pending_since = time.monotonic()
+
     def check_ready(self) -> None:
         if self.ready_sent:
+            return
+        if self.rolled_back:
+            notify.ready(self.rolled_back)
+            self.ready_sent = True
+            log(f"ready: {self.rolled_back}")
             return
 
         try:
@@ -429,8 +453,11 @@ class Daemon:
 
     def load_new_config(self) -> bool:
         if refused := trial.reload_refused(self.root, config_path(self.args)):
-            log(refused)
+            if refused != self.last_refusal:
+                log(refused)
+            self.last_refusal = refused
             return False
+        self.last_refusal = None
         self.cfg_stamp = config_stamp(config_path(self.args))
         try:
             self.cfg = load_config(self.args)
@@ -439,6 +466,7 @@ class Daemon:
                 log(f"reload refused: {problem}")
             notify.status("config reload refused: invalid configuration; running the previous one")
             return False
+        self.rolled_back = None
         log("configuration reloaded")
         return True
 
@@ -542,6 +570,7 @@ class Daemon:
                 else:
                     control.serve(key.data)
             control.tick()
+            self.after_trial()
             self.on_udev_progress()
             self.flush_pending()
             self.check_ready()

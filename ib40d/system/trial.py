@@ -124,6 +124,12 @@ def reload_refused(root: SysRoot, path: str) -> str | None:
     marker = running_trial(root)
     if marker is not None:
         return f"not reloading {path}: `ib40d try` (pid {marker['pid']}) is trying {marker['config']}"
+    return rolled_back(root, path, "not reloading")
+
+
+def rolled_back(root: SysRoot, path: str, what: str = "not applying") -> str | None:
+    """Why PATH must not be applied, or None: it still has the bytes of a
+    trial that was rolled back."""
     text = root.read(REJECTED_FILE)
     if text is None:
         return None
@@ -134,7 +140,7 @@ def reload_refused(root: SysRoot, path: str) -> str | None:
     except ValueError:
         return None
     if rejected.get("config") == path and rejected.get("digest") == config_digest(path):
-        return (f"not reloading {path}: `ib40d try` rolled it back and it has not changed since; "
+        return (f"{what} {path}: `ib40d try` rolled it back and it has not changed since; "
                 "edit it, or `ib40d try` it again")
     return None
 

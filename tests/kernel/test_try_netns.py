@@ -245,3 +245,78 @@ def test_a_timeout_the_wait_cannot_take_is_refused_before_anything(netns, tmp_pa
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stdout + proc.stderr
     assert "--timeout must be more than 0 and at most 86400 seconds" in proc.stderr
     assert kernel_state(netns) == before and not (root / "run").exists()
+
+
+class Daemon:
+    """ib40d daemon in the namespace on ROOT's /etc/ib40.conf; its log read as it comes."""
+
+    def __init__(self, ns, root):
+        self.proc = start_daemon(ns.name, root / "etc/ib40.conf", root)
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
+
+    def logged(self, text: str, since: int = 0) -> bool:
+        return wait_for(lambda: any(text in line for line in self.log[since:]), timeout=15)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def test_a_link_that_appears_during_a_trial_is_applied_after_it(netns, tmp_path):
+    """The trial changes addresses only, so its rollback makes no link event
+    of the kind the daemon answers: the daemon still applies v3, which
+    appeared while the trial held it off, once the trial is over."""
+    root, new = make_pair(netns, tmp_path, RUNNING + "[link v3]\naddress = 10.97.3.1/24\n")
+    new.write_text(RUNNING.replace("10.97.0.1/24", "10.96.0.1/24"))
+    daemon = Daemon(netns, root)
+    try:
+        assert daemon.logged("ready"), daemon.log
+        trial = Try(netns, "-c", str(new), "--root", str(root), "--timeout", "3")
+        assert trial.waiting(), trial.lines
+        netns.ip("link", "add", "v3", "type", "veth", "peer", "name", "v4")
+        assert daemon.logged("`ib40d try` (pid"), daemon.log
+        assert addresses(netns, "v3") == []
+        rc, out = trial.finish()
+        assert rc == 1 and "rolled back" in out, out
+        assert wait_for(lambda: addresses(netns, "v3") == ["10.97.3.1/24"], timeout=15), daemon.log
+        assert addresses(netns, "v1") == ["10.97.0.1/24"]
+    finally:
+        daemon.stop()
+
+
+def test_a_rolled_back_file_is_not_applied_by_a_restarted_daemon_and_said_once(netns, tmp_path):
+    """/etc/ib40.conf edited, tried, rolled back: the running daemon says so
+    once (not at every link event), and a daemon started afterwards (a
+    restart) applies nothing until the file changes again."""
+    root, _ = make_pair(netns, tmp_path)
+    daemon = Daemon(netns, root)
+    try:
+        assert daemon.logged("ready"), daemon.log
+        (root / "etc/ib40.conf").write_text(RUNNING.replace("10.97.0.1/24", "10.96.0.1/24"))
+        rc, out = Try(netns, "--root", str(root), "--timeout", "1").finish()
+        assert rc == 1 and "rolled back" in out, out
+        for mtu in ("1400", "1300", "1500"):  # link events the daemon reads the config at
+            netns.ip("link", "set", "v2", "mtu", mtu)
+            time.sleep(0.5)
+        assert daemon.logged("rolled it back and it has not changed since"), daemon.log
+        assert sum("rolled it back" in line for line in daemon.log) == 1, daemon.log
+    finally:
+        daemon.stop()
+    daemon = Daemon(netns, root)
+    try:
+        assert daemon.logged("ready"), daemon.log
+        assert any("not applying" in line and "rolled it back" in line for line in daemon.log), daemon.log
+        netns.ip("link", "set", "v1", "down")  # an event: still nothing applied
+        time.sleep(1)
+        assert addresses(netns, "v1") == ["10.97.0.1/24"]
+        mark = len(daemon.log)
+        (root / "etc/ib40.conf").write_text(RUNNING.replace("10.97.0.1/24", "10.95.0.1/24"))
+        netns.ip("link", "set", "v1", "up")
+        assert daemon.logged("configuration reloaded", mark), daemon.log
+        assert wait_for(lambda: addresses(netns, "v1") == ["10.95.0.1/24"], timeout=15), daemon.log
+    finally:
+        daemon.stop()
