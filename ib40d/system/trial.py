@@ -27,7 +27,6 @@ import socket
 import time
 
 from ib40d.core.control_protocol import CONTROL_SOCKET
-from ib40d.core.restore import Snapshot, restore_plan
 from ib40d.system.config_reader import config_files
 from ib40d.system.sysroot import SysRoot
 
@@ -35,8 +34,12 @@ TRIAL_FILE = "/run/ib40/trial"
 REJECTED_FILE = "/run/ib40/trial-rejected"
 CONFIRM_SOCKET = "/run/ib40/trial.sock"
 CONFIRM = b"confirm\n"
-# json and hashlib are imported where used: the daemon imports this module at
-# every boot and calls it at every apply, where there is no marker to read.
+# json, hashlib and core.restore are imported where used: the daemon imports
+# this module at every boot and calls it at every apply, where there is no
+# marker to read, and it never rolls back (that is `ib40d try`'s).
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from ib40d.core.restore import Snapshot
 ANSWER_TIMEOUT_S = 30.0  # a confirmation writes a file and signals the daemon: seconds at most
 
 
@@ -152,6 +155,7 @@ def record(nl, root: SysRoot, names) -> Snapshot:
     """The links NAMES as they are now (None: absent), and the order of
     their bonds' slaves."""
     from ib40d.core.bonding import parse_proc_bonding
+    from ib40d.core.restore import Snapshot
     from ib40d.system.observe import observe
 
     machine = observe(nl, root)
@@ -167,6 +171,7 @@ def rollback(snap: Snapshot, nl, root: SysRoot, rounds: int = 3):
     """Converge the links back to SNAP: plan, execute, look again, a few
     rounds at most (a bond re-created takes its MAC from its first slave).
     Returns (ApplyResult of every round together, what still differs)."""
+    from ib40d.core.restore import restore_plan
     from ib40d.system.apply_engine import ApplyResult, execute
     from ib40d.system.observe import observe
 
