@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The Ansible role's tasks run by Debian's ansible-playbook (local
-connection) against a fake ib40d (fake_ib40d_for_role.py): the real one
+connection) against a fake ib40d (tests/bin/ib40d-for-ansible-role): the real one
 would change this host's links, and no machine here has the ConnectX cards
 `ib40d porttype` sets. In a private mount namespace: a tmpfs over /run, the
 fake ib40d and systemctl over /usr/bin, and /etc as an overlay whose writes
@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -58,8 +57,8 @@ class Host:
         self.state = tmp_path / "state"
         for d in ("state", "bin", "etc-upper", "etc-work", "home"):
             (tmp_path / d).mkdir()
-        (tmp_path / "bin/ib40d").write_text('#!/bin/sh\nIB40_FAKE_STATE=%s exec %s %s "$@"\n' % (
-            self.state, sys.executable, REPO / "tests/fake/fake_ib40d_for_role.py"))
+        (tmp_path / "bin/ib40d").write_text('#!/bin/sh\nIB40_FAKE_STATE=%s exec %s "$@"\n' % (
+            self.state, REPO / "tests/bin/ib40d-for-ansible-role"))
         (tmp_path / "bin/systemctl").write_text(FAKE_SYSTEMCTL)
         for f in ("ib40d", "systemctl"):
             (tmp_path / "bin" / f).chmod(0o755)
