@@ -2,7 +2,7 @@
 """The Ansible role's tasks run by Debian's ansible-playbook (local
 connection) against a fake ib40d (tests/bin/ib40d-for-ansible-role): the real one
 would change this host's links, and no machine here has the ConnectX cards
-`ib40d porttype` sets. In a private mount namespace: a tmpfs over /run, the
+`ib40d porttype` sets. In a private mount namespace: the test's own /run, the
 fake ib40d and systemctl over /usr/bin, and /etc as an overlay whose writes
 land in the test's directory. What is checked is the role's own logic: which
 ib40d commands it runs when, what it reports changed, when it fails, and the
@@ -55,7 +55,7 @@ class Host:
     def __init__(self, tmp_path):
         self.dir = tmp_path
         self.state = tmp_path / "state"
-        for d in ("state", "bin", "etc-upper", "etc-work", "home"):
+        for d in ("state", "bin", "etc-upper", "etc-work", "home", "run"):
             (tmp_path / d).mkdir()
         (tmp_path / "bin/ib40d").write_text('#!/bin/sh\nIB40_FAKE_STATE=%s exec %s "$@"\n' % (
             self.state, REPO / "tests/bin/ib40d-for-ansible-role"))
@@ -71,7 +71,7 @@ class Host:
         (self.dir / "vars.json").write_text(json.dumps(dict(host_vars, ib40_try_timeout=20)))
         (self.state / "calls.log").write_text("")
         mounts = " && ".join([
-            "mount -t tmpfs tmpfs /run",
+            "mount --bind %s /run" % (self.dir / "run"),  # kept from one run to the next, as on a host
             "mount -t overlay overlay -o lowerdir=%s:/usr/bin /usr/bin" % (self.dir / "bin"),
             "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc" % (
                 self.dir / "etc-upper", self.dir / "etc-work")])
@@ -173,3 +173,12 @@ def test_a_second_run_leaves_a_config_of_mode_0600_alone(host):
     rc, out, recap, calls = host.play(BOND)
     assert rc == 0 and recap["changed"] == 0, out
     assert "try -c" not in _commands(calls), calls
+
+
+def test_an_apply_counts_the_file_the_trial_and_its_confirmation_as_changes_and_nothing_else(host):
+    host.scenario(link_actions=[MTU_ACTION])
+    assert host.play(BOND)[0] == 0
+    bond = dict(BOND["ib40_bonds"][0], mtu=9000)
+    rc, out, recap, calls = host.play(dict(BOND, ib40_bonds=[bond]))  # a trial.pid from the first is there
+    assert rc == 0 and recap["changed"] == 3, out
+    assert "mtu = 9000" in host.etc_conf()
