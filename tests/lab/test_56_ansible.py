@@ -4,9 +4,11 @@ the host, over SSH (the guests' user-mode NIC, forwarded from 127.0.0.1,
 with a key made for this run) to both lab machines. The first run changes
 them (bond0's MTU to 9000, applied with `ib40d try` and confirmed), the
 second reports changed=0, `--check --diff` shows `ib40d plan`'s actions
-and changes nothing, and a host-variable file `ib40d check` refuses stops at
-`validate` with nothing changed on the host. One release: the role is the
-same Python-free YAML on both."""
+and changes nothing, a host-variable file `ib40d check` refuses stops at
+`validate` with nothing changed on the host, and one whose apply fails (an
+[ipoib] section over a dummy link) fails the host at once with the apply's
+error, without asking `ib40d try --confirm` again. One release: the role is
+the same Python-free YAML on both."""
 import json
 import os
 import re
@@ -24,7 +26,7 @@ PLAYBOOK = os.path.join(REPO, "contrib", "ansible", "site.yml")
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def _host_vars(vm, deb, bond_mtu):
+def _host_vars(vm, deb, bond_mtu, ipoibs=()):
     return {
         "ib40_deb": deb,
         "ib40_links": [{"name": "eth40a", "mac": vm.macs[0], "txqueuelen": 10000},
@@ -32,6 +34,7 @@ def _host_vars(vm, deb, bond_mtu):
         "ib40_bonds": [{"name": "bond0", "slaves": ["eth40a", "eth40b"], "mode": "balance-rr", "miimon": 100,
                         "updelay": 200, "downdelay": 200, "mtu": bond_mtu,
                         "address": ["%s/16" % vm.address], "broadcast": "10.30.255.255"}],
+        "ib40_ipoibs": list(ipoibs),
         "ib40_try_timeout": 90,
     }
 
@@ -53,9 +56,9 @@ class Fleet:
         for vm in lab:
             self.set_vars(vm)
 
-    def set_vars(self, vm, bond_mtu=9000):
+    def set_vars(self, vm, bond_mtu=9000, ipoibs=()):
         (self.dir / "host_vars" / ("%s.yml" % vm.hostname)).write_text(
-            json.dumps(_host_vars(vm, self.deb, bond_mtu), indent=1))  # JSON is YAML
+            json.dumps(_host_vars(vm, self.deb, bond_mtu, ipoibs), indent=1))  # JSON is YAML
 
     def play(self, *args):
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="False",
@@ -109,10 +112,21 @@ def test_the_role_configures_reports_honestly_and_refuses_a_bad_file(ib40_lab, f
         assert rc != 0 and recap[a.hostname]["failed"] == 1, out
         assert "[bond bond0] mtu: 1 is out of range" in out, out
         assert _host_state(a) == before
+
+        # valid, but its apply fails: the trial rolls back at once, and the
+        # host fails with the apply's error, not after asking for a confirmation again
+        a.run("ip link add ib9 type dummy")
+        fleet.set_vars(a, ipoibs=[{"name": "ib9", "mode": "datagram", "mtu": 2044}])
+        rc, out, recap = fleet.play("--limit", a.hostname)
+        assert rc != 0 and recap[a.hostname]["failed"] == 1, out
+        assert "ib9: is of kind dummy, but the config says ipoib" in out, out
+        assert "`ib40d try` exited 1" in out and "RETRYING: [%s]: Confirm" % a.hostname not in out, out
+        assert _host_state(a) == before
         figures("ansible", "role run 1: changed %s; run 2: changed=0 on both; --check --diff showed the plan; "
-                "a bad host-variable file was refused by validate" % first)
+                "a bad host-variable file was refused by validate; a failed apply failed the host at once" % first)
     finally:
         # the rest of the lab expects the bond as ib40_lab configured it
+        lab.a.run("ip link del ib9", check=False)
         for vm in lab:
             vm.put("/etc/ib40.conf", scenario.bond_conf(vm))
             vm.run("ib40d apply", timeout=120, check=False)

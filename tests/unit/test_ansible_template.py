@@ -40,3 +40,10 @@ def test_every_section_renders_to_a_config_check_accepts():
     assert "routes = 10.32.0.0/24 via 10.31.0.1, 10.33.0.0/24 via 10.31.0.1 metric 5" in text
     assert "slaves = eth40a eth40b" in text and "tuning = yes" in text
     assert set(cfg.vlans) == {"bond0.30"} and cfg.bonds["bond0"].slaves == ("eth40a", "eth40b")
+
+
+def test_several_cards_render_one_section_each_with_their_own_port_types():
+    cfg = parse_text(render({"ib40_cards": [{"name": "0000:05:00.0", "port1": "ib", "port2": "ib"},
+                                            {"name": "0000:81:00.0", "port1": "eth", "vfs": 4}]}))
+    assert [(c.pci, c.port1, c.port2, c.vfs) for c in cfg.cards] == [("0000:05:00.0", "ib", "ib", None),
+                                                                     ("0000:81:00.0", "eth", None, 4)]
