@@ -93,7 +93,7 @@ def ipoib_cards(cfg, cards, root) -> dict[str, str | None]:
     by_guid = {name: card.pci for name, (card, _, _) in port_owners(root, cards, cfg.ipoibs).items()}
     by_name = {netdev: card.pci for card in cards for netdev in card.netdevs}
     out: dict[str, str | None] = {}
-    for name, link in cfg.ipoibs.items():
+    for name in cfg.ipoibs:
         top, seen = name, {name}
         while (parent := cfg.ipoibs[top].parent) in cfg.ipoibs and parent not in seen:
             top = parent

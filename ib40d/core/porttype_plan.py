@@ -210,8 +210,8 @@ def plan_port_types(card_cfg, state: PortTypeState) -> list[Action]:
                                               path=f"/sys/bus/pci/devices/{pci}/mlx4_port{p}")))
 
     # Persistence without mstconfig; an existing file of ours is kept in step
-    # either way, since mlx4_core applies it over the firmware at every load.
-    # mlx4_core's option: nothing to an mlx5 card.
+    # either way, since mlx4_core applies it over the firmware at every load
+    # (and never for an mlx5 card, which that option does not reach).
     if state.driver != "mlx5_core" and (state.mstconfig != "ok" or state.modprobe_conf is not None):
         new = {p: PORT_TYPE_ARRAY[want[p]] for p in PORTS}
         if state.modprobe_conf != new and any(want.values()):
