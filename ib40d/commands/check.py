@@ -66,17 +66,39 @@ def capability_problems(cfg, cards, root) -> list[Problem]:
     from ib40d.system import sysfs
     from ib40d.system.porttype_system import read_runtime
 
+    identities = {c.pci: sysfs.read_identity(root, c) for c in cards}
+    on_card = ipoib_cards(cfg, cards, root)
+    # An [ipoib] whose card can't be told is judged by a card's limits only
+    # when every card present has them: it could be on any of them.
+    unknown_to = chosen[0][1].pci if len({i.family for i in identities.values()}) == 1 else None
     out = []
     for card_cfg, card in chosen:
         running, _ = read_runtime(root, card.pci)
         one = replace(cfg, cards=(card_cfg,) if card_cfg else ())
-        for p in card_capability(one, sysfs.read_identity(root, card), running):
+        mine = {name for name, pci in on_card.items() if pci == card.pci or (pci is None and card.pci == unknown_to)}
+        for p in card_capability(one, identities[card.pci], running, mine):
             section = card_cfg.section if p.section == "card" else p.section
             label = card_cfg.label if p.section == "card" else f"[{cfg.links[p.section].kind} {p.section}]"
             where = cfg.origin(section, p.key) or cfg.origin(section)
-            problem = Problem(where.file, where.line, label, p.key, p.message)
-            if problem not in out:  # an [ipoib] problem is the same under each card
-                out.append(problem)
+            out.append(Problem(where.file, where.line, label, p.key, p.message))
+    return out
+
+
+def ipoib_cards(cfg, cards, root) -> dict[str, str | None]:
+    """{[ipoib] name: PCI address of the card it is on, or None}: by port
+    GUID (port_owners), else by a netdev of that name on a card; a P_Key
+    child is on its parent's card."""
+    from ib40d.system.cardview import port_owners
+
+    by_guid = {name: card.pci for name, (card, _, _) in port_owners(root, cards, cfg.ipoibs).items()}
+    by_name = {netdev: card.pci for card in cards for netdev in card.netdevs}
+    out: dict[str, str | None] = {}
+    for name in cfg.ipoibs:
+        top, seen = name, {name}
+        while (parent := cfg.ipoibs[top].parent) in cfg.ipoibs and parent not in seen:
+            top = parent
+            seen.add(top)
+        out[name] = by_guid.get(top) or by_name.get(top) or by_name.get(name)
     return out
 
 

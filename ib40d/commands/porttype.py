@@ -34,7 +34,7 @@ def run(args) -> int:
     chosen = [(c, card, read_state(root, card)) for c, card in selected]
     planned, notes = [], []
     for card_cfg, _, state in chosen:
-        card_actions, card_notes = plan_one(card_cfg, state)
+        card_actions, card_notes = plan_one(card_cfg, state, at_boot=True)
         planned += card_actions
         notes += card_notes
     planned, merged = one_modprobe_file(planned)

@@ -334,14 +334,19 @@ class CapabilityProblem:
     message: str
 
 
-def capability_problems(cfg, ident: CardIdentity, running: dict[int, str | None]) -> list[CapabilityProblem]:
+def capability_problems(cfg, ident: CardIdentity, running: dict[int, str | None],
+                        ipoibs=None) -> list[CapabilityProblem]:
     """The config against what this card can do. RUNNING: each port's type
-    now ("ib" | "eth"), from mlx4_portN or the RDMA link layer."""
+    now ("ib" | "eth"), from mlx4_portN or the RDMA link layer. IPOIBS: the
+    names of the [ipoib] sections on this card (None: every one), so a
+    ConnectX-3's connected mode is not judged by a ConnectX-4 beside it."""
     out = []
     where = _where(ident)
     family = ident.family
     if family == MLX5:
         for name, link in cfg.ipoibs.items():
+            if ipoibs is not None and name not in ipoibs:
+                continue
             if link.mode == "connected":
                 out.append(CapabilityProblem(
                     name, "mode", f"{where} (mlx5_core) runs enhanced IPoIB, which has no connected mode; "

@@ -39,6 +39,9 @@ class Plan:
     # name -> ifindex of the links the plan was made against: apply writes
     # to an index only while it still has that name.
     indexes: dict[str, int] = field(default_factory=dict)
+    # Sent by apply, yet not changes: what the kernel does not show can't be
+    # compared, so it is not pending either (VF GUIDs, sriov.NOT_SHOWN).
+    resend: list[Action] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -295,8 +298,11 @@ def _plan_vf_guids(cfg: Config, machine: Machine, plan: Plan) -> None:
                 and link.arptype == ARPHRD_INFINIBAND):
             actions, notes = sriov.plan_vf_guids(link_cfg, link)
             bond = cfg.bond_of(link_cfg.name)
-            plan.actions += [dataclasses.replace(a, group=bond.name if bond else link_cfg.name) for a in actions]
-            plan.notes += notes
+            actions = [dataclasses.replace(a, group=bond.name if bond else link_cfg.name) for a in actions]
+            unseen = [a for a in actions if a.reason == sriov.NOT_SHOWN]
+            plan.actions += [a for a in actions if a.reason != sriov.NOT_SHOWN]
+            plan.resend += unseen
+            plan.notes += notes + ([sriov.unverifiable_note(link_cfg.name, unseen)] if unseen else [])
 
 
 def related_names(cfg: Config, name: str) -> set[str]:
@@ -334,6 +340,7 @@ def make_plan(cfg: Config, machine: Machine, only: str | None = None) -> Plan:
                                          for a in plan.actions):
                 keep |= set(bond.slaves)
         plan.actions = [a for a in plan.actions if a.target in keep]
+        plan.resend = [a for a in plan.resend if a.target in keep]
         plan.notes = [n for n in plan.notes if n.split(":", 1)[0] in keep]
         # a refused slave refuses its bond, whichever of them was asked for
         plan.refusals = [r for r in plan.refusals if related_names(cfg, r.split(":", 1)[0]) & keep]

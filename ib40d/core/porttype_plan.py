@@ -59,6 +59,14 @@ def select_card(card_cfg, cards: list[Card]) -> Card:
     return cards[0]
 
 
+def boot_sets_port_types(state: "PortTypeState") -> bool:
+    """Whether `ib40d porttype` (ib40-porttype.service) sets this card's
+    port types. Not on mlx5: it has no mlx4_portN and no port_type_array,
+    its types change only in firmware (check refuses a [card] that asks
+    otherwise than it runs), so at boot it needs only sriov_numvfs again."""
+    return state.driver != "mlx5_core"
+
+
 def has_port_types(card_cfg) -> bool:
     return card_cfg is not None and (card_cfg.port1 is not None or card_cfg.port2 is not None)
 
@@ -202,8 +210,9 @@ def plan_port_types(card_cfg, state: PortTypeState) -> list[Action]:
                                               path=f"/sys/bus/pci/devices/{pci}/mlx4_port{p}")))
 
     # Persistence without mstconfig; an existing file of ours is kept in step
-    # either way, since mlx4_core applies it over the firmware at every load.
-    if state.mstconfig != "ok" or state.modprobe_conf is not None:
+    # either way, since mlx4_core applies it over the firmware at every load
+    # (and never for an mlx5 card, which that option does not reach).
+    if state.driver != "mlx5_core" and (state.mstconfig != "ok" or state.modprobe_conf is not None):
         new = {p: PORT_TYPE_ARRAY[want[p]] for p in PORTS}
         if state.modprobe_conf != new and any(want.values()):
             old = None if state.modprobe_conf is None else [state.modprobe_conf.get(p) for p in PORTS]

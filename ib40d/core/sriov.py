@@ -177,7 +177,15 @@ def vf_guid(port_guid: str, vf: int, node: bool = False) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-NOT_SHOWN = "VF GUIDs not shown by this kernel; set each boot"
+NOT_SHOWN = "unverifiable: this kernel does not show VF GUIDs; re-sent on apply"
+
+
+def unverifiable_note(name: str, actions) -> str:
+    """plan's line for the vf.guid actions of NAME it cannot verify, which
+    apply sends and plan does not count as changes (core/plan.py resend)."""
+    vfs = ", ".join(str(a.params["vf"]) for a in actions)
+    return (f"{name}: the kernel does not show VF GUIDs (no ndo_get_vf_guid): those of VF {vfs} can't be read "
+            "back, so they are not counted as changes; apply sends them again each time")
 
 
 def port_guid_of(address: str | None) -> str | None:
@@ -195,7 +203,8 @@ def wanted_vf_guids(port_guid: str, vf: int, overrides) -> tuple[str, str]:
 def plan_vf_guids(ipoib_cfg, link) -> tuple[list[Action], list[str]]:
     """One `vf.guid` action per VF of the PF netdev LINK whose GUIDs differ
     from the wanted ones. A kernel that does not show them (None) gets them
-    every time: nothing can tell whether they are still set."""
+    every time, with the reason NOT_SHOWN: nothing can tell whether they are
+    still set, so plan shows them apart and does not count them."""
     if link is None or not link.vfs:
         return [], []
     if link.vf_driver == "mlx4_core":

@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ib40d.core import sriov
 from ib40d.core.actions import Action
 from ib40d.core.config import Config
 from ib40d.core.netlink_errors import NetlinkRefused
@@ -176,11 +175,12 @@ def execute_action(action: Action, nl, root: SysRoot, index: _Indexes, result: A
 
 
 def execute(plan: Plan, nl, root: SysRoot) -> ApplyResult:
-    result = ApplyResult(planned=list(plan.actions), notes=list(plan.notes), errors=list(plan.refusals))
+    planned = plan.actions + plan.resend
+    result = ApplyResult(planned=planned, notes=list(plan.notes), errors=list(plan.refusals))
     index = _Indexes(nl, plan.indexes)
     failed_groups: set[str] = set()
     downed: dict[str, list[str]] = {}  # group -> links this run set down
-    for action in plan.actions:
+    for action in planned:
         if action.group in failed_groups:
             continue
         try:
@@ -301,7 +301,6 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
         # in groups that failed, which already have their error.
         failed = {a.group for a in result.not_done}
         again = make_plan(cfg, current(), only)
-        # VF GUIDs a kernel does not show are planned every time, not unkept
-        result.not_converged = [a for a in again.actions if a.group not in failed and a.reason != sriov.NOT_SHOWN]
+        result.not_converged = [a for a in again.actions if a.group not in failed]
     result.writes = nl.writes - writes_before
     return result

@@ -19,7 +19,7 @@ from ib40d.core.actions import Action
 from ib40d.core.errors import UserError
 from ib40d.core.model import CARD_PORTS as PORTS, Card
 from ib40d.system.observe import find_cards
-from ib40d.core.porttype_plan import IB_MODULES, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, card_states, has_port_types, one_modprobe_file, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
+from ib40d.core.porttype_plan import IB_MODULES, boot_sets_port_types, LINK_LAYER_TYPES, MODPROBE_CONF, STATE_FILE, PortTypeState, card_states, has_port_types, one_modprobe_file, modprobe_conf_text, parse_mlx4_port, parse_modprobe_conf, pending_reboot, plan_port_types, select_card, status_lines_from
 from ib40d.system.sysroot import SysRoot
 
 MSTCONFIG_QUERY_TIMEOUT = 20.0
@@ -129,8 +129,11 @@ def configured(cfg) -> list:
     return [c for c in cfg.cards if has_port_types(c) or sriov.wants_vfs(c)]
 
 
-def plan_one(card_cfg, state: PortTypeState) -> tuple[list[Action], list[str]]:
-    actions = plan_port_types(card_cfg, state) if has_port_types(card_cfg) else []
+def plan_one(card_cfg, state: PortTypeState, at_boot: bool = False) -> tuple[list[Action], list[str]]:
+    """AT_BOOT: for `ib40d porttype` (ib40-porttype.service), which on
+    mlx5 gives back only the VFs (porttype_plan.boot_sets_port_types)."""
+    wants_types = has_port_types(card_cfg) and (not at_boot or boot_sets_port_types(state))
+    actions = plan_port_types(card_cfg, state) if wants_types else []
     vf_actions, notes = sriov.plan_vfs(card_cfg, state)
     return actions + vf_actions, notes
 

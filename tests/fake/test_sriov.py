@@ -210,6 +210,8 @@ def test_vf_guids_plan_apply_and_a_second_apply_sends_nothing(tmp_path):
 
 
 def test_a_kernel_that_does_not_show_vf_guids_gets_them_at_every_apply(tmp_path):
+    """What can't be read back is sent by every apply, and is not a change
+    plan counts: plan says so in a note and says converged."""
     from fakenl import FakeRoot
     from ib40d.core import sriov
     from ib40d.core.plan import make_plan
@@ -221,11 +223,37 @@ def test_a_kernel_that_does_not_show_vf_guids_gets_them_at_every_apply(tmp_path)
     for _ in range(2):
         before = nl.writes
         result = converge(cfg, nl, FakeRoot(tmp_path, nl))
-        assert result.ok, result.to_json()  # planned again, but not "not converged"
-        assert nl.writes - before == 4
+        assert result.ok and result.not_converged == [], result.to_json()
+        assert nl.writes - before == 4 and [a.kind for a in result.done] == ["vf.guid"] * 4
     plan = make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)))
-    assert {a.reason for a in plan.actions} == {sriov.NOT_SHOWN}
-    assert plan.actions[0].describe().endswith(f"({sriov.NOT_SHOWN})")
+    assert plan.actions == [] and not plan
+    assert {a.reason for a in plan.resend} == {sriov.NOT_SHOWN} and len(plan.resend) == 4
+    assert plan.resend[0].describe().endswith(f"({sriov.NOT_SHOWN})")
+    assert plan.notes == ["ib0: the kernel does not show VF GUIDs (no ndo_get_vf_guid): those of VF 0, 1, 2, 3 "
+                          "can't be read back, so they are not counted as changes; apply sends them again each time"]
+    assert make_plan(cfg, observe(nl, FakeRoot(tmp_path, nl)), only="ib0").resend == plan.resend
+
+
+@pytest.mark.parametrize("shown, rc", [(False, 0), (True, 1)])
+def test_plan_exits_converged_when_only_unreadable_vf_guids_are_left(tmp_path, monkeypatch, capsys, shown, rc):
+    """`ib40d plan` on the fake PF: GUIDs it can read and that differ are
+    changes (exit 1); ones it can't read are a note, and exit 0."""
+    from fakenl import FakeRoot
+    from ib40d.commands import cli, plan as cmd_plan
+    from ib40d.system import bundle
+
+    nl = pf_with_vfs(shown=shown)
+    conf = tmp_path / "ib40.conf"
+    conf.write_text(VF_CONF)
+    monkeypatch.setattr(bundle, "link_source", lambda root: nl)
+    monkeypatch.setattr(cmd_plan, "sysroot", lambda args: FakeRoot(tmp_path, nl))
+    parser, subparsers = cli.build_parser(["plan"])
+    cmd_plan.add_arguments(subparsers["plan"])
+    assert cmd_plan.run(parser.parse_args(["plan", "-c", str(conf)])) == rc
+    out = capsys.readouterr().out
+    assert ("nothing to do: the machine matches the configuration" in out) == (not shown)
+    assert ("note: ib0: the kernel does not show VF GUIDs" in out) == (not shown)
+    assert ("vf.guid ib0: vf 0 node_guid" in out) == shown
 
 
 def test_no_vfs_on_the_card_no_vf_guids(tmp_path):

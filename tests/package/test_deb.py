@@ -74,7 +74,8 @@ def test_ships_units_sysctl_entry_point_docs(contents):
                  "ib40-sync.path", "ib40-sync-dropins.path", "ib40-sync.service"):
         assert f"/{UNIT_DIR}/{unit}" in contents
     assert "/usr/lib/sysctl.d/60-ib40.conf" in contents
-    assert "/lib/udev/rules.d/60-ib40-mlx4.rules" in contents
+    for rules in ("60-ib40-mlx4.rules", "60-ib40-mlx5.rules"):
+        assert f"/lib/udev/rules.d/{rules}" in contents
     assert "/usr/bin/ib40d" in contents
     for program in ("config-changed", "link-configured"):  # the units' ExecCondition= and ExecStart=
         assert f"/usr/lib/ib40/{program}" in contents
