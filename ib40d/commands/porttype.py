@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ib40d.core import sriov
 from ib40d.system.cliargs import load_config, sysroot
 from ib40d.system.observe import find_cards
 from ib40d.core.porttype_plan import one_modprobe_file, select_card, wanted_types
@@ -31,6 +32,12 @@ def run(args) -> int:
     present = find_cards(root)
     # Every section resolves, and every card is read, before any change.
     selected = [(c, select_card(c, present)) for c in sections]
+    for card_cfg, card in [(c, card) for c, card in selected if nothing_at_boot(root, c, card)]:
+        # Not read at all: `mstconfig query` takes seconds, and ib40d.service
+        # waits for this unit (ordered after it for mlx4's port switch).
+        print(f"card {card.describe()}: mlx5 changes port types only in firmware and no vfs are asked for: "
+              "nothing to do")
+        selected.remove((card_cfg, card))
     chosen = [(c, card, read_state(root, card)) for c, card in selected]
     planned, notes = [], []
     for card_cfg, _, state in chosen:
@@ -45,6 +52,13 @@ def run(args) -> int:
     for card_cfg, card, state in chosen:
         rc |= set_card(args, root, card_cfg, card, state, [a for a in planned if a.target == card.pci])
     return rc
+
+
+def nothing_at_boot(root, card_cfg, card) -> bool:
+    """An mlx5 card whose section asks for no VFs: at boot (and by hand)
+    there is nothing to set on it (porttype_plan.boot_sets_port_types)."""
+    driver = root.realpath(f"/sys/bus/pci/devices/{card.pci}/driver")
+    return bool(driver) and driver.rsplit("/", 1)[1] == "mlx5_core" and not sriov.wants_vfs(card_cfg)
 
 
 def set_card(args, root, card_cfg, card, state, actions) -> int:

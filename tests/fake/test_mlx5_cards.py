@@ -124,3 +124,17 @@ def test_an_ipoib_whose_card_cannot_be_told_gets_the_limits_only_if_every_card_h
     m = cx3_and_cx4(tmp_path)
     m.write_config("[ipoib ib9]\nmode = connected\n" + f"[card {CX3_PCI}]\nport1 = ib\n[card {CX4_PCI}]\nport1 = ib\n")
     assert run_ib40d("check", "--root", str(tmp_path), check_rc=0).stderr == ""  # it may be the ConnectX-3's
+
+
+def test_porttype_on_mlx5_without_vfs_reads_no_firmware(tmp_path, monkeypatch):
+    """Port types in [card] but no vfs: on mlx5 ib40-porttype.service has
+    nothing to do, so it does not spend seconds in `mstconfig query` while
+    ib40d.service, ordered after it, waits."""
+    m = mlx5_ib_card(tmp_path / "root")
+    m.add_sriov(BDF, total=8, num=0)
+    tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
+    tools.add_card(link_types={1: "ib", 2: "ib"})
+    m.write_config("[card]\nport1 = ib\nport2 = ib\n")
+    done = run_ib40d("porttype", "--root", str(tmp_path / "root"), env=tools_env(tools), check_rc=0)
+    assert "no vfs are asked for: nothing to do" in done.stdout, done.stdout
+    assert tools.calls() == []
