@@ -152,14 +152,13 @@ def ib40_units(vm):
     for unit in names:
         if not unit.endswith(".service"):
             continue
-        ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
         started = vm.run(["systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", unit]).out
-        cpu = int(ns) / 1e9 if ns.isdigit() and int(ns) < 2**63 else 0.0
-        out[unit] = (cpu, started.strip() not in ("", "0"))
+        out[unit] = (unit_cpu(vm, unit) or 0.0, started.strip() not in ("", "0"))
     return out
 
 
 def unit_cpu(vm, unit):
+    """UNIT's CPUUsageNSec in seconds (None: no accounting)."""
     ns = vm.run(["systemctl", "show", "-P", "CPUUsageNSec", unit]).out.strip()
     return int(ns) / 1e9 if ns.isdigit() and int(ns) < 2**63 else None
 
