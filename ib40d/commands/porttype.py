@@ -19,15 +19,30 @@ from ib40d.system.porttype_system import apply_port_actions, configured, plan_on
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
-    parser.add_argument("--json", action="store_true", help="print the observed state and the plan as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the observed state and the plan of every card as one JSON document "
+                             "(what is said in words then goes to stderr)")
 
 
 def run(args) -> int:
     cfg = load_config(args)
     root = sysroot(args)
+    # With --json, stdout holds the one JSON document and nothing else.
+    text = sys.stderr if args.json else sys.stdout
+    cards: list[dict] = []
+    rc = set_cards(args, cfg, root, text, cards)
+    if args.json:
+        json.dump({"cards": cards}, sys.stdout, indent=2)
+        print()
+    return rc
+
+
+def set_cards(args, cfg, root, text, cards: list[dict]) -> int:
+    """Every card section's card, read, planned, set (not with --dry-run);
+    CARDS gets each card's observed state and actions."""
     sections = configured(cfg)
     if not sections:
-        print("no port1/port2 or vfs in [card]: port types are left as they are")
+        print("no port1/port2 or vfs in [card]: port types are left as they are", file=text)
         return 0
     present = find_cards(root)
     # Every section resolves, and every card is read, before any change.
@@ -36,7 +51,8 @@ def run(args) -> int:
         # Not read at all: `mstconfig query` takes seconds, and ib40d.service
         # waits for this unit (ordered after it for mlx4's port switch).
         print(f"card {card.describe()}: mlx5 changes port types only in firmware and no vfs are asked for: "
-              "nothing to do")
+              "nothing to do", file=text)
+        cards.append({"pci": card.pci, "observed": None, "actions": []})
         selected.remove((card_cfg, card))
     chosen = [(c, card, read_state(root, card)) for c, card in selected]
     planned, notes = [], []
@@ -50,7 +66,9 @@ def run(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     rc = 0
     for card_cfg, card, state in chosen:
-        rc |= set_card(args, root, card_cfg, card, state, [a for a in planned if a.target == card.pci])
+        actions = [a for a in planned if a.target == card.pci]
+        cards.append({"pci": card.pci, "observed": state.to_json(), "actions": [a.to_json() for a in actions]})
+        rc |= set_card(args, root, card_cfg, card, state, actions, text)
     return rc
 
 
@@ -61,29 +79,24 @@ def nothing_at_boot(root, card_cfg, card) -> bool:
     return bool(driver) and driver.rsplit("/", 1)[1] == "mlx5_core" and not sriov.wants_vfs(card_cfg)
 
 
-def set_card(args, root, card_cfg, card, state, actions) -> int:
-    if args.json:
-        json.dump({"observed": state.to_json(), "actions": [a.to_json() for a in actions]}, sys.stdout, indent=2)
-        print()
+def set_card(args, root, card_cfg, card, state, actions, text) -> int:
     if args.dry_run:
         if state.mstconfig != "ok":  # a real run says it with the status lines
             print(state.mstconfig_message, file=sys.stderr)
-        if not args.json:
-            for a in actions:
-                print(a.describe())
-            if not actions:
-                print(f"card {card.describe()}: port types already as configured")
+        for a in actions:
+            print(a.describe(), file=text)
+        if not actions:
+            print(f"card {card.describe()}: port types already as configured", file=text)
         return 0
     if not actions:
         write_state(root, state, wanted_types(card_cfg), False)
-        if not args.json:
-            print(f"card {card.describe()}: port types already as configured")
+        print(f"card {card.describe()}: port types already as configured", file=text)
         for line in status_lines(root, card.pci)[1:]:
-            print(line)
+            print(line, file=text)
         return 0
     result = apply_port_actions(actions, root)
     for m in result.messages:
-        print(m)
+        print(m, file=text)
     for line in status_lines(root, card.pci)[1:]:
-        print(line)
+        print(line, file=text)
     return 1 if result.failed else 0

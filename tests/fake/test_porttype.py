@@ -319,8 +319,8 @@ def test_cli_dry_run_json_and_apply(tmp_path, monkeypatch):
     root = str(tmp_path / "root")
 
     dry = run_ib40d("porttype", "--root", root, "--dry-run", "--json", env=env, check_rc=0)
-    doc = json.loads(dry.stdout)
-    assert doc["observed"]["next_boot"] == {"1": "eth", "2": "eth"}
+    [doc] = json.loads(dry.stdout)["cards"]
+    assert doc["pci"] == BDF and doc["observed"]["next_boot"] == {"1": "eth", "2": "eth"}
     assert [a["kind"] for a in doc["actions"]] == ["porttype.firmware", "porttype.runtime", "porttype.modprobe"]
     assert tools.set_calls() == []
 
@@ -331,6 +331,23 @@ def test_cli_dry_run_json_and_apply(tmp_path, monkeypatch):
 
     again = run_ib40d("porttype", "--root", root, env=env, check_rc=0)
     assert "port types already as configured" in again.stdout
+
+
+def test_cli_json_is_one_document_for_several_cards(tmp_path, monkeypatch):
+    """Two card sections: one JSON document on stdout (a list of cards),
+    whether the run is dry or real; the words go to stderr."""
+    second = "0000:81:00.0"
+    m = cx3_eth_mode(tmp_path / "root")
+    m.add_cx3(second)
+    m.write_config(f"[card {BDF}]\nport1 = eth\nport2 = eth\n[card {second}]\nport1 = eth\nport2 = eth\n")
+    tools = FakeTools(tmp_path, monkeypatch, root=tmp_path / "root")
+    tools.add_card(link_types={1: "eth", 2: "eth"})
+    tools.add_card(second, link_types={1: "eth", 2: "eth"})
+    env = {"PATH": str(tools.bin), "IB40_FAKE_MSTCONFIG_STATE": str(tools.state_path)}
+    for dry in (["--dry-run"], []):
+        done = run_ib40d("porttype", "--root", str(tmp_path / "root"), "--json", *dry, env=env, check_rc=0)
+        assert [c["pci"] for c in json.loads(done.stdout)["cards"]] == [BDF, second], done.stdout
+        assert "port types already as configured" in done.stderr
 
 
 def test_cli_several_cards_without_pci_is_one_line_error(tmp_path, monkeypatch):
