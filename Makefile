@@ -48,8 +48,9 @@ test-pure:
 test-netns:
 	$(PYTEST) -v tests/kernel
 
-# CLI start-up figures (status, check, plan vs `import pyroute2`).
+# CLI start-up figures (status, check, plan vs `import pyroute2`); with
+# AGAINST=TREE (another checkout) the same commands run alternately on both.
 bench:
-	$(PYTHON) bench/cli.py
+	$(PYTHON) bench/cli.py $(if $(AGAINST),--against $(AGAINST))
 
 -include mk/*.mk

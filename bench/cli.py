@@ -15,10 +15,16 @@ nothing (this host's kernel has no bonding module, so no bond0: the lab
 makes one), its forked apply included, against the CPU of one
 `import pyroute2`; the target is 1.5x. bench/boot.py measures the same in the lab's emulated
 guests, where the boot's conditions weigh on it (see there).
+
+`--against TREE` also runs another checkout's ib40d (an older commit, from
+`git worktree add --detach TREE COMMIT`) on the same commands, each run of
+one alternating with a run of the other, so that both meet the same load;
+it prints each command's median for both and their ratio.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -43,14 +49,16 @@ address = 10.97.0.2/24
 """
 
 
-# Where the checkout's package is imported from (see entry_point()).
-SITE = {"path": str(REPO)}
+# Where the checkout's package is imported from (see entry_point()): the
+# launcher a copy of a tree gets is named after its site, so that a command
+# line says which tree it runs.
+SITES: dict[str, str] = {}
 
 
-def timed(cmd: list[str], ns: str | None = None) -> float:
+def timed(cmd: list[str], ns: str | None = None, site: str | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=site or SITES.get(cmd[0], str(REPO)))
     if ns:
         cmd = ["ip", "netns", "exec", ns, *cmd]
-    env = dict(os.environ, PYTHONPATH=SITE["path"])
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
@@ -59,8 +67,8 @@ def timed(cmd: list[str], ns: str | None = None) -> float:
     return elapsed
 
 
-def median(cmd, ns=None) -> float:
-    return statistics.median(timed(cmd, ns) for _ in range(RUNS))
+def median(cmd, ns=None, site=None) -> float:
+    return statistics.median(timed(cmd, ns, site) for _ in range(RUNS))
 
 
 def cpu(cmd: list[str], ns: str | None = None) -> float:
@@ -97,20 +105,21 @@ def fresh_ns() -> str:
     return ns
 
 
-def entry_point(tmp: Path) -> list[str]:
-    """What users run: the installed /usr/bin/ib40d when present, else the
-    same launcher the package installs (no runpy, unlike -m), on a copy of
-    the checkout's package byte-compiled as the package's postinst does.
-    Not the checkout itself: with PYTHONDONTWRITEBYTECODE set (CI, this
-    machine) every run would compile ib40d's sources again, a cost no
-    installed ib40 pays while pyroute2's, the reference, is compiled."""
-    if Path("/usr/bin/ib40d").exists() and os.environ.get("BENCH_CHECKOUT") is None:
+def entry_point(tmp: Path, tree: Path = REPO, name: str = "site") -> list[str]:
+    """What users run: the installed /usr/bin/ib40d when present (for this
+    checkout, unless BENCH_CHECKOUT is set), else the same launcher the
+    package installs (no runpy, unlike -m), on a copy of TREE's package
+    byte-compiled as the package's postinst does. Not the checkout itself:
+    with PYTHONDONTWRITEBYTECODE set (CI, this machine) every run would
+    compile ib40d's sources again, a cost no installed ib40 pays while
+    pyroute2's, the reference, is compiled."""
+    if tree == REPO and Path("/usr/bin/ib40d").exists() and os.environ.get("BENCH_CHECKOUT") is None:
         return ["/usr/bin/ib40d"]
-    site = tmp / "site"
-    shutil.copytree(REPO / "ib40d", site / "ib40d", ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp / name
+    shutil.copytree(tree / "ib40d", site / "ib40d", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([PY, "-m", "compileall", "-q", str(site)], check=True)
-    SITE["path"] = str(site)
-    script = tmp / "ib40d"
+    script = tmp / f"ib40d-{name}"
+    SITES[str(script)] = str(site)
     script.write_text(f"#!{PY}\nimport sys\nfrom ib40d.commands.cli import main\nsys.exit(main())\n")
     script.chmod(0o755)
     return [str(script)]
@@ -124,8 +133,54 @@ def main() -> int:
         os.environ["IB40_BENCH_PRIVATE_RUN"] = "1"
         os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                               'mount -t tmpfs tmpfs /run && exec "$@"', "sh", PY, *sys.argv])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", type=Path, metavar="TREE",
+                        help="another checkout to run on the same commands, alternating")
+    args = parser.parse_args()
+    if args.against and not (args.against / "ib40d" / "commands" / "cli.py").is_file():
+        sys.exit(f"{args.against}: not an ib40 checkout (no ib40d/commands/cli.py)")
     with tempfile.TemporaryDirectory(prefix="ib40-bench-") as tmp:
+        if args.against:
+            return measure_against(Path(tmp), args.against.resolve())
         return measure(Path(tmp))
+
+
+def measure_against(tmp: Path, other: Path) -> int:
+    """Each command's median for this checkout and OTHER, their runs
+    alternating (this, other, this, …) so that both meet the same load."""
+    conf = tmp / "ib40.conf"
+    conf.write_text(CONF)
+    ways = {"this": entry_point(tmp, REPO, "this"), "other": entry_point(tmp, other, "other")}
+    samples: dict[str, dict[str, list[float]]] = {way: {} for way in ways}
+
+    def sample(way: str, label: str, value: float) -> None:
+        samples[way].setdefault(label, []).append(value)
+
+    for _ in range(max(3, RUNS // 3)):
+        for way, ib40d in ways.items():
+            ns = fresh_ns()
+            try:
+                sample(way, "ib40d apply, first (fresh netns)", timed([*ib40d, "apply", "-c", str(conf)], ns))
+                sample(way, "ib40d apply, second (converged)", timed([*ib40d, "apply", "-c", str(conf)], ns))
+            finally:
+                subprocess.run(["ip", "netns", "del", ns], check=True)
+    ns = fresh_ns()
+    try:
+        timed([*ways["this"], "apply", "-c", str(conf)], ns)
+        for _ in range(RUNS):
+            for way, ib40d in ways.items():
+                sample(way, "ib40d check", timed([*ib40d, "check", "-c", str(conf)]))
+                sample(way, "ib40d status (netns)", timed([*ib40d, "status", "-c", str(conf)], ns))
+                sample(way, "ib40d plan (converged netns)", timed([*ib40d, "plan", "-c", str(conf)], ns))
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    print(f"this: {REPO}, other: {other}; medians of {RUNS} runs each, alternating "
+          f"(apply: {max(3, RUNS // 3)} fresh namespaces each)")
+    print(f"  {'':<36} {'this':>8}    {'other':>8}    this/other")
+    for label in samples["this"]:
+        this, then = (statistics.median(samples[way][label]) for way in ways)
+        print(f"  {label:<36} {this * 1000:8.1f} ms {then * 1000:8.1f} ms  {this / then:5.2f}")
+    return 0
 
 
 def measure(tmp: Path) -> int:
@@ -148,7 +203,8 @@ def measure(tmp: Path) -> int:
             "python3 -c pass": median([PY, "-c", "pass"]),
             "python3 -c 'import pyroute2'": median([PY, "-c", "import pyroute2"]),
             # what a write imports (pyroute2_lean.py): the first apply pays it
-            "pyroute2 as ib40 imports it": median([PY, "-c", "import ib40d.system.pyroute2_lean"]),
+            "pyroute2 as ib40 imports it": median([PY, "-c", "import ib40d.system.pyroute2_lean"],
+                                                  site=SITES.get(ib40d[0])),
             "ib40d check": median([*ib40d, "check", "-c", str(conf)]),
             "ib40d status (netns)": median([*ib40d, "status", "-c", str(conf)], ns),
             "ib40d plan (converged netns)": median([*ib40d, "plan", "-c", str(conf)], ns),
