@@ -300,7 +300,7 @@ class Daemon:
 
         def work():
             result = converge(self.cfg, self.nl, self.root, only, not_yet)
-            return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok
+            return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok, result.seen
 
         try:
             with apply_lock(self.root):
@@ -308,7 +308,7 @@ class Daemon:
                     log(f"{only or 'all'}: {held}")
                     self.held_by_trial = True
                     return [Line(protocol.NOTE, held)], True
-                kinds_texts, ok = in_child(work)
+                kinds_texts, ok, seen = in_child(work)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
@@ -316,7 +316,7 @@ class Daemon:
             return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
         lines = [Line(kind, text) for kind, text in kinds_texts]
         if only is None:
-            self.mark_configured(ok, not_yet)
+            self.mark_configured(ok, seen)
         seen = self.last_report.get(only, set())
         for line in lines:
             if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
@@ -324,19 +324,19 @@ class Daemon:
         self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
         return lines, ok
 
-    def mark_configured(self, ok: bool, not_yet: frozenset[str]) -> None:
+    def mark_configured(self, ok: bool, seen: list[str]) -> None:
         """After an apply of the whole file: CONFIGURED_DIR names the links
-        that exist and are done, by ifindex; after a refusal, none (their
-        units then ask, and fail with the refusal as before)."""
+        it saw and made true, by ifindex (not a port that appeared as it
+        ran: its event's apply is still to come); after a refusal, none
+        (their units then ask, and fail with the refusal as before)."""
         where = self.root.path(CONFIGURED_DIR)
         done = {}
         if not ok:
             self.marked.clear()
         if ok:
-            for name in self.cfg.links:
+            for name in seen:
                 with contextlib.suppress(OSError):
-                    if name not in not_yet:
-                        done[name] = self.root.path(f"/sys/class/net/{name}/ifindex").read_text().strip()
+                    done[name] = self.root.path(f"/sys/class/net/{name}/ifindex").read_text().strip()
         try:
             where.mkdir(mode=0o755, parents=True, exist_ok=True)
             for old in os.listdir(where):

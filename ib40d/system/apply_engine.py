@@ -33,6 +33,10 @@ class ApplyResult:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     not_converged: list[Action] = field(default_factory=list)
+    # The configured links an apply of the whole file made true: not a port
+    # that was absent (or that udev was not done with) when it was planned,
+    # though it may have appeared while the apply ran.
+    seen: list[str] = field(default_factory=list)
     writes: int = 0
 
     @property
@@ -287,20 +291,27 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
     """Plan, execute, verify. NOT_YET: ports that exist but that udev has not
     finished with (udevdb); they are planned as absent, so nothing is done
     to them until they are ready."""
-    def current():
-        observed = observe(nl, root)
-        for name in not_yet:
+    def without(observed, absent):
+        for name in absent:
             observed.links.pop(name, None)
         return observed
 
-    plan = make_plan(cfg, current(), only)
+    before = without(observe(nl, root), not_yet)
+    plan = make_plan(cfg, before, only)
     writes_before = nl.writes
     result = execute(plan, nl, root)
+    # Ports come and go with the hardware; P_Key children are ib40's to make.
+    absent_ports = {name for name, link in cfg.links.items()
+                    if getattr(link, "parent", None) is None and name not in before.links}
+    result.seen = [name for name in cfg.links if name not in absent_ports]
     if plan.actions:
         # Verify: what is still planned was not kept by the kernel, except
-        # in groups that failed, which already have their error.
+        # in groups that failed, which already have their error. A port
+        # that appeared meanwhile (udev renamed it while the apply ran, at
+        # boot) was planned as absent: it is the next event's to apply,
+        # not something the kernel refused, so it is left out here too.
         failed = {a.group for a in result.not_done}
-        again = make_plan(cfg, current(), only)
+        again = make_plan(cfg, without(observe(nl, root), not_yet | absent_ports), only)
         result.not_converged = [a for a in again.actions if a.group not in failed]
     result.writes = nl.writes - writes_before
     return result

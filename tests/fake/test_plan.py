@@ -425,3 +425,35 @@ def test_bond_options_are_one_table_the_model_config_and_plan_share(tmp_path):
         "arp_ip_target": ("10.30.0.1", "10.30.0.9"), "xmit_hash_policy": "layer3+4", "lacp_rate": "fast",
         "ad_select": "count", "min_links": 1, "primary": "eth40a"}
     assert set(seen) | {"updelay", "downdelay"} == set(names)  # the delays: test_bond_from_scratch_...
+
+
+def test_a_port_that_appears_during_the_apply_is_not_reported_as_not_kept(tmp_path):
+    # At boot udev may rename a port while the apply that made its bond
+    # runs: that port was planned as absent, and is the next apply's.
+    class RenamedDuringApply(FakeNetlink):
+        def create_bond(self, name, options):
+            super().create_bond(name, options)
+            self.links["eth40a"] = nic("eth40a", 3, "00:02:c9:3e:ca:b1")
+
+    nl = RenamedDuringApply([nic("eth0", 2, "52:54:00:12:34:56"), nic("eth40b", 4, "00:02:c9:3e:ca:b0")])
+    cfg = parse_text(BOND_CONF)
+    result = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert result.ok and result.not_converged == [], result.to_json()
+    assert "eth40a: not present yet (slave of bond0); enslaved when it appears" in result.notes
+    assert nl.links["eth40b"].master == "bond0" and nl.links["eth40a"].master is None
+    # what the daemon marks configured (ib40-link@'s shortcut): not eth40a
+    assert result.seen == ["eth40b"]
+    # the next apply (the daemon's, on the port's link event) takes it up
+    again = converge(cfg, nl, FakeRoot(tmp_path, nl))
+    assert again.ok and nl.links["eth40a"].master == "bond0"
+
+
+def test_a_port_present_at_the_plan_that_does_not_take_its_settings_is_still_not_converged(tmp_path):
+    class KeepsNoTxqueuelen(FakeNetlink):
+        def set_txqueuelen(self, index, name, qlen):
+            self._write("set_txqueuelen", name, qlen)  # accepted, not kept
+
+    nl = KeepsNoTxqueuelen(machine().dump_links())
+    result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
+    assert not result.ok
+    assert sorted(a.target for a in result.not_converged) == ["eth40a", "eth40b"]
