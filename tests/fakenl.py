@@ -36,6 +36,7 @@ class FakeNetlink:
         self.writes = 0
         self.fail: dict[tuple[str, str], int] = {}  # (method, name) -> errno to raise
         self.shows_vf_guids = True  # False: a kernel before 5.5, or mlx4 (no ndo_get_vf_guid)
+        self.while_preparing = None  # fn(self): what the machine does while pyroute2 is imported
 
     # reads
     def dump_links(self) -> list[LinkObs]:
@@ -46,6 +47,14 @@ class FakeNetlink:
 
     def close(self):
         pass
+
+    def prepare_writes(self) -> bool:
+        """The real adapter imports pyroute2 here; the fake runs the test's
+        hook (what happens on the machine meanwhile), once."""
+        hook, self.while_preparing = self.while_preparing, None
+        if hook:
+            hook(self)
+        return hook is not None
 
     # helpers
     def _by_index(self, index: int) -> LinkObs:

@@ -299,7 +299,7 @@ class Daemon:
         self.not_yet = not_yet
 
         def work():
-            result = converge(self.cfg, self.nl, self.root, only, not_yet)
+            result = converge(self.cfg, self.nl, self.root, only, not_yet, self.udev.uninitialized)
             return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok, result.seen
 
         try:

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ib40d.core.actions import Action
@@ -287,10 +288,11 @@ def _lock_holder(f, root: SysRoot) -> str:
 
 
 def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
-             not_yet: frozenset[str] = frozenset()) -> ApplyResult:
+             not_yet: frozenset[str] = frozenset(),
+             udev_busy: Callable[[Iterable[str]], Iterable[str]] | None = None) -> ApplyResult:
     """Plan, execute, verify. NOT_YET: ports that exist but that udev has not
     finished with (udevdb); they are planned as absent, so nothing is done
-    to them until they are ready."""
+    to them until they are ready. UDEV_BUSY(names) asks udev that again."""
     def without(observed, absent):
         for name in absent:
             observed.links.pop(name, None)
@@ -298,6 +300,15 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
 
     before = without(observe(nl, root), not_yet)
     plan = make_plan(cfg, before, only)
+    if plan.actions and nl.prepare_writes():
+        # Importing pyroute2 takes seconds in a slow boot (the lab's emulated
+        # machines), while udev names the ports: plan again, so a port that
+        # appeared meanwhile joins its bond now, not in the next apply,
+        # which would import pyroute2 again.
+        if udev_busy is not None:
+            not_yet = frozenset(udev_busy(cfg.links))
+        before = without(observe(nl, root), not_yet)
+        plan = make_plan(cfg, before, only)
     writes_before = nl.writes
     result = execute(plan, nl, root)
     # Ports come and go with the hardware; P_Key children are ib40's to make.

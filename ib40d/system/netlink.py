@@ -331,11 +331,18 @@ class Netlink:
 
     @property
     def ipr(self):
-        if self._ipr is None:
-            from ib40d.system.pyroute2_lean import IPRoute
-
-            self._ipr = IPRoute()
+        self.prepare_writes()
         return self._ipr
+
+    def prepare_writes(self) -> bool:
+        """Import pyroute2 and open its socket now, before the first write.
+        True when this did it (it was not done yet)."""
+        if self._ipr is not None:
+            return False
+        from ib40d.system.pyroute2_lean import IPRoute
+
+        self._ipr = IPRoute()
+        return True
 
     def close(self) -> None:
         if self._ipr is not None:

@@ -457,3 +457,31 @@ def test_a_port_present_at_the_plan_that_does_not_take_its_settings_is_still_not
     result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl))
     assert not result.ok
     assert sorted(a.target for a in result.not_converged) == ["eth40a", "eth40b"]
+
+
+def renamed_by_udev_meanwhile(nl):
+    nl.links["eth40a"] = nic("eth40a", 3, "00:02:c9:3e:ca:b1")
+
+
+def test_a_port_named_while_pyroute2_is_imported_joins_its_bond_in_the_same_apply(tmp_path):
+    nl = FakeNetlink([nic("eth0", 2, "52:54:00:12:34:56"), nic("eth40b", 4, "00:02:c9:3e:ca:b0")])
+    nl.while_preparing = renamed_by_udev_meanwhile
+    result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl), udev_busy=lambda names: set())
+    assert result.ok and result.not_converged == [], result.to_json()
+    assert nl.links["eth40a"].master == "bond0" and nl.links["eth40b"].master == "bond0"
+    assert result.seen == ["eth40a", "eth40b"] and not any("not present" in n for n in result.notes)
+
+
+def test_a_port_named_while_pyroute2_is_imported_waits_if_udev_is_not_done_with_it(tmp_path):
+    nl = FakeNetlink([nic("eth0", 2, "52:54:00:12:34:56"), nic("eth40b", 4, "00:02:c9:3e:ca:b0")])
+    nl.while_preparing = renamed_by_udev_meanwhile
+    asked = []
+
+    def udev_busy(names):
+        asked.append(sorted(names))
+        return {"eth40a"}
+
+    result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl), udev_busy=udev_busy)
+    assert asked == [["eth40a", "eth40b"]]
+    assert result.ok and nl.links["eth40a"].master is None and nl.links["eth40b"].master == "bond0"
+    assert result.seen == ["eth40b"]
