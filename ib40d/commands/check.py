@@ -15,14 +15,16 @@ def add_arguments(parser) -> None:
     pass
 
 
-def summary(cfg) -> str:
+def summary(cfg, main_file: str | None = None) -> str:
+    """One line; MAIN_FILE: the config's file as the user knows it (a
+    bundle's TARBALL:/etc/ib40.conf), by default the file read."""
     ether = [n for n, l in cfg.links.items() if l.kind == "ether"]
     parts = [f"{len(ether)} link{'s' if len(ether) != 1 else ''}",
              f"{len(cfg.bonds)} bond{'s' if len(cfg.bonds) != 1 else ''}",
              f"{len(cfg.ipoibs)} IPoIB"]
     for c in cfg.cards:
         parts.append(f"card{' ' + c.pci if c.section != 'card' else ''} port1={c.port1 or '-'} port2={c.port2 or '-'}")
-    files = cfg.files[0] + (f" (+{len(cfg.files) - 1} drop-in)" if len(cfg.files) > 1 else "")
+    files = (main_file or cfg.files[0]) + (f" (+{len(cfg.files) - 1} drop-in)" if len(cfg.files) > 1 else "")
     return f"{files}: valid; {', '.join(parts)}"
 
 
@@ -132,7 +134,12 @@ def run(args) -> int:
         raise ConfigError(problems)
     for warning in find_conflicts(root, cfg.names(), config_macs(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
-    print(summary(cfg))
+    main_file = cfg.files[0]
+    if args.root != "/":  # a bundle's tarball: its files by the tarball's name, not the temporary tree's
+        from ib40d.system.bundle import shown_path
+
+        main_file = shown_path(main_file)
+    print(summary(cfg, main_file))
     for line in owner_lines(cfg, cards, root):
         print(line)
     return 0

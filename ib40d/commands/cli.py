@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                             status=2)
         return module.run(args)
     except ConfigError as e:
-        for problem in e.problems:
+        problems = e.problems
+        if getattr(args, "root", "/") != "/":  # a bundle's tarball: named, not its temporary tree
+            from ib40d.system.bundle import shown_path
+
+            problems = [p._replace(file=shown_path(p.file)) if p.file else p for p in problems]
+        for problem in problems:
             print(problem.render(), file=sys.stderr)
         n = len(e.problems)
         print(f"ib40d: {n} problem{'s' if n != 1 else ''} in the configuration; nothing was changed", file=sys.stderr)

@@ -34,6 +34,8 @@ def _outputs(args: tuple, netns: str, conf: str) -> dict:
         for fmt in ((), ("--json",)):
             proc = run_ib40d(command, *args, *fmt, netns=netns, check_rc=rc)
             out[(command, *fmt)] = (proc.returncode, proc.stdout.replace(conf, "CONF") if conf else proc.stdout)
+    proc = run_ib40d("check", *args, netns=netns, check_rc=0)
+    out[("check",)] = (proc.returncode, proc.stdout.replace(conf, "CONF"))
     return out
 
 
@@ -72,6 +74,15 @@ def test_status_and_plan_on_a_bundle_are_what_they_are_live(netns, tmp_path):
     extracted = _outputs(("--root", str(tree / "ib40-bundle")), None, str(tree / "ib40-bundle/etc/ib40.conf"))
     assert extracted == live, (extracted, live)
     assert tarball == live, (tarball, live)
+    assert live[("check",)][1].startswith("CONF (+1 drop-in): valid; 4 links")
+
+    # A bundle whose config is broken: each problem names the tarball's file.
+    (tree / "ib40-bundle/etc/ib40.conf").write_text(CONF + "[link v9]\nmtu = lots\n")
+    broken = tmp_path / "broken.tar.gz"
+    subprocess.run(["tar", "-czf", str(broken), "-C", str(tree), "ib40-bundle"], check=True)
+    proc = run_ib40d("check", "--root", str(broken), check_rc=2)
+    assert proc.stderr.startswith(f"{broken}:/etc/ib40.conf:12: [link v9] mtu: "), proc.stderr
+    assert "/tmp/ib40-bundle." not in proc.stderr
 
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
