@@ -56,8 +56,7 @@ PROBE_UNIT_TEXT = """\
 Description=lab: one import pyroute2 at ib40d.service's place in the boot
 # ib40d.service's own ordering, so it runs at the same point of the boot
 DefaultDependencies=no
-After=systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-remount-fs.service
-After=systemd-sysctl.service network-pre.target
+After=systemd-udevd.service systemd-sysctl.service network-pre.target
 Before=network.target multi-user.target shutdown.target
 Conflicts=shutdown.target
 [Service]

@@ -24,11 +24,8 @@ class Watcher:
     as initialized, no monitor) when udevd is not running."""
 
     def __init__(self, run_dir: str = "/run/udev"):
-        # udevd's control socket: made by systemd (systemd-udevd-control.socket)
-        # before udevd starts, and by udevd itself where it is started
-        # without systemd. libudev's own "is udev running" test looks for
-        # the same file. ib40d.service is ordered after the socket, not
-        # udevd: a port that appears before udevd runs is waited for too.
+        # udevd creates its control socket at start; libudev's own
+        # "is udev running" test looks for the same file.
         self.active = os.path.exists(os.path.join(run_dir, "control"))
         self._context = pyudev.Context() if self.active else None
         self._monitor = None
