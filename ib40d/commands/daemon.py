@@ -34,7 +34,6 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from pathlib import Path
 
 # Everything the daemon will ever run is imported at start: a package
@@ -189,7 +188,7 @@ class ControlServer:
             self.drop(client)  # it hung up; the work it asked for, if any, is done anyway
         except Exception as e:
             log(f"control: dropped a client after an unexpected error: {e!r}")
-            traceback.print_exc()
+            print_traceback()
             self.drop(client)
 
     def _read(self, client: Client) -> None:
@@ -608,7 +607,7 @@ def in_child(work):
             except OSError as e:
                 payload = ("oserror", e.errno, e.strerror or str(e))
             except BaseException as e:
-                traceback.print_exc()
+                print_traceback()
                 payload = ("crash", f"{type(e).__name__}: {e}")
             data = marshal.dumps(payload)
             while data:
@@ -629,6 +628,14 @@ def in_child(work):
     if payload[0] == "crash":
         raise RuntimeError(f"the apply's child process failed: {payload[1]}")
     return payload[1]
+
+
+def print_traceback() -> None:
+    """The exception being handled, to the journal. traceback is imported
+    here, on a crash, not at every start (it brings linecache and tokenize)."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def describe(e: OSError) -> str:
@@ -660,5 +667,5 @@ def run(args) -> int:
     except BrokenPipeError:
         # cli.main exits 0 on it (`ib40d status | head`); here it is a crash,
         # which Restart=on-failure must see.
-        traceback.print_exc()
+        print_traceback()
         return 1

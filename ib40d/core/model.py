@@ -171,6 +171,9 @@ class LinkObs:
 
 MELLANOX_VENDOR = 0x15B3
 CARD_PORTS = (1, 2)  # a ConnectX VPI card's ports
+# mlx4_core's options as ib40 writes them (port types, VFs): read by the
+# planner of each, so it lives with neither.
+MODPROBE_CONF = "/etc/modprobe.d/ib40-mlx4.conf"
 # PCI device ids of Mellanox physical functions (pci.ids), for naming cards.
 CONNECTX_MODELS = {
     0x673C: "ConnectX-2", 0x6750: "ConnectX-2 EN", 0x1003: "ConnectX-3", 0x1007: "ConnectX-3 Pro",

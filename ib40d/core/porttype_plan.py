@@ -30,11 +30,10 @@ from dataclasses import asdict, dataclass, field
 
 from ib40d.core.actions import Action, Change
 from ib40d.core.errors import UserError
-from ib40d.core.model import CARD_PORTS as PORTS, Card
+from ib40d.core.model import CARD_PORTS as PORTS, MODPROBE_CONF, Card
 from ib40d.core.mstconfig import PORT_TYPE_TO_LINK_TYPE
 
 STATE_FILE = "/run/ib40/porttype.json"
-MODPROBE_CONF = "/etc/modprobe.d/ib40-mlx4.conf"
 # mlx4_core port_type_array: 1 = IB, 2 = Ethernet, 0 = driver default (the
 # firmware's suggestion, with link sensing where the card allows it).
 PORT_TYPE_ARRAY = {"ib": 1, "eth": 2, "auto": 0, None: 0}

@@ -20,7 +20,7 @@ sriov_totalvfs; a different non-zero count needs 0 written first.
 from __future__ import annotations
 
 from ib40d.core.actions import Action, Change
-from ib40d.core.porttype_plan import MODPROBE_CONF
+from ib40d.core.model import MODPROBE_CONF
 
 MODPROBE_LINE_PREFIX = "options mlx4_core num_vfs="
 MODPROBE_COMMENT = ("# Written by `ib40d apply` from the vfs keys of [card] in /etc/ib40.conf: mlx4 refuses\n"
