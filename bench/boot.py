@@ -120,7 +120,8 @@ def teardown(way, vm):
 
 def measure(vm):
     """-> (uptime bond0 was ready, or None if not within 120 s of the
-    agent's start; uptime the boot finished)."""
+    agent's start; uptime the boot finished; uptime udev had named both
+    ports, or None)."""
     try:
         scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
                           "bond0 ready")
@@ -129,7 +130,22 @@ def measure(vm):
     ready = vm.bondready()["ready_at"]
     scenario.wait_running(vm)
     finished = int(vm.run("systemctl show -P FinishTimestampMonotonic").out.strip()) / 1e6
-    return ready, finished
+    return ready, finished, ports_named(vm)
+
+
+def ports_named(vm):
+    """The uptime at which udev had given both ports their names (the
+    kernel's "eth40a: renamed from ens4"), all three ways alike: no way can
+    enslave a port before, so it is the floor under bond0-ready."""
+    out = vm.run("journalctl -b -k -o short-monotonic --no-pager | grep -E 'eth40[ab]: renamed from'",
+                 check=False).out
+    times = {}
+    for line in out.splitlines():
+        # "[   29.524411] machinea kernel: virtio_net virtio2 eth40a: renamed from ens4"
+        if line.startswith("[") and "]" in line:
+            name = next((w.rstrip(":") for w in line.split() if w.startswith("eth40")), None)
+            times[name] = float(line[1:line.index("]")])
+    return max(times.values()) if len(times) == 2 else None
 
 
 def seconds(value):
@@ -223,9 +239,9 @@ def run_way(lab, way, deb, runs):
             records.extend({"cpu": c} for c in cpus)
             print("%-14s run %d: CPU A %.2f s  B %.2f s" % (way, run + 1, *cpus), flush=True)
             continue
-        (ra, fa), (rb, fb) = lab.parallel(measure)
-        for vm, ready, fin in ((lab.a, ra, fa), (lab.b, rb, fb)):
-            rec = {"ready": ready, "finished": fin}
+        (ra, fa, na), (rb, fb, nb) = lab.parallel(measure)
+        for vm, ready, fin, named in ((lab.a, ra, fa, na), (lab.b, rb, fb, nb)):
+            rec = {"ready": ready, "finished": fin, "named": named}
             if way.startswith("ib40"):
                 rec["units"] = ib40_units(vm)
                 rec["rss"] = rss_mb(vm, "ib40d.service")
@@ -245,8 +261,8 @@ def run_way(lab, way, deb, runs):
                 records[-2]["rss"] or -1, records[-1]["rss"] or -1)
         elif way == "networkd":
             extra = " | networkd RSS A %.1f MB  B %.1f MB" % (records[-2]["rss"] or -1, records[-1]["rss"] or -1)
-        print("%-12s run %d: bond0 ready A %s  B %s | boot finished A %.1f s  B %.1f s%s"
-              % (way, run + 1, seconds(ra), seconds(rb), fa, fb, extra), flush=True)
+        print("%-12s run %d: bond0 ready A %s  B %s | ports named A %s  B %s | boot finished A %.1f s  B %.1f s%s"
+              % (way, run + 1, seconds(ra), seconds(rb), seconds(na), seconds(nb), fa, fb, extra), flush=True)
     return records
 
 
@@ -273,6 +289,19 @@ def report(results, reference, suite, runs):
                 ratio = med[ib40] / med[other]
                 print("  %s / %-9s = %.2f (target <= %.1f: %s)"
                       % (ib40, other, ratio, target, "met" if ratio <= target else "NOT met"))
+    # The floor: udev names the ports for every way alike, and none can
+    # enslave a port before. What a way adds is bond0-ready minus that.
+    print("  after udev had named both ports (median of the same boots):")
+    named = {}
+    for way, rows in results.items():
+        after = [r["ready"] - r["named"] for r in rows if r.get("ready") is not None and r.get("named") is not None]
+        if after:
+            named[way] = statistics.median(r["named"] for r in rows if r.get("named") is not None)
+            print("    %-12s ports named at %5.1f s, bond0 ready %.2f s later" % (way, named[way], statistics.median(after)))
+    for ib40 in [w for w in results if w.startswith("ib40") and w in named]:
+        for other in [o for o in TARGETS if o in med]:
+            print("  %s at its floor (bond0 ready as udev names the ports) / %s = %.2f"
+                  % (ib40, other, named[ib40] / med[other]))
     if reference:
         print("\nCPU in the same guests (median over machines and runs of each):")
         for name, value in reference.items():
