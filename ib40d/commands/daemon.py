@@ -299,7 +299,7 @@ class Daemon:
 
         def work():
             result = converge(self.cfg, self.nl, self.root, only, not_yet, self.udev.uninitialized)
-            return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok, result.seen
+            return [(line.kind, line.text) for line in protocol.result_lines(result)], result.ok, result.made_true
 
         try:
             with apply_lock(self.root):
@@ -307,7 +307,7 @@ class Daemon:
                     log(f"{only or 'all'}: {held}")
                     self.held_by_trial = True
                     return [Line(protocol.NOTE, held)], True
-                kinds_texts, ok, seen = in_child(work)
+                kinds_texts, ok, made_true = in_child(work)
         except OSError as e:
             # A dump interrupted by a burst of changes (EINTR/ENOBUFS...):
             # log it and let the next event (or request) try again.
@@ -315,7 +315,7 @@ class Daemon:
             return [Line(protocol.ERROR, f"could not read the kernel's links: {e}")], False
         lines = [Line(kind, text) for kind, text in kinds_texts]
         if only is None:
-            self.mark_configured(ok, seen)
+            self.mark_configured(ok, made_true)
         seen = self.last_report.get(only, set())
         for line in lines:
             if line.kind in EVENTS or (line not in seen and line.kind != protocol.NOTHING_TO_DO):
@@ -323,7 +323,7 @@ class Daemon:
         self.last_report[only] = {line for line in lines if line.kind not in EVENTS}
         return lines, ok
 
-    def mark_configured(self, ok: bool, seen: list[str]) -> None:
+    def mark_configured(self, ok: bool, made_true: list[str]) -> None:
         """After an apply of the whole file: CONFIGURED_DIR names the links
         it saw and made true, by ifindex (not a port that appeared as it
         ran: its event's apply is still to come); after a refusal, none
@@ -333,7 +333,7 @@ class Daemon:
         if not ok:
             self.marked.clear()
         if ok:
-            for name in seen:
+            for name in made_true:
                 with contextlib.suppress(OSError):
                     done[name] = self.root.path(f"/sys/class/net/{name}/ifindex").read_text().strip()
         try:

@@ -34,10 +34,10 @@ class ApplyResult:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     not_converged: list[Action] = field(default_factory=list)
-    # The configured links an apply of the whole file made true: not a port
-    # that was absent (or that udev was not done with) when it was planned,
-    # though it may have appeared while the apply ran.
-    seen: list[str] = field(default_factory=list)
+    # The configured links an apply of the whole file made true, when it is
+    # ok: not a port that was absent (or that udev was not done with) when
+    # it was planned, though it may have appeared while the apply ran.
+    made_true: list[str] = field(default_factory=list)
     writes: int = 0
 
     @property
@@ -314,7 +314,7 @@ def converge(cfg: Config, nl, root: SysRoot, only: str | None = None,
     # Ports come and go with the hardware; P_Key children are ib40's to make.
     absent_ports = {name for name, link in cfg.links.items()
                     if getattr(link, "parent", None) is None and name not in before.links}
-    result.seen = [name for name in cfg.links if name not in absent_ports]
+    result.made_true = [name for name in cfg.links if name not in absent_ports]
     if plan.actions:
         # Verify: what is still planned was not kept by the kernel, except
         # in groups that failed, which already have their error. A port

@@ -442,7 +442,7 @@ def test_a_port_that_appears_during_the_apply_is_not_reported_as_not_kept(tmp_pa
     assert "eth40a: not present yet (slave of bond0); enslaved when it appears" in result.notes
     assert nl.links["eth40b"].master == "bond0" and nl.links["eth40a"].master is None
     # what the daemon marks configured (ib40-link@'s shortcut): not eth40a
-    assert result.seen == ["eth40b"]
+    assert result.made_true == ["eth40b"]
     # the next apply (the daemon's, on the port's link event) takes it up
     again = converge(cfg, nl, FakeRoot(tmp_path, nl))
     assert again.ok and nl.links["eth40a"].master == "bond0"
@@ -469,7 +469,7 @@ def test_a_port_named_while_pyroute2_is_imported_joins_its_bond_in_the_same_appl
     result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl), udev_busy=lambda names: set())
     assert result.ok and result.not_converged == [], result.to_json()
     assert nl.links["eth40a"].master == "bond0" and nl.links["eth40b"].master == "bond0"
-    assert result.seen == ["eth40a", "eth40b"] and not any("not present" in n for n in result.notes)
+    assert result.made_true == ["eth40a", "eth40b"] and not any("not present" in n for n in result.notes)
 
 
 def test_a_port_named_while_pyroute2_is_imported_waits_if_udev_is_not_done_with_it(tmp_path):
@@ -484,4 +484,4 @@ def test_a_port_named_while_pyroute2_is_imported_waits_if_udev_is_not_done_with_
     result = converge(parse_text(BOND_CONF), nl, FakeRoot(tmp_path, nl), udev_busy=udev_busy)
     assert asked == [["eth40a", "eth40b"]]
     assert result.ok and nl.links["eth40a"].master is None and nl.links["eth40b"].master == "bond0"
-    assert result.seen == ["eth40b"]
+    assert result.made_true == ["eth40b"]
