@@ -48,9 +48,8 @@ from lab.image import DEFAULT_SUITE, build_image  # noqa: E402
 from lab.vm import RUN, Lab, LabError  # noqa: E402
 
 WAYS = ("networkd", "ifupdown", "import-at-boot", "ib40")
-# The reference taken at boot: where ib40d.service starts (its ordering and
-# CPU weight: ib40d.service says why each line), one Python process
-# importing pyroute2.
+# The reference taken at boot: where ib40d.service starts (its ordering:
+# ib40d.service says why each line), one Python process importing pyroute2.
 PROBE_UNIT = "lab-import-pyroute2.service"
 PROBE_UNIT_TEXT = """\
 [Unit]
@@ -61,8 +60,6 @@ After=systemd-udevd.service systemd-sysctl.service network-pre.target
 Before=network.target multi-user.target shutdown.target
 Conflicts=shutdown.target
 [Service]
-# ib40d.service's share of the CPU while the machine starts
-StartupCPUWeight=1000
 # one process; its CPU is read from CPUUsageNSec once the boot is over
 Type=oneshot
 RemainAfterExit=yes
