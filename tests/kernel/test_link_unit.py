@@ -68,7 +68,7 @@ def test_a_link_the_daemon_configured_costs_its_unit_a_shell_and_a_restart_asks(
         first = d.run(*unit_command("v1"))
         assert first.returncode == 0, first.stderr
         assert first.stdout == f"v1: configured by ib40d.service as it appeared (ifindex {d.ifindex('v1')})\n"
-        assert d.mark("v1") is None  # taken: the next start of the unit asks
+        assert d.mark("v1") == ""  # taken (emptied): the next start of the unit asks
         again = d.run(*unit_command("v1"))
         assert again.returncode == 0, again.stderr
         assert "configured by ib40d.service" not in again.stdout
@@ -79,7 +79,7 @@ def test_a_link_the_daemon_configured_costs_its_unit_a_shell_and_a_restart_asks(
                                 env=dict(os.environ, PYTHONPATH=str(REPO)))
         d.run("sh", "-c", f"sleep 1; echo {d.ifindex('v1')} > /run/ib40/configured/v1")
         assert late.communicate(timeout=60)[0].startswith("v1: configured by ib40d.service"), "late mark not taken"
-        assert d.mark("v1") is None
+        assert d.mark("v1") == ""
         # a mark for another device under the name (an unplugged port's): ask
         d.run("sh", "-c", "echo 99999 > /run/ib40/configured/v2")
         stale = d.run(*unit_command("v2"))
