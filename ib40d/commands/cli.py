@@ -15,7 +15,7 @@ import os
 import sys
 
 from ib40d import __version__
-from ib40d.system.cliargs import DEFAULT_CONFIG
+from ib40d.system.cliargs import DEFAULT_CONFIG, default_root
 from ib40d.core.errors import ConfigError, UserError
 
 TYPE_CHECKING = False  # typing's, without importing typing (see below)
@@ -49,7 +49,7 @@ def build_parser(commands=tuple(SUBCOMMANDS)) -> tuple[argparse.ArgumentParser, 
     import argparse
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default=os.environ.get("IB40_ROOT", "/"), metavar="DIR",
+    common.add_argument("--root", default=default_root(), metavar="DIR",
                         help="read and write /sys, /proc, /etc, /run under DIR (default /)")
     common.add_argument("-c", "--config", metavar="FILE",
                         help=f"configuration file (default {DEFAULT_CONFIG} under --root)")
@@ -64,15 +64,9 @@ def build_parser(commands=tuple(SUBCOMMANDS)) -> tuple[argparse.ArgumentParser, 
     return parser, subparsers
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "link-ready" and not argv[1].startswith("-"):
-        # The unit's exact command line: no parser to build, and argparse
-        # with what it imports is most of this short process's CPU, paid at
-        # every boot and hotplug by every link.
-        from ib40d.commands.linkready import quick
-
-        return quick(argv[1])
+def parse(argv: list[str]):
+    """-> (command, its module, its parsed arguments); exits on --help, a
+    typo or a usage error, as argparse does."""
     import importlib
 
     # The top level takes only --help and --version, so a valid command
@@ -89,7 +83,28 @@ def main(argv: list[str] | None = None) -> int:
     # (so `ib40d COMMAND --help` lists them).
     module = importlib.import_module(SUBCOMMANDS[command][0])
     module.add_arguments(subparsers[command])
-    args = parser.parse_args(argv)
+    return command, module, parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "link-ready" and not argv[1].startswith("-"):
+        # The unit's exact command line: no parser to build, and argparse
+        # with what it imports is most of this short process's CPU, paid at
+        # every boot and hotplug by every link.
+        from ib40d.commands.linkready import quick
+
+        return quick(argv[1])
+    import importlib
+
+    if argv == ["daemon"]:
+        # ib40d.service's exact command line, at every boot: its defaults
+        # without argparse, as for link-ready above.
+        from ib40d.commands import daemon as module
+
+        command, args = "daemon", module.default_args()
+    else:
+        command, module, args = parse(argv)
     try:
         if command == "apply" and os.path.realpath(args.root) != "/":
             # --root reads another machine's files (a support bundle): its

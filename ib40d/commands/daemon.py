@@ -43,7 +43,7 @@ from ib40d.core import control_protocol as protocol
 from ib40d.system import notify, rtnl, trial, udevdb
 from ib40d.commands import sync
 from ib40d.system.apply_engine import apply_lock, converge
-from ib40d.system.cliargs import config_path, load_config, sysroot
+from ib40d.system.cliargs import config_path, default_root, load_config, sysroot
 from ib40d.system.config_reader import config_files
 from ib40d.core.control_protocol import CONTROL_SOCKET, MAX_REQUEST, Line
 from ib40d.system.netlink import Netlink
@@ -67,11 +67,23 @@ MAX_CLIENTS = 256  # more wait in the listen backlog until one is done
 EVENTS = (protocol.DONE, protocol.APPLIED)
 
 
+READY_TIMEOUT_S = 30.0
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--ready-timeout", type=float, default=30.0, metavar="S",
-                        help="send READY=1 after S seconds even if a bond still misses slaves (default 30)")
+    parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT_S, metavar="S",
+                        help=f"send READY=1 after S seconds even if a bond still misses slaves (default {READY_TIMEOUT_S:g})")
     parser.add_argument("--exit-when-ready", action="store_true",
                         help="exit after the first convergence (for tests and one-shot use)")
+
+
+def default_args():
+    """What argparse makes of ib40d.service's exact `ib40d daemon`, without
+    argparse (see cli.main); a test compares the two."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(command="daemon", root=default_root(), config=None,
+                           ready_timeout=READY_TIMEOUT_S, exit_when_ready=False)
 
 
 def log(msg: str) -> None:

@@ -24,6 +24,7 @@ import time
 from ib40d.core import control_protocol as protocol
 from ib40d.core.control_protocol import CONTROL_SOCKET
 from ib40d.core.errors import UserError
+from ib40d.system.cliargs import default_root
 
 DEFAULT_WAIT_S = 10.0
 DEFAULT_TIMEOUT_S = 60.0
@@ -97,8 +98,7 @@ def run(args) -> int:
 def quick(name: str) -> int:
     """`ib40d link-ready NAME` with no option: the defaults, --root from
     IB40_ROOT as argparse would take it, and the same exit statuses."""
-    root = os.environ.get("IB40_ROOT", "/")
-    path = os.path.join(root, CONTROL_SOCKET.lstrip("/"))
+    path = os.path.join(default_root(), CONTROL_SOCKET.lstrip("/"))
 
     def apply_in_process() -> int:
         from ib40d.commands.cli import main

@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "/etc/ib40.conf"
 
 
+def default_root() -> str:
+    """--root when it is not given: IB40_ROOT, else /."""
+    import os
+
+    return os.environ.get("IB40_ROOT", "/")
+
+
 def root_dir(args: argparse.Namespace) -> str:
     """--root as a directory: a bundle tarball (`ib40d bundle`) is extracted
     first, once, and args.root then names the extracted tree."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from helpers import REPO, connect_unix as connect
 
 CONF = "[link v1]\nmtu = 9000\n"
@@ -101,3 +103,19 @@ def test_a_broken_pipe_in_the_daemon_is_a_failure_systemd_restarts(tmp_path):
                           timeout=DEADLINE_S)
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert "BrokenPipeError" in proc.stderr
+
+
+@pytest.mark.parametrize("ib40_root", [None, "/srv/a-bundle"])
+def test_the_units_command_line_gets_the_defaults_argparse_gives(monkeypatch, ib40_root):
+    """cli.main takes ib40d.service's `ib40d daemon` without argparse; an
+    option added to the daemon's parser must get its default there too."""
+    from ib40d.commands import cli, daemon
+
+    if ib40_root is None:
+        monkeypatch.delenv("IB40_ROOT", raising=False)
+    else:
+        monkeypatch.setenv("IB40_ROOT", ib40_root)
+    command, module, parsed = cli.parse(["daemon"])
+    assert (command, module) == ("daemon", daemon)
+    assert vars(daemon.default_args()) == vars(parsed)
+    assert parsed.root == (ib40_root or "/")

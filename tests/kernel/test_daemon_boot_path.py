@@ -2,13 +2,14 @@
 """The daemon's start, on the real kernel: the links first, everything
 optional after them, and a resident process that never holds pyroute2
 (each apply runs in a forked child)."""
+import os
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from helpers import REPO, start_daemon, wait_for
+from helpers import REPO, private_run, start_daemon, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -36,6 +37,33 @@ def test_the_daemon_writes_through_pyroute2_without_holding_it(netns, tmp_path):
     assert "all: done: link.mtu v1: mtu 1500 -> 9000" in out.splitlines(), out
     assert "mtu 9000" in netns.ip("link", "show", "v1")
     assert out.splitlines()[-1] == "pyroute2 modules in the daemon: []", out
+
+
+def test_the_units_exact_command_line_takes_the_defaults_without_argparse(netns, tmp_path):
+    """`ib40d daemon`, exactly as ib40d.service runs it at every boot: the
+    same defaults as through argparse (--root from IB40_ROOT, the config
+    under it), and argparse is never imported."""
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/ib40.conf").write_text(CONF)
+    probe = DAEMON_THEN_MODULES.replace(
+        'print("pyroute2 modules', 'print("argparse imported:", "argparse" in sys.modules, flush=True)\nprint("pyroute2 modules')
+    proc = subprocess.Popen(private_run([sys.executable, "-c", probe, "daemon"], netns.name),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), IB40_ROOT=str(root)))
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        assert wait_for(lambda: any(l.startswith("ready:") for l in lines), 60), lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert "all: done: link.mtu v1: mtu 1500 -> 9000\n" in lines, lines
+    assert "argparse imported: False\n" in lines, lines
+    assert "mtu 9000" in netns.ip("link", "show", "v1")
 
 
 def test_the_links_come_first_then_the_rules_and_the_sync_record_is_there_before_them(netns, tmp_path):
