@@ -12,6 +12,15 @@ as a plain base class for the duration of the import: ib40 never mocks.
 On this machine (0.7.2): 0.12 s and 33 MB peak for the package, 0.04 s and
 15 MB this way.
 
+pyroute2.config, which IPRoute's modules import, records the platform at
+import: platform.uname() (its processor field runs `uname -p`) and
+platform.architecture() (runs `file -b` on the interpreter). That is two
+programs started by every process that imports it, each apply's child
+here, for values ib40's writes never read. During the lean import PATH
+holds no directory, so neither program is found and platform answers from
+what Python knows itself: the same pointer size ("64bit"), and no processor
+name (which Debian's `uname -p` does not give either: "unknown").
+
 If anything in that differs from what this expects (another pyroute2
 layout), the partial import is undone and the plain `import pyroute2` used;
 `how` says which was done, and a debug log line why. IB40_PYROUTE2=full
@@ -49,10 +58,16 @@ def _lean():
     lab.LAB_API = type("LAB_API", (), {})  # the real one, with use_mock off, adds nothing
     sys.modules["pyroute2"] = package
     sys.modules[LAB_MODULE] = lab
+    path = os.environ.get("PATH")
+    os.environ["PATH"] = os.devnull  # not a directory: no program is found (see above)
     try:
         iproute = importlib.import_module(IPROUTE_MODULE)
         exceptions = importlib.import_module(EXCEPTIONS_MODULE)
     finally:
+        if path is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = path
         # Anyone who imports pyroute2.lab later gets the real one.
         if sys.modules.get(LAB_MODULE) is lab:
             del sys.modules[LAB_MODULE]

@@ -119,3 +119,47 @@ def test_the_whole_package_is_still_there_for_whoever_asks_after_a_lean_import()
                           env={"PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "pyroute2.ndb.main", "True"]
+
+
+# Stand-ins for `uname` and `file`, first on PATH: each leaves a mark when run.
+MARKING_PROGRAM = '#!/bin/sh\necho "$0 $*" >> "$MARKS"\n[ "$1" = -p ] && echo unknown || echo "ELF 64-bit LSB pie executable"\n'
+IMPORT_THEN_PLATFORM = textwrap.dedent("""
+    import json, os, struct, sys
+    path = os.environ["PATH"]
+    from ib40d.system import pyroute2_lean
+    from pyroute2 import config
+    print(json.dumps([pyroute2_lean.how, config.arch == f"{struct.calcsize('P') * 8}bit",
+                      config.kernel == [int(x) for x in os.uname().release.split("-")[0].split(".") if x.isdigit()],
+                      os.environ["PATH"] == path]))
+""")
+
+
+@pytest.mark.parametrize("pyroute2", ["lean", "full"])
+def test_the_lean_import_runs_no_program(tmp_path, pyroute2):
+    """pyroute2.config asks platform for the processor (`uname -p`) and the
+    interpreter's architecture (`file -b`); the lean import lets neither
+    program run, and what ib40 may read from it (the pointer size, the
+    kernel's version) is the same. The plain import still runs them."""
+    import os
+    import subprocess
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("uname", "file"):
+        (bindir / name).write_text(MARKING_PROGRAM)
+        (bindir / name).chmod(0o755)
+    marks = tmp_path / "marks"
+    env = {"PYTHONPATH": str(REPO), "PATH": f"{bindir}:{os.environ['PATH']}", "MARKS": str(marks)}
+    if pyroute2 == "full":
+        env["IB40_PYROUTE2"] = "full"
+    proc = subprocess.run([sys.executable, "-c", IMPORT_THEN_PLATFORM], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    how, same_arch, same_kernel, path_back = json.loads(proc.stdout)
+    assert same_arch and same_kernel and path_back, proc.stdout
+    ran = sorted(os.path.basename(line.split()[0]) for line in marks.read_text().splitlines()) \
+        if marks.exists() else []
+    if pyroute2 == "lean":
+        assert how == "lean" and ran == [], (how, ran)
+    else:
+        assert how == "full (IB40_PYROUTE2=full)" and ran == ["file", "uname"], (how, ran)
