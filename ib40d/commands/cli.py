@@ -95,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         from ib40d.commands.linkready import quick
 
         return quick(argv[1])
-    import importlib
-
     if argv == ["daemon"]:
         # ib40d.service's exact command line, at every boot: its defaults
         # without argparse, as for link-ready above.
