@@ -135,10 +135,16 @@ def bond_complete(vm, slaves=("eth40a", "eth40b")):
 def ping(vm, target, seconds, interval_ms=20, during=None, stop_after_during=False):
     """Pings target from vm for `seconds` every interval_ms; runs during()
     on the host meanwhile (and with stop_after_during, ends the ping with
-    SIGINT as soon as during() returns). -> PingLoss."""
+    SIGINT as soon as during() returns). -> PingLoss.
+
+    A count (-c), not a deadline (-w): at its deadline ping exits at once,
+    and the request it sent last, whose reply is still on its way, counts
+    as lost (a CI run lost 1 of 145 so, both ports up). With a count it
+    waits for that reply."""
     pidfile = "/run/lab-ping-%d.pid" % time.monotonic_ns()
-    handle = vm.start_run("ping -n -q -i %.3f -w %d %s & echo $! > %s; wait $!"
-                          % (interval_ms / 1000, seconds, target, pidfile), timeout=seconds + 30)
+    count = max(1, round(seconds * 1000 / interval_ms))
+    handle = vm.start_run("ping -n -q -i %.3f -c %d %s & echo $! > %s; wait $!"
+                          % (interval_ms / 1000, count, target, pidfile), timeout=seconds + 30)
     try:
         if during:
             during()

@@ -71,7 +71,7 @@ def test_port_removed_and_added_back_is_reenslaved(ib40_lab, figures):
     # Once re-enslaved, both cables carry B's round-robin again: B->A
     # packets that arrive on A's eth40b reach bond0 only if it is a slave,
     # and one whose updelay (200 ms) still runs drops them: "after" starts
-    # when the bond shows it MII up (a CI run lost 1 of 144 in that window).
+    # when the bond shows it MII up.
     scenario.wait_for(a, scenario.bond_complete, 15, "eth40b up in bond0 again")
     after = scenario.ping(lab.b, a.address, 3, 20)
     # While A's port is away, B still sees carrier on its port 2 (nothing
