@@ -28,8 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.system import addrdump, runner
 from ib40d.commands import doctor
 from ib40d.core import iperf

@@ -62,9 +62,8 @@ def capability_problems(cfg, cards, root) -> list[Problem]:
     chosen = configured_cards(cfg, cards)
     if not chosen:
         return []
-    from dataclasses import replace
-
     from ib40d.core.cards import capability_problems as card_capability
+    from ib40d.core.records import replace
     from ib40d.system import sysfs
     from ib40d.system.porttype_system import read_runtime
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
 
+from ib40d.core.records import asdict, dataclass
 from ib40d.core import cards as cardinfo, ibports, linkrate, pcie, tuning
 from ib40d.system import runner, sysfs
 from ib40d.system.cliargs import config_path, load_config, sysroot

@@ -35,8 +35,8 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass
 
+from ib40d.core.records import asdict, dataclass
 from ib40d.core import ibports
 from ib40d.system import sysfs
 from ib40d.system.sysroot import SysRoot

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core import udev
 from ib40d.system.cliargs import config_path, load_config, sysroot
 from ib40d.core.config import Config

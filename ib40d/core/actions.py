@@ -7,7 +7,8 @@ lists of Action; system/apply_engine.py runs them. `plan --json` prints them as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+
+from ib40d.core.records import dataclass, field
 
 TYPE_CHECKING = False  # typing's; importing typing costs every command ~3 ms
 if TYPE_CHECKING:

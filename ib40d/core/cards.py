@@ -19,7 +19,8 @@ from its digits.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ib40d.core.records import dataclass
 
 MLX4, MLX5 = "mlx4", "mlx5"
 # The IPoIB MTU of datagram mode (4096-byte IB MTU less the 4-byte IPoIB

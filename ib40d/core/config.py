@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core import schema
 from ib40d.core.errors import ConfigError, Problem
 from ib40d.core.schema import SECTIONS

@@ -30,8 +30,8 @@ differs in everything, which is what creating it sets.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core.actions import Change
 from ib40d.core.config import Address, BondConfig, Config, IPoIBConfig, VlanConfig, desired_addresses
 from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine, RouteObs

@@ -16,7 +16,8 @@ build their fake sysfs trees from them.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+
+from ib40d.core.records import asdict, dataclass
 
 
 # ib_port_state (IBTA PortInfo:PortState) as the kernel prints it.

@@ -14,8 +14,8 @@ does not know.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core.ibports import IBPort, parse_lid, parse_rate_gbps
 from ib40d.core.redacted import known
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
+from ib40d.core.records import dataclass, replace
 from ib40d.core.redacted import known
 
 
@@ -90,8 +90,6 @@ def has_figures(r: IperfResult) -> bool:
 
 
 def _no_totals(r: IperfResult, why: str) -> IperfResult:
-    from dataclasses import replace
-
     return replace(r, error=f"iperf3 gave no result: {why} (the run did not finish, or they were cut)")
 
 

@@ -16,8 +16,8 @@ kernel shows only as a placeholder (a port that is not ACTIVE).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ib40d.core.records import dataclass
 from ib40d.core.cards import IB_4X_GBIT, IB_SPEED_ORDER, MLX4, CardIdentity, CardNote
 
 _IB_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*Gb/sec\s*\((\d+)X\s+([A-Z0-9]+)\)")

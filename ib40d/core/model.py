@@ -10,7 +10,8 @@ it with the config. Pure: nothing here reads or writes.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, make_dataclass
+
+from ib40d.core.records import dataclass, field, make_dataclass
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -20,9 +21,8 @@ if TYPE_CHECKING:
     from ib40d.core.pcie import PcieLink
 
 
-# Each dataclass has a docstring (without one, @dataclass makes one with
-# inspect.signature()) and those never compared have no __eq__: costs every
-# command would pay at start.
+# Records (ib40d.core.records, dataclasses without their import cost); those
+# never compared are eq=False: an __eq__ less to make at every start.
 
 # ---------------------------------------------------------------- bonds
 

@@ -22,7 +22,8 @@ Errors are "-E- text" lines on stdout; `set` asks "Apply new Configuration?
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from ib40d.core.records import dataclass, field
 
 EXIT_OK = 0
 EXIT_ABORTED = 2

@@ -19,7 +19,8 @@ a Gen3 x8 slot (63 Gbit/s) can.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ib40d.core.records import dataclass
 
 
 # generation -> (GT/s, payload bits, line bits)

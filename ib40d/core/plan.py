@@ -16,9 +16,8 @@ the kind the config says (a bridge named bond0 is refused, not written to).
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field, replace
 from ib40d.core.actions import Action, Change
 from ib40d.core.config import BondConfig, Config, IPoIBConfig, LinkConfig, desired_addresses
 from ib40d.core.diff import ARPHRD_INFINIBAND, LinkDiff, default_metric, diff, diff_link, route_text, wanted_bond_options
@@ -275,7 +274,7 @@ def _plan_group(diffs: dict[str, LinkDiff], plan: Plan, group: list[str], planne
         return
     start = len(plan.actions)
     planner()
-    plan.actions[start:] = [dataclasses.replace(a, group=group[0]) for a in plan.actions[start:]]
+    plan.actions[start:] = [replace(a, group=group[0]) for a in plan.actions[start:]]
 
 
 def _child_to_create(cfg: Config, link_cfg: LinkConfig, machine: Machine) -> LinkObs | None:
@@ -298,7 +297,7 @@ def _plan_vf_guids(cfg: Config, machine: Machine, plan: Plan) -> None:
                 and link.arptype == ARPHRD_INFINIBAND):
             actions, notes = sriov.plan_vf_guids(link_cfg, link)
             bond = cfg.bond_of(link_cfg.name)
-            actions = [dataclasses.replace(a, group=bond.name if bond else link_cfg.name) for a in actions]
+            actions = [replace(a, group=bond.name if bond else link_cfg.name) for a in actions]
             unseen = [a for a in actions if a.reason == sriov.NOT_SHOWN]
             plan.actions += [a for a in actions if a.reason != sriov.NOT_SHOWN]
             plan.resend += unseen

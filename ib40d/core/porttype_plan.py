@@ -26,8 +26,8 @@ the runtime switch still works. The user is told which was used.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 
+from ib40d.core.records import asdict, dataclass, field
 from ib40d.core.actions import Action, Change
 from ib40d.core.errors import UserError
 from ib40d.core.model import CARD_PORTS as PORTS, MODPROBE_CONF, Card

@@ -18,8 +18,8 @@ Only the snapshot's links get an action.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core.actions import Action, Change
 from ib40d.core.model import BOND_OPTIONS, LinkObs, Machine, RouteObs
 from ib40d.core.diff import route_text

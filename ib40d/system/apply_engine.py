@@ -16,8 +16,8 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core.actions import Action
 from ib40d.core.config import Config
 from ib40d.core.netlink_errors import NetlinkRefused

@@ -23,9 +23,9 @@ import re
 import stat
 import tarfile
 import time
-from dataclasses import asdict
 from pathlib import PurePosixPath
 
+from ib40d.core.records import asdict
 from ib40d.core.model import AddrObs, BondObs, LinkObs, RouteObs, VfObs
 from ib40d.core.errors import UserError
 from ib40d.system.sysroot import SysRoot

@@ -9,8 +9,8 @@ a card: a machine without one does not pay for the tables.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core.cards import CardIdentity
 from ib40d.core.errors import UserError
 from ib40d.core.linkrate import LinkModes, PortRate, card_port_rates, parse_ethtool

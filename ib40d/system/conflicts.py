@@ -25,8 +25,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import asdict, dataclass
 
+from ib40d.core.records import asdict, dataclass
 from ib40d.system.sysroot import SysRoot
 
 _IFUPDOWN_RE = re.compile(r"^\s*(?:auto|allow-hotplug|allow-auto|iface)\s+(.+?)\s*$")

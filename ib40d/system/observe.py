@@ -17,7 +17,7 @@ from __future__ import annotations
 from ib40d.core.model import CARD_PORTS, MELLANOX_VENDOR, AddrObs, BondObs, Card, LinkObs, Machine, is_card_class
 from ib40d.system.sysroot import SysRoot
 
-# netlink.py (not only the planner) takes the link dataclasses from here.
+# netlink.py (not only the planner) takes the link records from here.
 __all__ = ["AddrObs", "BondObs", "LinkObs", "Machine", "find_cards", "observe", "observe_sysfs"]
 
 

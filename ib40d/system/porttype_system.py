@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 
+from ib40d.core.records import dataclass, field
 from ib40d.core import mstconfig, sriov
 from ib40d.system import runner, sysfs
 from ib40d.core.actions import Action

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
+from ib40d.core.records import dataclass
 from ib40d.core.errors import UserError
 
 

@@ -400,7 +400,7 @@ def test_the_lock_wait_is_bounded_and_names_the_holder(tmp_path):
 def test_bond_options_are_one_table_the_model_config_and_plan_share(tmp_path):
     """A [bond] setting is a row of model.BOND_OPTIONS: the BondObs field and
     the BondConfig key of that name, and the planner sends every row."""
-    from dataclasses import fields
+    from ib40d.core.records import fields
 
     from ib40d.core.config import BondConfig
     from ib40d.core.model import BOND_OPTIONS

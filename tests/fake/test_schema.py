@@ -3,7 +3,6 @@
 ib40.conf(5) are generated from it and in step with it, the model takes
 every key, and problems are data rendered in one place."""
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 from helpers import REPO
 from ib40d import __version__
-from ib40d.core import config, schema
+from ib40d.core import config, records, schema
 from ib40d.core.config import ConfigError, parse_texts
 from ib40d.system.config_reader import load
 from ib40d.core.errors import Problem
@@ -39,7 +38,7 @@ def test_each_section_and_key_is_declared_once_with_one_line_of_doc():
 @pytest.mark.parametrize("section", list(schema.SECTIONS))
 def test_the_model_has_a_field_for_each_key(section):
     # config.py hands each value to the model field of the same name
-    fields = {f.name for f in dataclasses.fields(MODELS[section])}
+    fields = {f.name for f in records.fields(MODELS[section])}
     keys = {k.name for k in schema.SECTIONS[section].keys if k.type.parse is not None}
     assert keys <= fields, keys - fields
 

@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import asdict
+from ib40d.core.records import asdict
 
 import pytest
 from helpers import REPO, private_run

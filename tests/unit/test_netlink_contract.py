@@ -4,7 +4,7 @@ writes) use the same numbers, read a real network namespace into the same
 LinkObs, and a bond's options encoded by a write read back as they were set.
 pyroute2 is the independent decoder here: its tables and parsers are not ours."""
 
-from dataclasses import asdict
+from ib40d.core.records import asdict
 
 import pytest
 

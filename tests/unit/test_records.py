@@ -3,6 +3,8 @@
 declarations, made by each, behave alike in everything ib40 uses."""
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +133,11 @@ def test_make_dataclass_makes_a_record_of_the_rows():
     assert [f.name for f in records.fields(Obs)] == ["mode", "miimon"]
     assert repr(Obs(miimon=100)) == "Obs(mode=None, miimon=100)" and Obs.__doc__ == "Two options."
     assert Obs.__module__ == __name__ and Obs("a") == Obs("a") and Obs("a") != Obs("b")
+
+
+def test_the_daemon_imports_no_dataclasses():
+    # what records.py is for: the daemon's import path stays off dataclasses and inspect
+    code = ("import sys, ib40d.commands.cli, ib40d.commands.daemon; "
+            "print(sorted({'dataclasses', 'inspect'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
