@@ -10,8 +10,9 @@ One pair of machines is booted once; each way is set up on both (networkd:
 .link/.netdev/.network + enable systemd-networkd; ifupdown: the HOWTO's udev
 rules and /etc/network/interfaces stanzas; ib40: apt install ./ib40.deb +
 /etc/ib40.conf + enable), measured over N reboots, then taken away before
-the next. With --deb-before, "ib40-before" (that .deb) is measured first and
-ib40 then installed over it: before and after in one run.
+the next. With --deb-before, "ib40-before" (that .deb) and ib40 take turns:
+each is installed over the other before each of its reboots, so before and
+after are measured in one run under the same drift.
 
 Each reboot is one measurement on each machine: the uptime at which bond0
 was first ready (address, both slaves, operstate up; polled every 50 ms by
@@ -232,11 +233,12 @@ def failover(lab, pulls=3):
     return out
 
 
-def run_way(lab, way, deb, runs):
-    """-> list of per-boot records, one per machine and reboot."""
+def run_way(lab, way, deb, runs, first=0):
+    """-> list of per-boot records, one per machine and reboot (runs
+    numbered from FIRST)."""
     lab.parallel(lambda vm: setup(way, vm, deb))
     records = []
-    for run in range(runs):
+    for run in range(first, first + runs):
         lab.reboot()
         if way == "import-at-boot":
             lab.parallel(scenario.wait_running)
@@ -388,15 +390,31 @@ def main():
     lab = Lab(image, os.path.join(RUN, "bench"))
     try:
         lab.start()
+        builds = [w for w in ways if w.startswith("ib40")]
+        restarts = {way: [] for way in builds}
         for way in ways:
-            results[way] = run_way(lab, way, debs.get(way), args.runs)
+            if way in builds and len(builds) > 1:
+                if way != builds[-1]:
+                    continue  # booted in turn with the last build, below
+                # The builds take turns, one reboot each (installed over one
+                # another every time), so that whatever drifts along a run
+                # (the host's load, the guests' disks) falls on both alike.
+                for run in range(args.runs):
+                    for build in builds:
+                        results.setdefault(build, []).extend(run_way(lab, build, debs.get(build), 1, run))
+                        restarts[build].extend(lab.parallel(lambda vm: restart_cpu(vm, runs=1)))
+                for build in builds:
+                    reference["%s: ib40d.service restarted after boot, bond0 made again" % build] = \
+                        statistics.median(restarts[build])
+            else:
+                results[way] = run_way(lab, way, debs.get(way), args.runs)
+                if way in builds:
+                    reference["%s: ib40d.service restarted after boot, bond0 made again" % way] = \
+                        statistics.median(lab.parallel(restart_cpu))
             if way == "import-at-boot":
                 reference["python3 -c 'import pyroute2' at boot (import-at-boot)"] = statistics.median(
                     r["cpu"] for r in results[way] if r["cpu"] is not None)
-            if way.startswith("ib40"):
-                reference["%s: ib40d.service restarted after boot, bond0 made again" % way] = statistics.median(
-                    lab.parallel(restart_cpu))
-            if way.startswith("ib40") and way == [w for w in ways if w.startswith("ib40")][-1]:
+            if builds and way == builds[-1]:
                 # The reference, in the same guests (both machines).
                 reference["python3 -c 'import pyroute2'"] = statistics.median(
                     lab.parallel(lambda vm: child_cpu(vm, "import pyroute2")))
