@@ -135,14 +135,29 @@ def addresses(ns, name) -> list[str]:
             for a in l["addr_info"] if a["family"] == "inet"]
 
 
+class Daemon:
+    """ib40d daemon in the namespace on ROOT's /etc/ib40.conf; its log read as it comes."""
+
+    def __init__(self, ns, root):
+        self.proc = start_daemon(ns.name, root / "etc/ib40.conf", root)
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
+
+    def logged(self, text: str, since: int = 0) -> bool:
+        return wait_for(lambda: any(text in line for line in self.log[since:]), timeout=15)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def test_the_daemon_undoes_neither_outcome(netns, tmp_path):
     root, new = make_pair(netns, tmp_path)
-    daemon = start_daemon(netns.name, root / "etc/ib40.conf", root)
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(daemon.stdout), daemon=True).start()
-
-    def logged(text: str, since: int = 0) -> bool:
-        return wait_for(lambda: any(text in line for line in log[since:]), timeout=15)
+    daemon = Daemon(netns, root)
+    log, logged = daemon.log, daemon.logged
 
     def daemon_converged() -> bool:
         """An event the daemon answers (v1 set down): it sets v1 up again."""
@@ -187,11 +202,7 @@ def test_the_daemon_undoes_neither_outcome(netns, tmp_path):
         assert logged("`ib40d try` rolled it back and it has not changed since", mark), log
         assert addresses(netns, "v1") == ["10.96.0.1/24"]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        daemon.stop()
 
 
 def test_a_hangup_does_not_end_the_trial(netns, tmp_path):
@@ -245,25 +256,6 @@ def test_a_timeout_the_wait_cannot_take_is_refused_before_anything(netns, tmp_pa
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stdout + proc.stderr
     assert "--timeout must be more than 0 and at most 86400 seconds" in proc.stderr
     assert kernel_state(netns) == before and not (root / "run").exists()
-
-
-class Daemon:
-    """ib40d daemon in the namespace on ROOT's /etc/ib40.conf; its log read as it comes."""
-
-    def __init__(self, ns, root):
-        self.proc = start_daemon(ns.name, root / "etc/ib40.conf", root)
-        self.log: list[str] = []
-        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
-
-    def logged(self, text: str, since: int = 0) -> bool:
-        return wait_for(lambda: any(text in line for line in self.log[since:]), timeout=15)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def test_a_link_that_appears_during_a_trial_is_applied_after_it(netns, tmp_path):
