@@ -36,9 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-# Everything the daemon will ever run is imported at start: a package
-# upgrade replaces these files under a running daemon (it is not restarted,
-# so links don't flap), and a late import would mix two versions.
+# Everything of ib40's the daemon will ever run is imported at start: a
+# package upgrade replaces these files under a running daemon (it is not
+# restarted, so links don't flap), and a late import would mix two versions.
+# (pyudev comes when a port first waits for udev: udevdb.py says why.)
 from ib40d.core import control_protocol as protocol
 from ib40d.system import notify, rtnl, trial, udevdb
 from ib40d.commands import sync
@@ -285,6 +286,7 @@ class Daemon:
         # alone until it has, as systemd-networkd does (udevdb.py says why).
         self.udev = udevdb.Watcher()
         self.not_yet: frozenset[str] = frozenset()
+        self.following_udev = False  # its announcements are in the selector
         self.marked: dict[str, str] = {}  # name -> the ifindex its CONFIGURED_DIR mark was made for
         # Started on a file `ib40d try` rolled back (a restart after the
         # trial): there is no other to run, so none is applied until the
@@ -442,6 +444,20 @@ class Daemon:
             if self.pending_since is None:
                 self.pending_since = time.monotonic()
 
+    def follow_udev(self, sel: selectors.BaseSelector) -> None:
+        """A port waits for udev: from now on, udev's announcements wake us
+        (udevdb.py opens them on this first need). One finished before we
+        listened is found by looking once more now."""
+        if self.not_yet and not self.following_udev:
+            self.following_udev = True
+            try:
+                if (fd := self.udev.fileno()) is not None:
+                    sel.register(fd, selectors.EVENT_READ, "udev")
+            except (OSError, ImportError) as e:
+                log(f"warning: cannot follow udev's announcements ({e}); "
+                    "looking at its database every second instead")
+            self.on_udev_progress()
+
     def flush_pending(self) -> None:
         if self.pending_since is None or time.monotonic() - self.pending_since < DEBOUNCE_S:
             return
@@ -535,8 +551,6 @@ class Daemon:
         control = ControlServer(self.root.path(CONTROL_SOCKET), sel, self.answer)
         monitor = rtnl.LinkMonitor()  # subscribed before the first apply: no event is missed
         sel.register(monitor, selectors.EVENT_READ, "netlink")
-        if self.udev.fileno() is not None:
-            sel.register(self.udev.fileno(), selectors.EVENT_READ, "udev")
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         sel.register(wake_r, selectors.EVENT_READ, "signal")
@@ -560,6 +574,7 @@ class Daemon:
         if self.args.exit_when_ready and self.ready_sent:
             self.stop = True
         while not self.stop:
+            self.follow_udev(sel)
             timeout = 1.0
             if self.pending_since is not None:
                 timeout = max(0.0, DEBOUNCE_S - (time.monotonic() - self.pending_since))

@@ -9,7 +9,6 @@ Tests swap programs by putting fakes first on PATH.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 from ib40d.core.records import dataclass
@@ -29,6 +28,11 @@ class ToolMissing(UserError):
 
 
 def which(program: str) -> str | None:
+    # shutil here, not at the top: the daemon imports this module at every
+    # boot (sync's `udevadm control --reload`) and rarely runs anything;
+    # shutil brings bz2, lzma and fnmatch with it.
+    import shutil
+
     return shutil.which(program, path=os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
 
 
