@@ -392,7 +392,6 @@ def main():
     try:
         lab.start()
         builds = [w for w in ways if w.startswith("ib40")]
-        restarts = {way: [] for way in builds}
         for way in ways:
             if way in builds and len(builds) > 1:
                 if way != builds[-1]:
@@ -405,6 +404,7 @@ def main():
                 # reached bond0 7 s later by uptime (all of it before systemd's
                 # start in the root file system) and cost 0.45 s less CPU
                 # (trixie, 2 x 2 boots each).
+                restarts = {build: [] for build in builds}
                 for run in range(args.runs):
                     for build in builds if run % 2 == 0 else builds[::-1]:
                         results.setdefault(build, []).extend(run_way(lab, build, debs.get(build), 1, run))
