@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import marshal
 import os
 import selectors
@@ -627,6 +628,12 @@ def in_child(work):
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        # No cyclic garbage collection in a process that lives for one
+        # apply: each pass walks every object inherited from the daemon,
+        # writing to their pages, which the fork then copies. Measured in
+        # the lab's trixie guest (an idle one, median of 7): 0.34 s of CPU
+        # and 2637 page faults per child with it, 0.31 s and 2285 without.
+        gc.disable()
         try:
             os.close(read_end)
             try:

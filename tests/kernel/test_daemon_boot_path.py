@@ -128,9 +128,10 @@ def test_a_read_only_etc_takes_the_sync_record_back(netns, tmp_path):
 
 
 CHILD = """\
-import errno, os, signal, sys
+import errno, gc, os, signal, sys
 from ib40d.commands.daemon import in_child
 print(in_child(lambda: ([("done", "x")], True)))
+print("collector in the child", in_child(gc.isenabled), "in the daemon", gc.isenabled())
 def refused():
     raise OSError(errno.EINTR, "Interrupted system call")
 try:
@@ -157,6 +158,7 @@ def test_in_child_returns_raises_and_notices_a_dead_child():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "([('done', 'x')], True)",
+        "collector in the child False in the daemon True",
         "OSError 4 Interrupted system call",
         "RuntimeError the apply's child process failed: KeyError: 'boom'",
         "RuntimeError the apply's child process ended without an answer (wait status 9)",
