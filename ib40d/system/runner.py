@@ -9,7 +9,6 @@ Tests swap programs by putting fakes first on PATH.
 from __future__ import annotations
 
 import os
-import subprocess
 
 from ib40d.core.records import dataclass
 from ib40d.core.errors import UserError
@@ -27,10 +26,13 @@ class ToolMissing(UserError):
     pass
 
 
+# shutil and subprocess are imported where they are used, not at the top:
+# the daemon imports this module at every boot (sync's `udevadm control
+# --reload`) and rarely runs anything. shutil brings bz2, lzma and fnmatch
+# with it; subprocess brings threading and locale.
+
+
 def which(program: str) -> str | None:
-    # shutil here, not at the top: the daemon imports this module at every
-    # boot (sync's `udevadm control --reload`) and rarely runs anything;
-    # shutil brings bz2, lzma and fnmatch with it.
     import shutil
 
     return shutil.which(program, path=os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
@@ -39,6 +41,8 @@ def which(program: str) -> str | None:
 def run(argv: list[str], timeout: float = 30.0, check: bool = False) -> Completed:
     """Run argv[0] found on PATH. Raises ToolMissing when it isn't installed,
     UserError on timeout (or on a non-zero exit with check=True)."""
+    import subprocess
+
     exe = which(argv[0])
     if exe is None:
         raise ToolMissing(f"{argv[0]}: not installed (not found on PATH)")

@@ -21,6 +21,7 @@ DAEMON_THEN_MODULES = """\
 import sys
 from ib40d.commands.cli import main
 rc = main(sys.argv[1:])
+print("subprocess in the daemon:", "subprocess" in sys.modules, flush=True)
 print("pyroute2 modules in the daemon:", sorted(m for m in sys.modules if m.startswith("pyroute2")), flush=True)
 sys.exit(rc)
 """
@@ -37,6 +38,9 @@ def test_the_daemon_writes_through_pyroute2_without_holding_it(netns, tmp_path):
     assert "all: done: link.mtu v1: mtu 1500 -> 9000" in out.splitlines(), out
     assert "mtu 9000" in netns.ip("link", "show", "v1")
     assert out.splitlines()[-1] == "pyroute2 modules in the daemon: []", out
+    # Nor subprocess (threading, locale): the child that writes imports it,
+    # with pyroute2, and the daemon ran no program here.
+    assert out.splitlines()[-2] == "subprocess in the daemon: False", out
 
 
 def test_the_units_exact_command_line_takes_the_defaults_without_argparse(netns, tmp_path):
