@@ -8,12 +8,16 @@ Why not dataclasses itself: ib40d.service starts at every boot, and half of
 what importing its modules cost was dataclasses. Importing it pulls in
 inspect (and with it ast, dis, tokenize), and each class it makes runs an
 exec() per generated method plus inspect.signature() for a docstring. Here
-a class costs one exec() and the module imports nothing. Measured with
+the module imports nothing more than operator (which collections, and so
+the daemon, imports anyway), and a class's methods are closures over its
+fields: no exec(), so no source is compiled at import. Measured with
 `python3 -X importtime -c 'import ib40d.commands.cli, ib40d.commands.daemon'`
 on Debian 12 (Python 3.11) and 13 (3.13) alike: 11 ms to import dataclasses
-and 11 ms for the daemon's 28 classes, of 42-45 ms in all.
+and 11 ms for the daemon's 28 classes, of 42-45 ms in all. One exec() per
+class (this module's first way) still took 5.2 ms of the daemon's 23 ms of
+imports (Debian 13's Python, on the machine ib40 is developed on).
 
-The generated methods are the ones dataclasses writes: __init__ (fields in
+The methods are the ones dataclasses writes: __init__ (fields in
 declaration order, base classes' first; then __post_init__ if there is one),
 __repr__, __eq__ unless eq=False, and for frozen classes __setattr__ and
 __delattr__ that refuse and a __hash__ of the compared fields; a class with
@@ -24,6 +28,7 @@ is kept. tests/unit/test_records.py holds the two side by side.
 from __future__ import annotations
 
 import sys
+from operator import attrgetter
 
 FIELDS = "__record_fields__"  # on each record class: its Fields, in order
 
@@ -92,69 +97,116 @@ def _collect(cls) -> list[Field]:
     return list(by_name.values())
 
 
-def _source(cls, flds, frozen: bool, eq: bool) -> str:
-    """The source of the generated methods, all made by one exec()."""
-    params, body = [], []
+def _check_order(flds) -> None:
+    """A field without a default after one with: as a def's parameters would be."""
     seen_default = False
     for f in flds:
-        if f.default is not MISSING:
-            params.append(f"{f.name}=_dflt_{f.name}")
-            seen_default = True
-        elif f.default_factory is not MISSING:
-            params.append(f"{f.name}=_HAS_FACTORY")
+        if f.default is not MISSING or f.default_factory is not MISSING:
             seen_default = True
         elif seen_default:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
-        else:
-            params.append(f.name)
-        value = f.name if f.default_factory is MISSING else \
-            f"_factory_{f.name}() if {f.name} is _HAS_FACTORY else {f.name}"
-        body.append(f"_object_setattr(self, {f.name!r}, {value})" if frozen
-                    else f"self.{f.name} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    lines = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):"]
-    lines += [f"    {b}" for b in body or ["pass"]]
-    shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in flds)
-    lines += ["def __repr__(self):",
-              f"    return f\"{{self.__class__.__qualname__}}({shown})\""]
-    compared = "".join(f"self.{f.name}," for f in flds if f.compare)
+
+
+def _init(cls, flds, frozen: bool):
+    """__init__(self, *fields): positional or by keyword, then defaults and
+    factories, then __post_init__."""
+    names = tuple(f.name for f in flds)
+    position = {name: i for i, name in enumerate(names)}
+    defaults = tuple(zip(names, (f.default for f in flds), (f.default_factory for f in flds)))
+    assign = object.__setattr__ if frozen else setattr  # frozen: past our own __setattr__
+    post_init = hasattr(cls, "__post_init__")
+    where = f"{cls.__qualname__}.__init__()"
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(names):
+            raise TypeError(f"{where} takes {len(names) + 1} positional arguments "
+                            f"but {len(args) + 1} were given")
+        values = list(args) + [MISSING] * (len(names) - len(args))
+        for key, value in kwargs.items():
+            i = position.get(key)
+            if i is None:
+                raise TypeError(f"{where} got an unexpected keyword argument {key!r}")
+            if i < len(args):
+                raise TypeError(f"{where} got multiple values for argument {key!r}")
+            values[i] = value
+        for (name, default, factory), value in zip(defaults, values):
+            if value is MISSING:
+                if default is not MISSING:
+                    value = default
+                elif factory is not MISSING:
+                    value = factory()
+                else:
+                    raise TypeError(f"{where} missing required argument: {name!r}")
+            assign(self, name, value)
+        if post_init:
+            self.__post_init__()
+
+    return __init__
+
+
+def _values_of(names: tuple):
+    """-> f(obj): the tuple of obj's NAMES, read in C by attrgetter."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
+def _methods(cls, flds, frozen: bool, eq: bool) -> dict:
+    """The methods dataclasses would write for CLS, as closures over its
+    fields: no source is compiled (see the module's docstring)."""
+    names = tuple(f.name for f in flds)
+    field_names = frozenset(names)
+    shown_values = _values_of(names)
+    compared = _values_of(tuple(f.name for f in flds if f.compare))
+
+    def __repr__(self):
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(names, shown_values(self)))
+        return f"{self.__class__.__qualname__}({shown})"
+
+    methods = {"__init__": _init(cls, flds, frozen), "__repr__": __repr__}
     if eq:
-        lines += ["def __eq__(self, other):",
-                  "    if other.__class__ is self.__class__:",
-                  f"        return ({compared}) == ({compared.replace('self.', 'other.')})",
-                  "    return NotImplemented"]
+        def __eq__(self, other):
+            if other.__class__ is self.__class__:
+                return compared(self) == compared(other)
+            return NotImplemented
+
+        methods["__eq__"] = __eq__
+    if eq and frozen:
+        def __hash__(self):
+            return hash(compared(self))
+
+        methods["__hash__"] = __hash__
     if frozen:
-        lines += ["def __setattr__(self, name, value):",
-                  "    if type(self) is _cls or name in _names:",
-                  "        raise FrozenInstanceError(f'cannot assign to field {name!r}')",
-                  "    super(_cls, self).__setattr__(name, value)",
-                  "def __delattr__(self, name):",
-                  "    if type(self) is _cls or name in _names:",
-                  "        raise FrozenInstanceError(f'cannot delete field {name!r}')",
-                  "    super(_cls, self).__delattr__(name)"]
-        if eq:
-            lines += ["def __hash__(self):", f"    return hash(({compared}))"]
-    return "\n".join(lines)
+        def __setattr__(self, name, value):
+            if type(self) is cls or name in field_names:
+                raise FrozenInstanceError(f"cannot assign to field {name!r}")
+            super(cls, self).__setattr__(name, value)
+
+        def __delattr__(self, name):
+            if type(self) is cls or name in field_names:
+                raise FrozenInstanceError(f"cannot delete field {name!r}")
+            super(cls, self).__delattr__(name)
+
+        methods["__setattr__"], methods["__delattr__"] = __setattr__, __delattr__
+    return methods
 
 
 def _process(cls, frozen: bool, eq: bool):
     flds = _collect(cls)
-    namespace = {"_object_setattr": object.__setattr__, "_HAS_FACTORY": MISSING, "_cls": cls,
-                 "_names": frozenset(f.name for f in flds), "FrozenInstanceError": FrozenInstanceError}
-    for f in flds:
-        namespace[f"_dflt_{f.name}"] = f.default
-        namespace[f"_factory_{f.name}"] = f.default_factory
-    exec(_source(cls, flds, frozen, eq), namespace)  # noqa: S102 - code made above from field names
+    _check_order(flds)
+    methods = _methods(cls, flds, frozen, eq)
     # A class's own __hash__, not the None Python gives a class that defines __eq__.
     own_hash = "__hash__" in cls.__dict__ and not (
         cls.__dict__["__hash__"] is None and "__eq__" in cls.__dict__)
     for name in ("__init__", "__repr__", "__eq__", "__setattr__", "__delattr__"):
-        if name in namespace and name not in cls.__dict__:  # a method of the class's own stays
-            _attach(cls, name, namespace[name])
+        if name in methods and name not in cls.__dict__:  # a method of the class's own stays
+            _attach(cls, name, methods[name])
     if eq and not own_hash:
         if frozen:
-            _attach(cls, "__hash__", namespace["__hash__"])
+            _attach(cls, "__hash__", methods["__hash__"])
         else:
             cls.__hash__ = None  # equal by value but mutable: unhashable
     setattr(cls, FIELDS, tuple(flds))
