@@ -1,15 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """ib40d.system.udevdb against the real libudev (through pyudev), on veths in a
 network namespace, with a udev database of the test's own: a tmpfs over
-/run/udev in a private mount namespace, so the host's udev is never read
-or written. udevdb reads the database itself; libudev must agree with it."""
+/run in a private mount namespace, so the host's udev is never read or
+written. udevdb reads the database itself; libudev must agree with it."""
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from helpers import REPO, start_daemon, wait_for
+from helpers import REPO, private_run, start_daemon, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -35,12 +35,12 @@ PROBE = textwrap.dedent("""
 
 
 def run_with_private_udev(netns, udevd_running: bool) -> list[str]:
-    setup = "mount -t tmpfs tmpfs /run/udev"
+    # A tmpfs over all of /run, not only /run/udev: a machine without udevd
+    # running has no /run/udev to mount on.
+    setup = "mount -t tmpfs tmpfs /run && mkdir /run/udev"
     if udevd_running:
         setup += " && touch /run/udev/control"
-    script = f'{setup} && exec ip netns exec {netns.name} "$0" -c "$1"'
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                           sys.executable, PROBE],
+    proc = subprocess.run(private_run([sys.executable, "-c", PROBE], netns.name, setup),
                           capture_output=True, text=True, timeout=60, cwd=REPO,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     assert proc.returncode == 0, proc.stderr
