@@ -47,7 +47,8 @@ WRITES = textwrap.dedent("""
     from ib40d.system import pyroute2_lean
     print(json.dumps({"how": pyroute2_lean.how, "writes": nl.writes, "refused": refused,
                       "whole_package": "pyroute2.ndb" in sys.modules,
-                      "mock": "unittest.mock" in sys.modules}))
+                      "mock": "unittest.mock" in sys.modules,
+                      "tc": "pyroute2.netlink.rtnl.tcmsg" in sys.modules}))
 """)
 
 
@@ -70,8 +71,9 @@ def test_writes_reach_the_kernel_lean_or_through_the_whole_package(netns, way):
         [("10.98.0.1", 24, "10.98.0.255")]
     if way == "lean":
         assert loaded["how"] == "lean", proc.stderr
-        # not the package's entry points, nor pyroute2.lab's unittest.mock
-        assert not loaded["whole_package"] and not loaded["mock"]
+        # not the package's entry points, nor pyroute2.lab's unittest.mock,
+        # nor traffic control until it is used
+        assert not loaded["whole_package"] and not loaded["mock"] and not loaded["tc"]
         assert "ib40d.system.pyroute2_lean: pyroute2 imported lean" in proc.stderr
     elif way == "forced full":
         assert loaded["how"] == "full (IB40_PYROUTE2=full)" and loaded["whole_package"]
@@ -99,6 +101,42 @@ def test_apply_converges_and_a_second_apply_writes_nothing_either_way(netns, tmp
     assert first["writes"] > 0 and first["not_converged"] == []
     assert second["writes"] == 0
     assert run_ib40d("plan", "-c", str(conf), netns=netns.name).returncode == 0
+
+
+# Traffic control through the lean IPRoute: a qdisc added (a tcmsg made,
+# the plugin for its kind found), then the dump parsed (the marshal's tcmsg).
+TC_AFTER_LEAN = textwrap.dedent("""
+    import json, sys
+    from ib40d.system import pyroute2_lean
+    before = "pyroute2.netlink.rtnl.tcmsg" in sys.modules
+    with pyroute2_lean.IPRoute() as ipr:
+        index = ipr.link_lookup(ifname="v1")[0]
+        ipr.tc("add", "pfifo", index, 0x10000, limit=77)
+        qdiscs = [(type(m).__module__, m.get_attr("TCA_KIND"), m["handle"]) for m in ipr.get_qdiscs(index=index)]
+    tc_plugins = sys.modules["pyroute2.iproute.linux"].tc_plugins
+    print(json.dumps({"how": pyroute2_lean.how, "before": before, "qdiscs": qdiscs,
+                      "plugins": ["sfq" in tc_plugins, tc_plugins.get("htb") is not None, len(tc_plugins) > 10]}))
+""")
+
+
+@pytest.mark.parametrize("pyroute2", ["lean", "full"])
+def test_traffic_control_still_works_through_a_lean_iproute(netns, pyroute2):
+    """The lean import leaves tc out until it is used; whoever uses it then
+    gets pyroute2's own tcmsg and plugins, as the plain import gives them."""
+    netns.ip("link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    netns.ip("link", "set", "v1", "up")
+    env = {"PYTHONPATH": str(REPO)}
+    if pyroute2 == "full":
+        env["IB40_PYROUTE2"] = "full"
+    proc = netns.exec(sys.executable, "-c", TC_AFTER_LEAN, env=env)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["how"] == ("lean" if pyroute2 == "lean" else "full (IB40_PYROUTE2=full)")
+    assert seen["before"] is (pyroute2 == "full")
+    assert seen["qdiscs"] == [["pyroute2.netlink.rtnl.tcmsg", "pfifo", 0x10000]], seen
+    assert seen["plugins"] == [True, True, True], seen
+    shown = netns.exec("tc", "qdisc", "show", "dev", "v1").stdout
+    assert "qdisc pfifo 1: root" in shown and "limit 77p" in shown, shown
 
 
 def test_the_whole_package_is_still_there_for_whoever_asks_after_a_lean_import():
