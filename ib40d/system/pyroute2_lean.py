@@ -15,7 +15,7 @@ On this machine (0.7.2): 0.12 s and 33 MB peak for the package, 0.04 s and
 Traffic control is imported when it is first used. IPRoute's module and
 its message parser take `tcmsg` and the tc plugins by name at import, and
 importing them (every qdisc, class, filter and action kind pyroute2 knows)
-was a fifth of what was left: TCMSG_MODULE below says more.
+was up to a fifth of what was left: TCMSG_MODULE below says more.
 
 pyroute2.config, which IPRoute's modules import, records the platform at
 import: platform.uname() (its processor field runs `uname -p`) and
