@@ -118,11 +118,8 @@ def _lean():
         if sys.modules.get(LAB_MODULE) is lab:
             del sys.modules[LAB_MODULE]
         package.__dict__.pop("lab", None)
-        if sys.modules.get(TCMSG_MODULE) is tc:
+        if sys.modules.get(TCMSG_MODULE) is tc:  # found there, never set on its package
             del sys.modules[TCMSG_MODULE]
-        rtnl = sys.modules.get("pyroute2.netlink.rtnl")
-        if rtnl is not None and getattr(rtnl, "tcmsg", None) is tc:
-            del rtnl.tcmsg
     IPRoute, NetlinkError = iproute.IPRoute, exceptions.NetlinkError
     if not (isinstance(IPRoute, type) and callable(getattr(IPRoute, "link", None))
             and callable(getattr(IPRoute, "addr", None))):
