@@ -342,8 +342,10 @@ class VM:
             raise LabError("%s: get %s: %s" % (self.hostname, path, reply["error"]))
         return base64.b64decode(reply["data"])
 
-    def bondready(self):
-        return self.agent.call({"op": "bondready"}, 30)
+    def bondready(self, wait=0):
+        """When bond0 was first ready this boot (the agent's BondWatch);
+        WAIT: up to that many seconds for it, asked once."""
+        return self.agent.call({"op": "bondready", "wait": wait}, wait + 30)
 
     # ---- cables and hotplug (monitor)
     def set_link(self, nic_id, up):
