@@ -6,18 +6,19 @@ its daemon keeps resident, and the failover loss window against its floor.
     python3 bench/boot.py [--runs N] [--only networkd,ifupdown,import-at-boot,ib40-before,ib40]
                           [--deb-before OLD.deb] [--no-failover]
 
-One pair of machines is booted once; each way is set up on both (networkd:
-.link/.netdev/.network + enable systemd-networkd; ifupdown: the HOWTO's udev
-rules and /etc/network/interfaces stanzas; ib40: apt install ./ib40.deb +
-/etc/ib40.conf + enable), measured over N reboots, then taken away before
-the next. With --deb-before, "ib40-before" (that .deb) and ib40 take turns:
-each is installed over the other before each of its reboots, in the
-opposite order every other run, so before and after are measured in one run
-under the same drift (use an even --runs).
+One pair of machines is booted once. The ways take turns, one reboot each
+per run: a way is set up on both machines (networkd: .link/.netdev/.network
++ enable systemd-networkd; ifupdown: the HOWTO's udev rules and
+/etc/network/interfaces stanzas; ib40: apt install ./ib40.deb +
+/etc/ib40.conf + enable), both reboot and are measured, and it is taken away
+(ib40: dpkg --purge) before the next way's turn. The order turns by one each
+run, so with N ways and N runs each way boots once in each place. With
+--deb-before, "ib40-before" (that .deb) is one more way: before and after
+are measured in one run under the same drift.
 
 Each reboot is one measurement on each machine: the uptime at which bond0
-was first ready (address, both slaves, operstate up; polled every 50 ms by
-the guest agent from early in boot), systemd's FinishTimestampMonotonic
+was first ready (address, both slaves, operstate up; seen by the guest
+agent from early in boot, as the kernel announces each change), systemd's FinishTimestampMonotonic
 and UserspaceTimestampMonotonic (bond0 is also given from that start of
 systemd in the root file system: the kernel and initramfs before it vary
 by seconds between boots of the same image, and no way runs there), and
@@ -50,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lab import guestconf, scenario  # noqa: E402
 from lab.image import DEFAULT_SUITE, build_image  # noqa: E402
-from lab.vm import RUN, Lab, LabError  # noqa: E402
+from lab.vm import RUN, Lab  # noqa: E402
 
 WAYS = ("networkd", "ifupdown", "import-at-boot", "ib40")
 # The reference taken at boot: where ib40d.service starts (its ordering:
@@ -92,13 +93,7 @@ def setup(way, vm, deb):
         vm.run(["systemctl", "enable", PROBE_UNIT])
         return
     if way.startswith("ib40"):
-        if vm.run("dpkg -s ib40", check=False).rc == 0:
-            # the same version over the one measured before: dpkg reinstalls
-            with open(deb, "rb") as f:
-                vm.put("/root/ib40.deb", f.read())
-            vm.run("DEBIAN_FRONTEND=noninteractive dpkg -i /root/ib40.deb", timeout=300)
-        else:
-            scenario.install_deb(vm, deb)
+        scenario.install_deb(vm, deb)  # on a machine it was purged from (teardown)
         scenario.configure(vm, scenario.bond_conf(vm))
         return
     if way == "networkd":
@@ -121,23 +116,28 @@ def teardown(way, vm):
         files = guestconf.ifupdown_files(vm.macs, vm.address)
         vm.run(["rm", "-f", *[p for p in files if p != "/etc/network/interfaces"]])
         vm.run("cp /root/interfaces.image /etc/network/interfaces")
+    elif way.startswith("ib40"):
+        # Purged: its names rules, units and hooks go with it (debian/postrm),
+        # so the next way boots as if ib40 had never been installed.
+        vm.run("DEBIAN_FRONTEND=noninteractive dpkg --purge ib40 && rm -f /etc/ib40.conf", timeout=300)
 
 
 def measure(vm):
-    """-> (uptime bond0 was ready, or None if not within 120 s of the
-    agent's start; uptime the boot finished; uptime udev had named both
-    ports, or None)."""
-    try:
-        scenario.wait_for(vm, lambda v: v.bondready()["ready_at"] is not None or "not ready", 120,
-                          "bond0 ready")
-    except LabError as e:
-        print("  %s" % e, flush=True)  # seen with ifupdown's hotplug stanzas: a failed boot, not the end
-    ready = vm.bondready()["ready_at"]
+    """-> (uptime bond0 was ready, or None if not within 120 s of asking;
+    uptime the boot finished; uptime udev had named both
+    ports, or None; uptime systemd started in the root file system; the
+    lab agent's CPU seconds when bond0 was ready)."""
+    # One request that the agent answers once bond0 is ready: polling it
+    # would take the guest's CPU from the boot being measured.
+    ready = vm.bondready(wait=120)["ready_at"]
+    if ready is None:  # seen with ifupdown's hotplug stanzas: a failed boot, not the end
+        print("  %s: bond0 not ready within 120 s" % vm.hostname, flush=True)
+    agent_cpu = unit_cpu(vm, "lab-agent.service")  # the instrument's share of the boot so far
     scenario.wait_running(vm)
     stamps = dict(line.split("=", 1) for line in vm.run(
         "systemctl show -p FinishTimestampMonotonic -p UserspaceTimestampMonotonic").out.split())
     return (ready, int(stamps["FinishTimestampMonotonic"]) / 1e6, ports_named(vm),
-            int(stamps["UserspaceTimestampMonotonic"]) / 1e6)
+            int(stamps["UserspaceTimestampMonotonic"]) / 1e6, agent_cpu)
 
 
 def ports_named(vm):
@@ -247,9 +247,11 @@ def run_way(lab, way, deb, runs, first=0):
             records.extend({"cpu": c} for c in cpus)
             print("%-14s run %d: CPU A %.2f s  B %.2f s" % (way, run + 1, *cpus), flush=True)
             continue
-        (ra, fa, na, ua), (rb, fb, nb, ub) = lab.parallel(measure)
-        for vm, ready, fin, named, userspace in ((lab.a, ra, fa, na, ua), (lab.b, rb, fb, nb, ub)):
-            rec = {"ready": ready, "finished": fin, "named": named, "userspace": userspace}
+        (ra, fa, na, ua, ca), (rb, fb, nb, ub, cb) = lab.parallel(measure)
+        for vm, ready, fin, named, userspace, agent_cpu in ((lab.a, ra, fa, na, ua, ca),
+                                                            (lab.b, rb, fb, nb, ub, cb)):
+            rec = {"ready": ready, "finished": fin, "named": named, "userspace": userspace,
+                   "agent_cpu": agent_cpu}
             if way.startswith("ib40"):
                 rec["units"] = ib40_units(vm)
                 rec["rss"] = rss_mb(vm, "ib40d.service")
@@ -315,6 +317,12 @@ def report(results, reference, suite, runs):
                 ratio = since[ib40] / since[other]
                 print("  %s / %-9s = %.2f from userspace's start (target <= %.1f: %s)"
                       % (ib40, other, ratio, target, "met" if ratio <= target else "NOT met"))
+    # The instrument: the guest agent is a Python process running from early
+    # in boot, so its CPU is taken from the boot it measures.
+    agent = [r["agent_cpu"] for rows in results.values() for r in rows if r.get("agent_cpu") is not None]
+    if agent:
+        print("  the lab agent's own CPU by the time bond0 was ready: %.2f s (median of all boots)"
+              % statistics.median(agent))
     # The floor: udev names the ports for every way alike, and none can
     # enslave a port before. What a way adds is bond0-ready minus that.
     print("  after udev had named both ports (median of the same boots):")
@@ -392,45 +400,38 @@ def main():
     try:
         lab.start()
         builds = [w for w in ways if w.startswith("ib40")]
-        for way in ways:
-            if way in builds and len(builds) > 1:
-                if way != builds[-1]:
-                    continue  # booted in turn with the last build, below
-                # The builds take turns, one reboot each (installed over one
-                # another every time), so that whatever drifts along a run
-                # (the host's load, the guests' disks) falls on both alike;
-                # and in the opposite order every other run (A B B A...):
-                # with one build in both roles, the boots in the second place
-                # reached bond0 7 s later by uptime (all of it before systemd's
-                # start in the root file system) and cost 0.45 s less CPU
-                # (trixie, 2 x 2 boots each).
-                restarts = {build: [] for build in builds}
-                for run in range(args.runs):
-                    for build in builds if run % 2 == 0 else builds[::-1]:
-                        results.setdefault(build, []).extend(run_way(lab, build, debs.get(build), 1, run))
-                        restarts[build].extend(lab.parallel(lambda vm: restart_cpu(vm, runs=1)))
-                for build in builds:
-                    reference["%s: ib40d.service restarted after boot, bond0 made again" % build] = \
-                        statistics.median(restarts[build])
-            else:
-                results[way] = run_way(lab, way, debs.get(way), args.runs)
+        restarts = {build: [] for build in builds}
+        # The ways take turns, one reboot each, set up before it and taken
+        # away after it, so that whatever drifts along a run (the host's
+        # load, the guests' disks) falls on all alike, and every boot is the
+        # first after its way was set up. The order turns by one every run,
+        # so each way boots in each place of the round: with one build in
+        # two places, the boots in the second place reached bond0 7 s later
+        # by uptime (all of it before systemd's start in the root file
+        # system) and cost 0.45 s less CPU (trixie, 2 x 2 boots each).
+        for run in range(args.runs):
+            turn = run % len(ways)
+            for way in ways[turn:] + ways[:turn]:
+                results.setdefault(way, []).extend(run_way(lab, way, debs.get(way), 1, run))
                 if way in builds:
-                    reference["%s: ib40d.service restarted after boot, bond0 made again" % way] = \
-                        statistics.median(lab.parallel(restart_cpu))
-            if way == "import-at-boot":
-                reference["python3 -c 'import pyroute2' at boot (import-at-boot)"] = statistics.median(
-                    r["cpu"] for r in results[way] if r["cpu"] is not None)
-            if builds and way == builds[-1]:
-                # The reference, in the same guests (both machines).
-                reference["python3 -c 'import pyroute2'"] = statistics.median(
-                    lab.parallel(lambda vm: child_cpu(vm, "import pyroute2")))
-                reference["python3 -c pass"] = statistics.median(lab.parallel(lambda vm: child_cpu(vm, "pass")))
-                if way == "ib40":
-                    reference["python3 -c 'import ib40d.system.pyroute2_lean'"] = statistics.median(
-                        lab.parallel(lambda vm: child_cpu(vm, "import ib40d.system.pyroute2_lean")))
-            lab.parallel(lambda vm: teardown(way, vm))
-        if "ib40" in ways and not args.no_failover:
-            loss_windows = failover(lab)
+                    restarts[way].extend(lab.parallel(lambda vm: restart_cpu(vm, runs=1)))
+                    if run == args.runs - 1 and way == builds[-1]:
+                        # The references, in the same guests, with ib40 installed.
+                        reference["python3 -c 'import pyroute2'"] = statistics.median(
+                            lab.parallel(lambda vm: child_cpu(vm, "import pyroute2")))
+                        reference["python3 -c pass"] = statistics.median(
+                            lab.parallel(lambda vm: child_cpu(vm, "pass")))
+                        reference["python3 -c 'import ib40d.system.pyroute2_lean'"] = statistics.median(
+                            lab.parallel(lambda vm: child_cpu(vm, "import ib40d.system.pyroute2_lean")))
+                        if way == "ib40" and not args.no_failover:
+                            loss_windows = failover(lab)
+                lab.parallel(lambda vm: teardown(way, vm))
+        for build in builds:
+            reference["%s: ib40d.service restarted after boot, bond0 made again" % build] = \
+                statistics.median(restarts[build])
+        if "import-at-boot" in results:
+            reference["python3 -c 'import pyroute2' at boot (import-at-boot)"] = statistics.median(
+                r["cpu"] for r in results["import-at-boot"] if r["cpu"] is not None)
     finally:
         lab.stop()
         for vm in lab:
