@@ -128,3 +128,12 @@ def test_boot_does_not_run_sync_for_an_unchanged_config(ib40_lab, figures, key):
             % (vm.hostname, skipped["ib40-sync.service"], skipped["ib40-sync-check.service"]))
     for unit in ("ib40-sync.service", "ib40-sync-check.service"):
         assert vm.run(main_started % unit).out.strip() == "0"
+
+
+def test_daemon_runs_ahead_of_ordinary_processes(ib40_lab):
+    """ib40d.service's Nice=-10 (the unit says why) is in effect after boot;
+    the children that do its applies inherit it as forked processes do."""
+    vm = ib40_lab.vms["a"]
+    pid = vm.run("systemctl show -P MainPID ib40d.service").out.strip()
+    assert pid not in ("", "0"), vm.journal("-b -u ib40d.service --no-pager")
+    assert vm.run(["ps", "-o", "ni=", "-p", pid]).out.strip() == "-10"
